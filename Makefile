@@ -1,0 +1,33 @@
+# rivetgo: make help lists the targets.
+GO ?= go
+# Count-based: a time-based -fuzztime can fail with "context deadline
+# exceeded" when the deadline lands during input minimization.
+FUZZTIME ?= 100000x
+
+.PHONY: help test test-race lint fuzz bench run
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+run: ## run the demo on the embedded store
+	$(GO) run ./cmd/rivet
+
+test: lint test-race fuzz ## everything CI runs
+
+test-race: ## all tests with the race detector
+	$(GO) test -race -count=1 ./...
+
+lint: ## go vet and a gofmt check
+	$(GO) vet ./...
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+fuzz: ## run every Fuzz target in the module for FUZZTIME executions each
+	@set -e; grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' . | sort | \
+	while IFS=: read -r file fn; do \
+	  fn=$${fn#func }; pkg=./$$(dirname $${file#./}); \
+	  echo "fuzz $$pkg $$fn"; \
+	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x $$pkg; \
+	done
+
+bench: ## the in-process benchmarks recorded in BENCHMARKS.md
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./ ./rivetdriver/...

@@ -1,0 +1,304 @@
+package rivet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"reflect"
+	"time"
+
+	"github.com/rivetgo/rivet/internal/codec"
+	"github.com/rivetgo/rivet/internal/engine"
+)
+
+// None is the type parameter for an actor without connection state or vars.
+type None = struct{}
+
+// Defaults of actor options, matching RivetKit.
+const (
+	DefaultSleepTimeout  = 30 * time.Second
+	DefaultActionTimeout = 60 * time.Second
+	DefaultMaxSchedules  = 1000
+)
+
+// Options define an actor: its state S, connection state C and vars V, its
+// lifecycle hooks and its settings. Every field is optional.
+//
+// Hooks run inside turns, one at a time per actor, like actions: they may
+// read and change state, use KV and schedules, and broadcast. An error or
+// panic fails the turn and rolls back what it changed.
+type Options[S, C, V any] struct {
+	// State is the initial state of a new actor (deep-copied per actor).
+	State S
+	// CreateState computes the initial state from the create-time input.
+	// It runs once, when the actor is created, instead of using State.
+	CreateState func(c *Context[S, C, V], input Value) (S, error)
+	// OnCreate runs once when the actor is created, after CreateState.
+	OnCreate func(c *Context[S, C, V], input Value) error
+
+	// Vars is the initial value of the ephemeral vars (shallow-copied on
+	// each start). Vars are never persisted.
+	Vars V
+	// CreateVars creates the vars on every start, instead of Vars.
+	CreateVars func(c *Context[S, C, V]) (V, error)
+
+	// OnStart runs every time the actor starts: on creation, after sleep,
+	// after a restart or crash. Connections and actions wait for it.
+	OnStart func(c *Context[S, C, V]) error
+	// OnSleep runs before the actor goes to sleep or the runtime stops.
+	OnSleep func(c *Context[S, C, V]) error
+	// OnStateChange runs at the end of every turn that changed the state.
+	OnStateChange func(c *Context[S, C, V], state *S)
+	// OnDestroy runs before the actor's data is deleted.
+	OnDestroy func(c *Context[S, C, V]) error
+
+	// ConnState is the initial state of each connection.
+	ConnState C
+	// CreateConnState computes a connection's state from its params.
+	CreateConnState func(c *Context[S, C, V], params Value) (C, error)
+	// OnBeforeConnect validates a connection; an error rejects it.
+	OnBeforeConnect func(c *Context[S, C, V], params Value) error
+	// OnConnect runs when a connection has joined (c.Conn is set).
+	OnConnect func(c *Context[S, C, V], conn *Conn[C]) error
+	// OnDisconnect runs when a connection has left.
+	OnDisconnect func(c *Context[S, C, V], conn *Conn[C])
+	// OnBeforeActionResponse may replace an action's output.
+	OnBeforeActionResponse func(c *Context[S, C, V], action string, output any) (any, error)
+
+	// OnAuth runs at the gateway before any actor work, with the request,
+	// the connection params and what the caller intends. What it returns
+	// is the connection's auth data (Conn.Auth). Calls through the
+	// in-process client skip it.
+	OnAuth func(a *AuthContext, params Value) (any, error)
+	// OnRequest serves raw HTTP requests sent to the actor's
+	// /request/* path, as a turn. The response is buffered and sent after
+	// the turn's changes are durable.
+	OnRequest func(c *Context[S, C, V], w http.ResponseWriter, r *http.Request) error
+	// OnWebSocket serves raw WebSocket connections to /websocket/*.
+	OnWebSocket func(c *Context[S, C, V], ws WebSocket)
+
+	// SleepTimeout is how long the actor stays awake with nothing to do
+	// (default 30s).
+	SleepTimeout time.Duration
+	// NoSleep keeps the actor awake forever.
+	NoSleep bool
+	// ActionTimeout bounds an action call (default 60s).
+	ActionTimeout time.Duration
+	// MaxSchedules bounds the actor's pending alarms (default 1000).
+	MaxSchedules int
+}
+
+// Opts is Options for an actor with state only.
+type Opts[S any] = Options[S, None, None]
+
+// Ctx is the Context of an actor with state only.
+type Ctx[S any] = Context[S, None, None]
+
+// Intent is what a caller asks for, as onAuth sees it.
+type Intent string
+
+// Intents.
+const (
+	IntentGet     Intent = "get"
+	IntentCreate  Intent = "create"
+	IntentConnect Intent = "connect"
+	IntentAction  Intent = "action"
+)
+
+// AuthContext is what onAuth receives.
+type AuthContext struct {
+	Request *http.Request
+	Name    string
+	Key     Key
+	Intents []Intent
+}
+
+// WebSocket is a raw WebSocket connection handed to OnWebSocket.
+type WebSocket interface {
+	Read(ctx context.Context) (text bool, data []byte, err error)
+	Write(ctx context.Context, text bool, data []byte) error
+	Close(code int, reason string) error
+}
+
+// Actor is an actor definition. Build it with NewActor and Action, then
+// pass it to NewRegistry. It is immutable once registered.
+type Actor[S, C, V any] struct {
+	name    string
+	opts    Options[S, C, V]
+	actions map[string]any
+	order   []string
+}
+
+// NewActor starts an actor definition.
+func NewActor[S, C, V any](name string, opts Options[S, C, V]) *Actor[S, C, V] {
+	return &Actor[S, C, V]{name: name, opts: opts, actions: map[string]any{}}
+}
+
+// Action adds an action. fn must be a function whose first parameter is
+// *Context[S, C, V], whose other parameters are the action's arguments
+// (any encodable types), and which returns (R, error), error, R or
+// nothing. A signature that cannot be served is reported by NewRegistry.
+func (a *Actor[S, C, V]) Action(name string, fn any) *Actor[S, C, V] {
+	if _, dup := a.actions[name]; !dup {
+		a.order = append(a.order, name)
+	}
+	a.actions[name] = fn
+	return a
+}
+
+// Name is the actor's registered name.
+func (a *Actor[S, C, V]) Name() string { return a.name }
+
+// Definition is an actor definition of any type, for NewRegistry.
+type Definition interface {
+	Name() string
+	build() (engine.Behavior, error)
+}
+
+var (
+	errorType  = reflect.TypeFor[error]()
+	valueTypes = map[reflect.Kind]bool{reflect.Chan: true, reflect.Func: true, reflect.UnsafePointer: true, reflect.Complex64: true, reflect.Complex128: true}
+)
+
+type actionFn struct {
+	fn      reflect.Value
+	params  []reflect.Type
+	hasOut  bool
+	hasErr  bool
+	numArgs int
+}
+
+func checkEncodable(t reflect.Type) error {
+	seen := map[reflect.Type]bool{}
+	var walk func(t reflect.Type) error
+	walk = func(t reflect.Type) error {
+		if seen[t] {
+			return nil
+		}
+		seen[t] = true
+		if valueTypes[t.Kind()] {
+			return fmt.Errorf("type %s cannot be encoded", t)
+		}
+		switch t.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Array:
+			return walk(t.Elem())
+		case reflect.Map:
+			if err := walk(t.Key()); err != nil {
+				return err
+			}
+			return walk(t.Elem())
+		case reflect.Struct:
+			for i := range t.NumField() {
+				f := t.Field(i)
+				if !f.IsExported() || f.Tag.Get("json") == "-" || f.Tag.Get("cbor") == "-" {
+					continue
+				}
+				if err := walk(f.Type); err != nil {
+					return fmt.Errorf("field %s: %w", f.Name, err)
+				}
+			}
+		}
+		return nil
+	}
+	return walk(t)
+}
+
+func (a *Actor[S, C, V]) buildAction(name string, fn any) (*actionFn, error) {
+	v := reflect.ValueOf(fn)
+	if !v.IsValid() || v.Kind() != reflect.Func || v.IsNil() {
+		return nil, fmt.Errorf("action %q: not a function", name)
+	}
+	t := v.Type()
+	ctxType := reflect.TypeFor[*Context[S, C, V]]()
+	if t.NumIn() < 1 || t.In(0) != ctxType {
+		return nil, fmt.Errorf("action %q: first parameter must be %s", name, ctxType)
+	}
+	if t.IsVariadic() {
+		return nil, fmt.Errorf("action %q: variadic actions are not supported", name)
+	}
+	af := &actionFn{fn: v}
+	for i := 1; i < t.NumIn(); i++ {
+		if err := checkEncodable(t.In(i)); err != nil {
+			return nil, fmt.Errorf("action %q: parameter %d: %w", name, i, err)
+		}
+		af.params = append(af.params, t.In(i))
+	}
+	af.numArgs = len(af.params)
+	switch t.NumOut() {
+	case 0:
+	case 1:
+		if t.Out(0) == errorType {
+			af.hasErr = true
+		} else {
+			af.hasOut = true
+		}
+	case 2:
+		if t.Out(1) != errorType {
+			return nil, fmt.Errorf("action %q: second result must be error", name)
+		}
+		af.hasOut, af.hasErr = true, true
+	default:
+		return nil, fmt.Errorf("action %q: at most two results (value, error)", name)
+	}
+	if af.hasOut {
+		if err := checkEncodable(t.Out(0)); err != nil {
+			return nil, fmt.Errorf("action %q: result: %w", name, err)
+		}
+	}
+	return af, nil
+}
+
+func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
+	if a.name == "" {
+		return nil, errors.New("rivet: actor with an empty name")
+	}
+	b := &behavior[S, C, V]{a: a, actions: map[string]*actionFn{}}
+	for _, name := range a.order {
+		af, err := a.buildAction(name, a.actions[name])
+		if err != nil {
+			return nil, fmt.Errorf("rivet: actor %q: %w", a.name, err)
+		}
+		b.actions[name] = af
+	}
+	if err := checkEncodable(reflect.TypeFor[S]()); err != nil {
+		return nil, fmt.Errorf("rivet: actor %q: state: %w", a.name, err)
+	}
+	init, err := codec.Marshal(&a.opts.State)
+	if err != nil {
+		return nil, fmt.Errorf("rivet: actor %q: encode initial state: %w", a.name, err)
+	}
+	b.initState = init
+	o := a.opts
+	b.engOpts = engine.Options{
+		SleepTimeout:  o.SleepTimeout,
+		NoSleep:       o.NoSleep,
+		ActionTimeout: o.ActionTimeout,
+		MaxSchedules:  o.MaxSchedules,
+		ConnHooks:     o.OnBeforeConnect != nil || o.CreateConnState != nil || o.OnConnect != nil || o.OnDisconnect != nil,
+	}
+	if b.engOpts.SleepTimeout <= 0 {
+		b.engOpts.SleepTimeout = DefaultSleepTimeout
+	}
+	if b.engOpts.ActionTimeout <= 0 {
+		b.engOpts.ActionTimeout = DefaultActionTimeout
+	}
+	if b.engOpts.MaxSchedules <= 0 {
+		b.engOpts.MaxSchedules = DefaultMaxSchedules
+	}
+	return b, nil
+}
+
+// behavior adapts a typed definition to the engine.
+type behavior[S, C, V any] struct {
+	a         *Actor[S, C, V]
+	actions   map[string]*actionFn
+	initState []byte
+	engOpts   engine.Options
+}
+
+func (b *behavior[S, C, V]) Name() string            { return b.a.name }
+func (b *behavior[S, C, V]) Options() engine.Options { return b.engOpts }
+func (b *behavior[S, C, V]) NewInstance(info engine.Info) engine.Instance {
+	return &instance[S, C, V]{b: b, info: info}
+}

@@ -1,0 +1,264 @@
+package rivet
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sync"
+
+	"github.com/rivetgo/rivet/internal/codec"
+	"github.com/rivetgo/rivet/internal/engine"
+)
+
+// maxQueuedEvents bounds the events waiting for a slow in-process
+// subscriber; past it the connection is closed rather than stalling the
+// actor.
+const maxQueuedEvents = 10_000
+
+// Connection is an open, stateful connection to an actor: it receives the
+// events it subscribes to with On and calls actions as itself (c.Conn is
+// set in them). Events arrive in the order the actor emitted them, each
+// after the turn that emitted it is durable.
+type Connection struct {
+	h  *Handle
+	id string
+	ec *engine.Conn
+
+	mu       sync.Mutex
+	handlers map[string][]*eventHandler
+	queue    []queuedEvent
+	closed   bool
+	reason   string
+	onClose  []func(reason string)
+	wake     chan struct{}
+	done     chan struct{}
+}
+
+type eventHandler struct {
+	fn   func(Args)
+	once bool
+}
+
+type queuedEvent struct {
+	name string
+	args []byte
+	gate *engine.Gate
+}
+
+func newConnID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	s := hex.EncodeToString(b[:])
+	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+}
+
+// Connect opens a connection. The actor's onBeforeConnect,
+// createConnState and onConnect run before it returns; an error from them
+// rejects the connection.
+func (h *Handle) Connect(ctx context.Context) (*Connection, error) {
+	id, err := h.ID(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &Connection{h: h, id: id, handlers: map[string][]*eventHandler{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	c.ec = engine.NewConn(newConnID(), h.params, nil, transport{c})
+	if err := h.c.e.Connect(ctx, id, c.ec); err != nil {
+		return nil, publicError(err)
+	}
+	go c.deliver()
+	return c, nil
+}
+
+// ID is the connection's id.
+func (c *Connection) ID() string { return c.ec.ID }
+
+// transport adapts a Connection to engine.Transport. Its methods run on
+// the actor's loop and must not block.
+type transport struct{ c *Connection }
+
+func (t transport) Event(name string, args []byte, gate *engine.Gate) { t.c.event(name, args, gate) }
+func (t transport) Close(reason string)                               { t.c.closeFromActor(reason) }
+
+func (c *Connection) event(name string, args []byte, gate *engine.Gate) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	if len(c.queue) >= maxQueuedEvents {
+		// A subscriber this slow is dropped, not allowed to stall the
+		// actor or grow without bound.
+		c.mu.Unlock()
+		c.closeFromActor("event queue overflow")
+		go c.h.c.e.Disconnect(c.ec, c.id, "")
+		return
+	}
+	c.queue = append(c.queue, queuedEvent{name: name, args: args, gate: gate})
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// closeFromActor marks the connection closed by the actor.
+func (c *Connection) closeFromActor(reason string) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.closed, c.reason = true, reason
+	fns := c.onClose
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	for _, fn := range fns {
+		fn(reason)
+	}
+}
+
+func (c *Connection) deliver() {
+	defer close(c.done)
+	for {
+		c.mu.Lock()
+		if len(c.queue) == 0 {
+			closed := c.closed
+			c.mu.Unlock()
+			if closed {
+				return
+			}
+			<-c.wake
+			continue
+		}
+		ev := c.queue[0]
+		c.queue = c.queue[1:]
+		c.mu.Unlock()
+		<-ev.gate.Done()
+		if ev.gate.Err() != nil {
+			continue // the turn never became durable: its events never happened
+		}
+		args, err := codec.SplitArgs(ev.args)
+		if err != nil {
+			continue
+		}
+		c.mu.Lock()
+		hs := c.handlers[ev.name]
+		keep := hs[:0:0]
+		for _, eh := range hs {
+			if !eh.once {
+				keep = append(keep, eh)
+			}
+		}
+		c.handlers[ev.name] = keep
+		c.mu.Unlock()
+		for _, eh := range hs {
+			eh.fn(Args{args})
+		}
+	}
+}
+
+// On subscribes fn to an event; it returns a function that unsubscribes.
+// Handlers run one at a time, in event order, on the connection's own
+// goroutine.
+func (c *Connection) On(event string, fn func(args Args)) (unsubscribe func()) {
+	return c.on(event, fn, false)
+}
+
+// Once is On for a single event.
+func (c *Connection) Once(event string, fn func(args Args)) (unsubscribe func()) {
+	return c.on(event, fn, true)
+}
+
+func (c *Connection) on(event string, fn func(Args), once bool) func() {
+	eh := &eventHandler{fn: fn, once: once}
+	c.mu.Lock()
+	first := len(c.handlers[event]) == 0
+	c.handlers[event] = append(c.handlers[event], eh)
+	c.mu.Unlock()
+	if first {
+		_ = c.h.c.e.Subscribe(context.Background(), c.id, c.ec, event, true)
+	}
+	return func() {
+		c.mu.Lock()
+		hs := c.handlers[event]
+		for i, x := range hs {
+			if x == eh {
+				c.handlers[event] = append(hs[:i:i], hs[i+1:]...)
+				break
+			}
+		}
+		last := len(c.handlers[event]) == 0
+		c.mu.Unlock()
+		if last {
+			_ = c.h.c.e.Subscribe(context.Background(), c.id, c.ec, event, false)
+		}
+	}
+}
+
+// OnEvent subscribes to an event whose first argument decodes as T.
+func OnEvent[T any](c *Connection, event string, fn func(T)) (unsubscribe func()) {
+	return c.On(event, func(a Args) {
+		var v T
+		if a.Len() > 0 && a.Decode(0, &v) != nil {
+			return
+		}
+		fn(v)
+	})
+}
+
+// OnClose registers fn to run when the actor closes the connection.
+func (c *Connection) OnClose(fn func(reason string)) {
+	c.mu.Lock()
+	c.onClose = append(c.onClose, fn)
+	c.mu.Unlock()
+}
+
+// ErrConnectionClosed is returned by calls on a closed connection.
+var ErrConnectionClosed = errors.New("rivet: connection closed")
+
+// Call calls an action as this connection.
+func (c *Connection) Call(ctx context.Context, action string, args ...any) (Value, error) {
+	c.mu.Lock()
+	closed := c.closed
+	c.mu.Unlock()
+	if closed {
+		return Value{}, ErrConnectionClosed
+	}
+	b, err := codec.MarshalArgs(args)
+	if err != nil {
+		return Value{}, ErrInvalidArguments.With("%v", err)
+	}
+	out, err := c.h.c.e.Call(ctx, c.id, c.ec, c.h.params, action, b, codec.Marshal, c.h.c.actionTimeout(c.h.name))
+	if err != nil {
+		return Value{}, publicError(err)
+	}
+	return Value{out}, nil
+}
+
+// Close closes the connection; the actor's onDisconnect runs. Events
+// already durable are still delivered before Close returns.
+func (c *Connection) Close(ctx context.Context) error {
+	c.mu.Lock()
+	already := c.closed
+	c.closed = true
+	c.mu.Unlock()
+	if !already {
+		c.h.c.e.Disconnect(c.ec, c.id, "")
+	}
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

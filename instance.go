@@ -1,0 +1,205 @@
+package rivet
+
+import (
+	"reflect"
+
+	"github.com/rivetgo/rivet/internal/codec"
+	"github.com/rivetgo/rivet/internal/engine"
+)
+
+// instance is one live incarnation of a typed actor; the engine drives it.
+type instance[S, C, V any] struct {
+	b     *behavior[S, C, V]
+	info  engine.Info
+	state S
+	vars  V
+}
+
+func (i *instance[S, C, V]) ctx(t *engine.Turn) *Context[S, C, V] {
+	c := &Context[S, C, V]{t: t, inst: i, State: &i.state, Vars: &i.vars, Log: i.info.Log}
+	if t.Conn != nil {
+		c.Conn = connOf[C](t.Conn)
+	}
+	return c
+}
+
+// finish folds a context's deferred error (for example an event that could
+// not be encoded) into a hook's result.
+func finish[S, C, V any](c *Context[S, C, V], err error) error {
+	if err != nil {
+		return err
+	}
+	return c.err
+}
+
+func (i *instance[S, C, V]) Create(t *engine.Turn, input []byte) error {
+	o := &i.b.a.opts
+	c := i.ctx(t)
+	if o.CreateState != nil {
+		s, err := o.CreateState(c, Value{input})
+		if err != nil {
+			return err
+		}
+		i.state = s
+	} else if err := codec.Unmarshal(i.b.initState, &i.state); err != nil {
+		return err
+	}
+	if o.OnCreate != nil {
+		return finish(c, o.OnCreate(c, Value{input}))
+	}
+	return finish(c, nil)
+}
+
+func (i *instance[S, C, V]) Load(state []byte) error {
+	var s S
+	if err := codec.Unmarshal(state, &s); err != nil {
+		return err
+	}
+	i.state = s
+	return nil
+}
+
+func (i *instance[S, C, V]) Start(t *engine.Turn) error {
+	o := &i.b.a.opts
+	c := i.ctx(t)
+	if o.CreateVars != nil {
+		v, err := o.CreateVars(c)
+		if err != nil {
+			return err
+		}
+		i.vars = v
+	} else {
+		i.vars = o.Vars
+	}
+	if o.OnStart != nil {
+		return finish(c, o.OnStart(c))
+	}
+	return nil
+}
+
+func (i *instance[S, C, V]) EncodeState() ([]byte, error) { return codec.Marshal(&i.state) }
+
+func (i *instance[S, C, V]) Restore(state []byte) error { return i.Load(state) }
+
+func (i *instance[S, C, V]) HasAction(name string) bool {
+	_, ok := i.b.actions[name]
+	return ok
+}
+
+var zeroValue reflect.Value
+
+func (i *instance[S, C, V]) Action(t *engine.Turn, name string, args codec.Args) (any, error) {
+	af := i.b.actions[name]
+	if len(args) != af.numArgs {
+		return nil, ErrInvalidArguments.With("Action `%s` takes %d argument(s), got %d.", name, af.numArgs, len(args))
+	}
+	c := i.ctx(t)
+	in := make([]reflect.Value, 1+af.numArgs)
+	in[0] = reflect.ValueOf(c)
+	for j, pt := range af.params {
+		p := reflect.New(pt)
+		if err := args.Decode(j, p.Interface()); err != nil {
+			return nil, ErrInvalidArguments.With("Action `%s` argument %d: %v", name, j+1, err)
+		}
+		in[1+j] = p.Elem()
+	}
+	out := af.fn.Call(in)
+	var res any
+	var err error
+	if af.hasOut {
+		res = out[0].Interface()
+	}
+	if af.hasErr {
+		e := out[len(out)-1]
+		if !e.IsNil() {
+			err = e.Interface().(error)
+		}
+	}
+	return res, finish(c, err)
+}
+
+func (i *instance[S, C, V]) BeforeActionResponse(t *engine.Turn, name string, _ codec.Args, out any) (any, error) {
+	if f := i.b.a.opts.OnBeforeActionResponse; f != nil {
+		c := i.ctx(t)
+		res, err := f(c, name, out)
+		return res, finish(c, err)
+	}
+	return out, nil
+}
+
+func (i *instance[S, C, V]) StateChanged(t *engine.Turn) error {
+	if f := i.b.a.opts.OnStateChange; f != nil {
+		c := i.ctx(t)
+		f(c, &i.state)
+		return c.err
+	}
+	return nil
+}
+
+func (i *instance[S, C, V]) BeforeConnect(t *engine.Turn, params []byte) error {
+	if f := i.b.a.opts.OnBeforeConnect; f != nil {
+		c := i.ctx(t)
+		return finish(c, f(c, Value{params}))
+	}
+	return nil
+}
+
+func (i *instance[S, C, V]) CreateConnState(t *engine.Turn, ec *engine.Conn, params []byte) error {
+	o := &i.b.a.opts
+	conn := &Conn[C]{ec: ec, State: new(C)}
+	if o.CreateConnState != nil {
+		c := i.ctx(t)
+		s, err := o.CreateConnState(c, Value{params})
+		if err := finish(c, err); err != nil {
+			return err
+		}
+		*conn.State = s
+	} else {
+		*conn.State = o.ConnState
+	}
+	ec.State = conn
+	return nil
+}
+
+func (i *instance[S, C, V]) Connect(t *engine.Turn, ec *engine.Conn) error {
+	if f := i.b.a.opts.OnConnect; f != nil {
+		c := i.ctx(t)
+		return finish(c, f(c, c.Conn))
+	}
+	return nil
+}
+
+func (i *instance[S, C, V]) Disconnect(t *engine.Turn, ec *engine.Conn) error {
+	if f := i.b.a.opts.OnDisconnect; f != nil {
+		c := i.ctx(t)
+		f(c, c.Conn)
+		return c.err
+	}
+	return nil
+}
+
+func (i *instance[S, C, V]) Sleep(t *engine.Turn) error {
+	if f := i.b.a.opts.OnSleep; f != nil {
+		c := i.ctx(t)
+		return finish(c, f(c))
+	}
+	return nil
+}
+
+func (i *instance[S, C, V]) Destroy(t *engine.Turn) error {
+	if f := i.b.a.opts.OnDestroy; f != nil {
+		c := i.ctx(t)
+		return finish(c, f(c))
+	}
+	return nil
+}
+
+// connOf returns the typed view of an engine connection.
+func connOf[C any](ec *engine.Conn) *Conn[C] {
+	if c, ok := ec.State.(*Conn[C]); ok {
+		return c
+	}
+	c := &Conn[C]{ec: ec, State: new(C)}
+	ec.State = c
+	return c
+}

@@ -1,0 +1,83 @@
+// Package codec encodes user values (state, action arguments and results,
+// event payloads, KV values, alarm arguments) for storage and for in-process
+// calls. Everything the runtime persists is CBOR in the deterministic
+// ("core deterministic", RFC 8949 §4.2) form, so that equal values encode to
+// equal bytes: the runtime detects state changes by comparing encodings.
+//
+// Struct fields follow `cbor` tags and fall back to `json` tags, so a state
+// type written for encoding/json needs no extra tags.
+package codec
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/fxamacker/cbor/v2"
+)
+
+var (
+	encMode cbor.EncMode
+	decMode cbor.DecMode
+)
+
+func init() {
+	var err error
+	encMode, err = cbor.CoreDetEncOptions().EncMode()
+	if err != nil {
+		panic(err)
+	}
+	decMode, err = cbor.DecOptions{
+		DefaultMapType:   reflect.TypeFor[map[string]any](),
+		MaxNestedLevels:  256,
+		MaxArrayElements: 1 << 20,
+		MaxMapPairs:      1 << 20,
+	}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+}
+
+// Marshal encodes v deterministically.
+func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
+
+// Unmarshal decodes b into the value v points to.
+func Unmarshal(b []byte, v any) error { return decMode.Unmarshal(b, v) }
+
+// Raw is one encoded value.
+type Raw = cbor.RawMessage
+
+// MarshalArgs encodes an argument list as a CBOR array.
+func MarshalArgs(args []any) ([]byte, error) {
+	if args == nil {
+		args = []any{}
+	}
+	b, err := encMode.Marshal(args)
+	if err != nil {
+		return nil, fmt.Errorf("encode arguments: %w", err)
+	}
+	return b, nil
+}
+
+// Args is an encoded argument list, split into its elements.
+type Args []Raw
+
+// ErrNotArray: an encoded argument list was not an array.
+var ErrNotArray = errors.New("arguments are not an array")
+
+// SplitArgs splits an encoded CBOR array. Empty input is an empty list.
+func SplitArgs(b []byte) (Args, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var raw []cbor.RawMessage
+	if err := decMode.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNotArray, err)
+	}
+	return Args(raw), nil
+}
+
+// Decode decodes element i into dst.
+func (a Args) Decode(i int, dst any) error {
+	return decMode.Unmarshal(a[i], dst)
+}

@@ -1,0 +1,183 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/rivetgo/rivet/rivetdriver"
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+// incarnation is one activation of an actor. When one of its commits fails,
+// the incarnation is marked failed: its later commits are refused without
+// being written, and the actor restarts from durable state.
+type incarnation struct {
+	generation uint64
+	failed     atomic.Bool
+}
+
+// Gate is the durability promise of a turn. A turn's result and the events
+// it emitted are released only after its gate opens; a gate that fails
+// carries the error the caller sees instead of the result.
+type Gate struct {
+	commit rivetdriver.Commit
+	inc    *incarnation
+	done   chan struct{}
+	err    error
+}
+
+// Wait blocks until the gate's commit is durable or failed. A nil gate is
+// open.
+func (g *Gate) Wait(ctx context.Context) error {
+	if g == nil {
+		return nil
+	}
+	select {
+	case <-g.done:
+		return g.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when the gate is settled.
+func (g *Gate) Done() <-chan struct{} {
+	if g == nil {
+		return closedChan
+	}
+	return g.done
+}
+
+// Err is the gate's outcome; valid after Done is closed.
+func (g *Gate) Err() error {
+	if g == nil {
+		return nil
+	}
+	return g.err
+}
+
+func (g *Gate) settled() bool {
+	select {
+	case <-g.done:
+		return true
+	default:
+		return false
+	}
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// maxBatch bounds how many commits share one driver call.
+const maxBatch = 4096
+
+// committer writes commits in batches: while one batch is being made
+// durable, new commits queue, and the next batch takes all of them. Under
+// load many turns share one fsync (group commit); idle, a commit is written
+// at once.
+type committer struct {
+	driver  rivetdriver.Driver
+	metrics *Metrics
+	mu      struct {
+		sync.Mutex
+		queue  []*Gate
+		closed bool
+	}
+	signal chan struct{}
+	done   chan struct{}
+}
+
+func newCommitter(d rivetdriver.Driver, m *Metrics) *committer {
+	return &committer{driver: d, metrics: m, signal: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+var errCommitterClosed = errors.New("rivet: committer closed")
+
+func (c *committer) submit(g *Gate) {
+	c.mu.Lock()
+	if c.mu.closed {
+		c.mu.Unlock()
+		g.err = rivettype.ErrStopping
+		close(g.done)
+		return
+	}
+	c.mu.queue = append(c.mu.queue, g)
+	c.mu.Unlock()
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+}
+
+// run is the committer loop; it returns after close once the queue is
+// drained.
+func (c *committer) run() {
+	defer close(c.done)
+	var batch []*Gate
+	commits := make([]*rivetdriver.Commit, 0, 64)
+	for {
+		c.mu.Lock()
+		for len(c.mu.queue) == 0 {
+			if c.mu.closed {
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+			<-c.signal
+			c.mu.Lock()
+		}
+		n := min(len(c.mu.queue), maxBatch)
+		batch = append(batch[:0], c.mu.queue[:n]...)
+		rest := copy(c.mu.queue, c.mu.queue[n:])
+		clear(c.mu.queue[rest:])
+		c.mu.queue = c.mu.queue[:rest]
+		c.mu.Unlock()
+		c.write(batch, commits[:0])
+	}
+}
+
+func (c *committer) write(batch []*Gate, commits []*rivetdriver.Commit) {
+	live := batch[:0:0]
+	for _, g := range batch {
+		if g.inc.failed.Load() {
+			g.err = rivettype.ErrCommitFailed.With("an earlier commit of this actor failed")
+			close(g.done)
+			continue
+		}
+		live = append(live, g)
+		commits = append(commits, &g.commit)
+	}
+	if len(live) == 0 {
+		return
+	}
+	err := c.driver.Commit(context.Background(), commits)
+	if c.metrics != nil {
+		c.metrics.Commits.Add(uint64(len(live)))
+		c.metrics.Batches.Add(1)
+	}
+	for _, g := range live {
+		switch {
+		case err != nil:
+			g.inc.failed.Store(true)
+			g.err = fmt.Errorf("%w: %w", rivettype.ErrCommitFailed, err)
+		case g.commit.Err != nil:
+			g.inc.failed.Store(true)
+			g.err = fmt.Errorf("%w: %w", rivettype.ErrCommitFailed, g.commit.Err)
+		}
+		close(g.done)
+	}
+}
+
+// close stops accepting commits and waits until the queue is written.
+func (c *committer) close() {
+	c.mu.Lock()
+	c.mu.closed = true
+	c.mu.Unlock()
+	select {
+	case c.signal <- struct{}{}:
+	default:
+	}
+	<-c.done
+}

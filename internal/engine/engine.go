@@ -1,0 +1,533 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rivetgo/rivet/internal/actorid"
+	"github.com/rivetgo/rivet/internal/clock"
+	"github.com/rivetgo/rivet/rivetdriver"
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+// Config configures an Engine.
+type Config struct {
+	Driver    rivetdriver.Driver
+	Behaviors []Behavior
+	Clock     clock.Clock
+	Log       *slog.Logger
+	Region    string
+	// MailboxSize bounds each actor's queue of pending work (default
+	// 10,000); past it calls fail with actor.overloaded.
+	MailboxSize int
+	// SyncTimers makes timer callbacks (alarms, sleep) wait for the work
+	// they trigger. The test kit sets it with its fake clock so that
+	// advancing time is deterministic.
+	SyncTimers bool
+}
+
+// Metrics are the engine's counters.
+type Metrics struct {
+	Turns       atomic.Uint64
+	Commits     atomic.Uint64
+	Batches     atomic.Uint64
+	Events      atomic.Uint64
+	Activations atomic.Uint64
+	Sleeps      atomic.Uint64
+	Alarms      atomic.Uint64
+}
+
+// Engine runs actors: it activates them on demand, feeds them work one
+// turn at a time, commits their turns through the group committer, fires
+// their alarms and puts idle ones to sleep. Its methods are safe for
+// concurrent use.
+type Engine struct {
+	driver     rivetdriver.Driver
+	behaviors  map[string]Behavior
+	clock      clock.Clock
+	log        *slog.Logger
+	region     string
+	mailboxMax int
+	syncTimers bool
+	metrics    *Metrics
+
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	committer *committer
+	sched     *scheduler
+	wg        sync.WaitGroup
+
+	mu struct {
+		sync.Mutex
+		hosts   map[string]*host
+		closing bool
+	}
+}
+
+// New returns an engine; Start starts it.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Driver == nil {
+		return nil, errors.New("rivet: engine needs a driver")
+	}
+	e := &Engine{
+		driver:     cfg.Driver,
+		behaviors:  map[string]Behavior{},
+		clock:      cfg.Clock,
+		log:        cfg.Log,
+		region:     cfg.Region,
+		mailboxMax: cfg.MailboxSize,
+		syncTimers: cfg.SyncTimers,
+		metrics:    &Metrics{},
+	}
+	if e.clock == nil {
+		e.clock = clock.Real{}
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	if e.mailboxMax == 0 {
+		e.mailboxMax = 10_000
+	}
+	for _, b := range cfg.Behaviors {
+		if _, dup := e.behaviors[b.Name()]; dup {
+			return nil, fmt.Errorf("rivet: actor name %q defined twice", b.Name())
+		}
+		e.behaviors[b.Name()] = b
+	}
+	e.mu.hosts = map[string]*host{}
+	e.ctx, e.cancel = context.WithCancelCause(context.Background())
+	e.committer = newCommitter(e.driver, e.metrics)
+	e.sched = newScheduler(e)
+	return e, nil
+}
+
+// Metrics returns the engine's live counters.
+func (e *Engine) Metrics() *Metrics { return e.metrics }
+
+// Clock returns the engine's clock.
+func (e *Engine) Clock() clock.Clock { return e.clock }
+
+// Driver returns the engine's storage driver.
+func (e *Engine) Driver() rivetdriver.Driver { return e.driver }
+
+// Start starts the committer and loads every stored alarm into the
+// scheduler; overdue alarms fire at once.
+func (e *Engine) Start(ctx context.Context) error {
+	e.goTracked(e.committer.run)
+	alarms, err := e.driver.Alarms(ctx, "")
+	if err != nil {
+		return fmt.Errorf("load alarms: %w", err)
+	}
+	for _, a := range alarms {
+		e.sched.add(a.At, a.ActorID, a.ID)
+	}
+	return nil
+}
+
+// Stop shuts down: no new work is accepted, every awake actor runs its
+// sleep hooks and commits, background tasks are canceled and awaited, and
+// the committer drains. The driver is left open.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	e.mu.closing = true
+	hosts := make([]*host, 0, len(e.mu.hosts))
+	for _, h := range e.mu.hosts {
+		hosts = append(hosts, h)
+	}
+	e.mu.Unlock()
+	e.sched.stop()
+	for _, h := range hosts {
+		h := h
+		e.pushTo(h, job{run: func(h *host) {
+			h.mb.seal()
+			if h.active {
+				h.stop(stopShutdown)
+			} else if !h.exited {
+				h.exit(rivettype.ErrStopping)
+			}
+		}, fail: func(error) {}})
+	}
+	var err error
+	for _, h := range hosts {
+		select {
+		case <-h.stopped:
+		case <-ctx.Done():
+			err = fmt.Errorf("rivet: stop: actors still running: %w", ctx.Err())
+		}
+		if err != nil {
+			break
+		}
+	}
+	e.cancel(rivettype.ErrStopping)
+	done := make(chan struct{})
+	go func() {
+		e.committer.close()
+		e.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		if err == nil {
+			err = fmt.Errorf("rivet: stop: background work still running: %w", ctx.Err())
+		}
+	}
+	return err
+}
+
+// goTracked runs fn in a goroutine that Stop waits for.
+func (e *Engine) goTracked(fn func()) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		fn()
+	}()
+}
+
+func (e *Engine) removeHost(h *host) {
+	e.mu.Lock()
+	if e.mu.hosts[h.id] == h {
+		delete(e.mu.hosts, h.id)
+	}
+	e.mu.Unlock()
+}
+
+// hostFor returns the actor's host, creating it (not yet activated) if
+// the actor is asleep.
+func (e *Engine) hostFor(id string) (*host, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if h, ok := e.mu.hosts[id]; ok {
+		return h, nil
+	}
+	if e.mu.closing {
+		return nil, rivettype.ErrStopping
+	}
+	h := &host{e: e, id: id, mb: newMailbox(e.mailboxMax), stopped: make(chan struct{})}
+	e.mu.hosts[id] = h
+	return h, nil
+}
+
+func (e *Engine) pushTo(h *host, j job) pushResult {
+	res, start := h.mb.push(j)
+	if start {
+		e.goTracked(h.drain)
+	}
+	return res
+}
+
+// push queues a job on an actor, waking it if needed, without waiting.
+func (e *Engine) push(id string, j job) error {
+	for {
+		h, err := e.hostFor(id)
+		if err != nil {
+			return err
+		}
+		switch e.pushTo(h, j) {
+		case pushed:
+			return nil
+		case pushFull:
+			return rivettype.ErrMailboxFull
+		}
+		<-h.stopped
+	}
+}
+
+// pushSync queues a timer-triggered job on a specific host, and with
+// SyncTimers waits until it ran.
+func (e *Engine) pushSync(_ string, h *host, j job) {
+	if !e.syncTimers {
+		e.pushTo(h, j)
+		return
+	}
+	done := make(chan struct{})
+	run, fail := j.run, j.fail
+	j.run = func(h *host) { defer close(done); run(h) }
+	j.fail = func(err error) { defer close(done); fail(err) }
+	if e.pushTo(h, j) != pushed {
+		return
+	}
+	<-done
+}
+
+// do runs fn on the actor's loop and waits for it. A job refused because
+// the actor went to sleep is resubmitted to its next incarnation.
+func (e *Engine) do(ctx context.Context, id string, fn func(h *host)) error {
+	for {
+		errc := make(chan error, 1)
+		j := job{
+			run: func(h *host) {
+				if err := ctx.Err(); err != nil {
+					errc <- err
+					return
+				}
+				fn(h)
+				errc <- nil
+			},
+			fail: func(err error) { errc <- err },
+		}
+		if err := e.push(id, j); err != nil {
+			return err
+		}
+		select {
+		case err := <-errc:
+			if err == errRetry {
+				continue
+			}
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func keyString(key []string) string { return strings.Join(key, "/") }
+
+// Lookup finds the live actor with a key.
+func (e *Engine) Lookup(ctx context.Context, ns, name string, key []string) (rivetdriver.ActorRecord, error) {
+	if _, ok := e.behaviors[name]; !ok {
+		return rivetdriver.ActorRecord{}, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", name)
+	}
+	rec, err := e.driver.LookupActor(ctx, ns, name, key)
+	if err != nil {
+		if errors.Is(err, rivetdriver.ErrNotFound) {
+			return rec, rivettype.ErrActorNotFound.With("No actor %q with key %q.", name, keyString(key))
+		}
+		return rec, err
+	}
+	return rec, nil
+}
+
+// ActionTimeout is the action timeout of an actor name (0 if unknown).
+func (e *Engine) ActionTimeout(name string) time.Duration {
+	if b, ok := e.behaviors[name]; ok {
+		return b.Options().ActionTimeout
+	}
+	return 0
+}
+
+// GetActor returns an actor's record by id.
+func (e *Engine) GetActor(ctx context.Context, id string) (rivetdriver.ActorRecord, error) {
+	rec, err := e.driver.GetActor(ctx, id)
+	if err != nil {
+		return rec, mapDriverErr(err, id)
+	}
+	if rec.Destroyed {
+		return rec, rivettype.ErrActorNotFound.With("Actor %s was destroyed.", id)
+	}
+	return rec, nil
+}
+
+// Create creates an actor and activates it, so that its create hooks have
+// run (and their result is durable) when Create returns. With orGet, an
+// existing actor with the key is returned instead of ErrDuplicateKey.
+func (e *Engine) Create(ctx context.Context, ns, name string, key []string, input []byte, orGet bool) (rivetdriver.ActorRecord, bool, error) {
+	if _, ok := e.behaviors[name]; !ok {
+		return rivetdriver.ActorRecord{}, false, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", name)
+	}
+	for attempt := 0; ; attempt++ {
+		if orGet {
+			rec, err := e.driver.LookupActor(ctx, ns, name, key)
+			if err == nil {
+				return rec, false, nil
+			}
+			if !errors.Is(err, rivetdriver.ErrNotFound) {
+				return rec, false, err
+			}
+		}
+		rec := rivetdriver.ActorRecord{
+			ID: actorid.New(0), Namespace: ns, Name: name, Key: key, Input: input,
+			CreatedAt: e.clock.Now().UTC(),
+		}
+		err := e.driver.CreateActor(ctx, rec)
+		switch {
+		case err == nil:
+			if err := e.do(ctx, rec.ID, func(*host) {}); err != nil {
+				return rec, true, err
+			}
+			return rec, true, nil
+		case errors.Is(err, rivetdriver.ErrDuplicateKey):
+			if orGet && attempt < 3 {
+				continue
+			}
+			return rec, false, rivettype.ErrDuplicateKey.With("An actor %q with key %q already exists.", name, keyString(key))
+		case errors.Is(err, rivetdriver.ErrDuplicateID) && attempt < 3:
+			continue
+		default:
+			return rec, false, err
+		}
+	}
+}
+
+// ActionResult is the outcome of an action, released after its gate.
+type ActionResult struct {
+	// Output is the action's result encoded by the codec.
+	Output any
+}
+
+// Call runs an action on an actor and returns its output once durable.
+// conn is the connection the call comes through; nil for a stateless
+// call, which runs the connection hooks around the action when the
+// definition has any. encode turns the action's result into bytes inside
+// the turn, so the result cannot alias state that later turns change.
+// timeout bounds the wait for the action (queueing included); past it the
+// call fails with actor.action_timed_out and the turn's context is
+// canceled.
+func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte, name string, args []byte, encode func(any) ([]byte, error), timeout time.Duration) ([]byte, error) {
+	var (
+		out  []byte
+		gate *Gate
+		cerr error
+	)
+	tctx := ctx
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		tctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
+	err := e.do(tctx, id, func(h *host) {
+		out, gate, cerr = h.action(tctx, conn, params, name, args, encode)
+	})
+	if err == nil && cerr == nil && tctx.Err() != nil && ctx.Err() == nil {
+		err = tctx.Err()
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			return nil, rivettype.ErrActionTimedOut
+		}
+		return nil, err
+	}
+	if werr := gate.Wait(ctx); werr != nil {
+		return nil, werr
+	}
+	return out, cerr
+}
+
+// Connect opens a connection: the connect hooks run in a turn and, when
+// they succeed, the connection joins the actor.
+func (e *Engine) Connect(ctx context.Context, id string, c *Conn) error {
+	var gate *Gate
+	var cerr error
+	err := e.do(ctx, id, func(h *host) { gate, cerr = h.connect(ctx, c) })
+	if err != nil {
+		return err
+	}
+	if werr := gate.Wait(ctx); werr != nil {
+		return werr
+	}
+	return cerr
+}
+
+// Disconnect removes a connection and runs onDisconnect. It is safe to call
+// more than once.
+func (e *Engine) Disconnect(c *Conn, id, reason string) {
+	_ = e.do(context.WithoutCancel(e.ctx), id, func(h *host) { h.disconnect(c, reason) })
+}
+
+// Subscribe adds or removes an event subscription of a connection.
+func (e *Engine) Subscribe(ctx context.Context, id string, c *Conn, event string, on bool) error {
+	return e.do(ctx, id, func(h *host) {
+		if on {
+			c.subs[event] = struct{}{}
+		} else {
+			delete(c.subs, event)
+		}
+	})
+}
+
+// Enter runs fn as a turn of the actor and waits until its changes are
+// durable. It is how background work re-enters its actor.
+func (e *Engine) Enter(ctx context.Context, id string, fn func(t *Turn) error) error {
+	var gate *Gate
+	var terr error
+	err := e.do(ctx, id, func(h *host) {
+		t := newTurn(h, ctx, nil)
+		terr = h.call(func() error { return fn(t) })
+		e.metrics.Turns.Add(1)
+		var ferr error
+		gate, ferr = h.endTurn(t, terr)
+		if terr == nil {
+			terr = ferr
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if werr := gate.Wait(ctx); werr != nil {
+		return werr
+	}
+	return terr
+}
+
+// Destroy destroys an actor: onDestroy runs, then its state, KV and alarms
+// are deleted. Later calls to the id fail with not_found.
+func (e *Engine) Destroy(ctx context.Context, id string) error {
+	return e.do(ctx, id, func(h *host) { h.destroyNow() })
+}
+
+// Sleep puts an awake actor to sleep now. A sleeping actor is left as is.
+func (e *Engine) Sleep(ctx context.Context, id string) error {
+	e.mu.Lock()
+	h := e.mu.hosts[id]
+	e.mu.Unlock()
+	if h == nil {
+		return nil
+	}
+	done := make(chan struct{})
+	if e.pushTo(h, job{run: func(h *host) { defer close(done); h.trySleep(true) }, fail: func(error) { close(done) }}) != pushed {
+		<-h.stopped
+		return nil
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-h.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Awake reports whether an actor is active in memory.
+func (e *Engine) Awake(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.mu.hosts[id]
+	return ok
+}
+
+// AwakeCount is the number of actors in memory.
+func (e *Engine) AwakeCount() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.mu.hosts)
+}
+
+// FireDueAlarms delivers every alarm due now and, with SyncTimers, waits
+// until their turns ran.
+func (e *Engine) FireDueAlarms() { e.sched.fire() }
+
+// deliverAlarm runs a due alarm on its actor, waking it if needed.
+func (e *Engine) deliverAlarm(actorID, alarmID string) {
+	run := func() {
+		err := e.do(e.ctx, actorID, func(h *host) { h.runAlarm(alarmID) })
+		if err != nil && !errors.Is(err, rivettype.ErrStopping) && !errors.Is(err, context.Canceled) &&
+			!errors.Is(err, rivettype.ErrActorNotFound) {
+			e.log.Warn("deliver alarm", "actor_id", actorID, "alarm", alarmID, "err", err)
+		}
+	}
+	if e.syncTimers {
+		run()
+		return
+	}
+	e.goTracked(run)
+}

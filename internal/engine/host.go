@@ -1,0 +1,520 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/rivetgo/rivet/internal/clock"
+	"github.com/rivetgo/rivet/rivetdriver"
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+// host runs one actor. Its fields below the mailbox are owned by whichever
+// goroutine currently drains the mailbox (at most one at a time: see
+// mailbox.running), so user code and engine bookkeeping need no locks.
+type host struct {
+	e       *Engine
+	id      string
+	mb      *mailbox
+	stopped chan struct{} // closed when the host is gone from the engine
+	bg      atomic.Int32  // background tasks keeping the actor awake
+
+	// Owned by the draining goroutine.
+	info      Info
+	opts      Options
+	inst      Instance
+	inc       *incarnation
+	active    bool
+	exited    bool
+	lastState []byte
+	overlay   kvLayer
+	clearGate *Gate
+	pending   []*Gate
+	last      *Gate
+	alarms    map[string]rivetdriver.Alarm
+	conns     map[string]*Conn
+	connOrder []*Conn
+	cur       *Turn // the turn in progress, for Conn.Send
+	lastWork  time.Time
+	sleepT    clock.Timer
+}
+
+func (h *host) log() *slog.Logger {
+	if h.info.Log != nil {
+		return h.info.Log
+	}
+	return h.e.log.With("actor_id", h.id)
+}
+
+// drain runs queued jobs until the mailbox is empty. It is started by the
+// push that found the mailbox idle.
+func (h *host) drain() {
+	for {
+		j, ok := h.mb.pop()
+		if !ok {
+			if h.exited {
+				return
+			}
+			h.armSleep()
+			if h.mb.release() {
+				return
+			}
+			continue
+		}
+		if h.exited {
+			j.fail(rivettype.ErrActorNotFound)
+			continue
+		}
+		if !h.active {
+			if err := h.activate(); err != nil {
+				h.exit(err)
+				j.fail(err)
+				continue
+			}
+		} else if h.inc.failed.Load() {
+			h.restart()
+			if h.exited {
+				j.fail(rivettype.ErrCommitFailed)
+				continue
+			}
+		}
+		j.run(h)
+		h.lastWork = h.e.clock.Now()
+	}
+}
+
+// exit removes the host from the engine and fails every queued job.
+func (h *host) exit(err error) {
+	if h.sleepT != nil {
+		h.sleepT.Stop()
+		h.sleepT = nil
+	}
+	h.exited = true
+	h.e.removeHost(h)
+	for _, j := range h.mb.close() {
+		j.fail(err)
+	}
+	close(h.stopped)
+}
+
+func mapDriverErr(err error, id string) error {
+	switch {
+	case errors.Is(err, rivetdriver.ErrNotFound), errors.Is(err, rivetdriver.ErrDestroyed):
+		return rivettype.ErrActorNotFound.With("Actor %s was not found.", id)
+	case errors.Is(err, rivetdriver.ErrClosed):
+		return rivettype.ErrStopping
+	}
+	return err
+}
+
+// activate loads the actor from the store and runs its start hooks.
+func (h *host) activate() error {
+	e := h.e
+	ctx := e.ctx
+	rec, state, err := e.driver.Activate(ctx, h.id)
+	if err != nil {
+		err = mapDriverErr(err, h.id)
+		if !isPublic(err) {
+			h.e.log.Error("activate actor", "actor_id", h.id, "err", err)
+		}
+		return err
+	}
+	b, ok := e.behaviors[rec.Name]
+	if !ok {
+		return rivettype.ErrNotRegistered.With("Actor %s has name %q, which this registry does not define.", h.id, rec.Name)
+	}
+	h.opts = b.Options()
+	h.info = Info{
+		ID: rec.ID, Namespace: rec.Namespace, Name: rec.Name, Key: rec.Key, Region: e.region,
+		Log: e.log.With("actor", rec.Name, "key", keyString(rec.Key), "actor_id", rec.ID),
+	}
+	h.inc = &incarnation{generation: rec.Generation}
+	h.inst = b.NewInstance(h.info)
+	h.overlay, h.clearGate, h.pending, h.last = kvLayer{}, nil, nil, nil
+	alarms, err := e.driver.Alarms(ctx, h.id)
+	if err != nil {
+		return fmt.Errorf("load alarms of actor %s: %w", h.id, err)
+	}
+	h.alarms = make(map[string]rivetdriver.Alarm, len(alarms))
+	for _, a := range alarms {
+		h.alarms[a.ID] = a
+	}
+	if h.conns == nil {
+		h.conns = map[string]*Conn{}
+	}
+	t := newTurn(h, ctx, nil)
+	if !rec.Initialized {
+		h.lastState = nil
+		t.initial = true
+		if err := h.call(func() error { return h.inst.Create(t, rec.Input) }); err != nil {
+			h.log().Warn("actor create hooks failed", "err", err)
+			return err
+		}
+	} else {
+		if err := h.inst.Load(state); err != nil {
+			err = fmt.Errorf("decode state of actor %s: %w", h.id, err)
+			h.log().Error("load state", "err", err)
+			return err
+		}
+		h.lastState = state
+	}
+	if err := h.call(func() error { return h.inst.Start(t) }); err != nil {
+		h.log().Warn("actor start hooks failed", "err", err)
+		return err
+	}
+	g, err := h.endTurn(t, nil)
+	if err != nil {
+		return err
+	}
+	h.active = true
+	h.lastWork = e.clock.Now()
+	e.metrics.Activations.Add(1)
+	if t.initial {
+		// The create hooks' result must be durable before anyone relies
+		// on the actor existing.
+		return g.Wait(ctx)
+	}
+	return nil
+}
+
+// restart replaces a failed incarnation with a fresh one loaded from
+// durable state. Held responses already failed through their gates.
+func (h *host) restart() {
+	h.log().Warn("actor commit failed; restarting from durable state")
+	h.active = false
+	h.inc = nil
+	if err := h.activate(); err != nil {
+		h.exit(err)
+	}
+}
+
+// call runs user code, turning a panic into an error.
+func (h *host) call(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			h.log().Error("panic in actor code", "panic", r, "stack", string(debug.Stack()))
+			err = rivettype.ErrInternal.With("panic: %v", r)
+		}
+	}()
+	return fn()
+}
+
+// endTurn finishes a turn: on success its changes are flushed as one
+// commit and its events queued behind that commit's gate; on failure
+// everything it did is rolled back. The returned gate is what the turn's
+// response must wait for.
+func (h *host) endTurn(t *Turn, turnErr error) (*Gate, error) {
+	h.cur = nil
+	if turnErr != nil {
+		h.rollback(t)
+		return h.lastGate(), turnErr
+	}
+	g, err := h.flush(t, nil)
+	if err != nil {
+		h.rollback(t)
+		return h.lastGate(), err
+	}
+	for _, fn := range t.bg {
+		h.startBackground(fn)
+	}
+	t.bg = nil
+	if t.destroy {
+		t.destroy = false
+		h.destroyNow()
+	} else if t.sleep {
+		t.sleep = false
+		h.trySleep(true)
+	}
+	return g, nil
+}
+
+func (h *host) rollback(t *Turn) {
+	if h.lastState != nil {
+		if err := h.inst.Restore(h.lastState); err != nil {
+			h.log().Error("roll back state", "err", err)
+		}
+	}
+	t.reset()
+	t.bg = nil
+	t.sleep, t.destroy = false, false
+}
+
+// flush turns the turn's buffered changes into a commit, submits it and
+// releases the turn's events behind its gate. It returns the gate the
+// turn's result must wait for.
+func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
+	var enc []byte
+	if h.inst != nil {
+		var err error
+		enc, err = h.inst.EncodeState()
+		if err != nil {
+			return nil, fmt.Errorf("encode state: %w", err)
+		}
+		if h.lastState != nil && !bytes.Equal(enc, h.lastState) && !t.stateSeen {
+			t.stateSeen = true
+			if err := h.call(func() error { return h.inst.StateChanged(t) }); err != nil {
+				return nil, err
+			}
+			if enc, err = h.inst.EncodeState(); err != nil {
+				return nil, fmt.Errorf("encode state: %w", err)
+			}
+		}
+	}
+	c := rivetdriver.Commit{ActorID: h.id, Generation: h.inc.generation, Initialize: t.initial}
+	stateChanged := enc != nil && !bytes.Equal(enc, h.lastState)
+	if stateChanged {
+		c.State = enc
+	}
+	c.KVClear = t.kv.cleared
+	for k, e := range t.kv.m {
+		if e.del {
+			c.KVDelete = append(c.KVDelete, []byte(k))
+		} else {
+			c.KVPut = append(c.KVPut, rivetdriver.KV{Key: []byte(k), Value: e.val})
+		}
+	}
+	for id := range t.alarmDel {
+		c.AlarmDelete = append(c.AlarmDelete, id)
+	}
+	for _, a := range t.alarmPut {
+		c.AlarmPut = append(c.AlarmPut, a)
+	}
+	g := h.lastGate()
+	if c.Initialize || c.State != nil || c.KVClear || len(c.KVDelete) > 0 || len(c.KVPut) > 0 ||
+		len(c.AlarmDelete) > 0 || len(c.AlarmPut) > 0 {
+		g = &Gate{commit: c, inc: h.inc, done: make(chan struct{})}
+		h.e.committer.submit(g)
+		h.pending = append(h.pending, g)
+		h.last = g
+		if stateChanged {
+			h.lastState = enc
+		}
+		if t.kv.cleared {
+			h.overlay = kvLayer{cleared: true}
+			h.clearGate = g
+		}
+		if len(t.kv.m) > 0 && h.overlay.m == nil {
+			h.overlay.m = make(map[string]kvEntry, len(t.kv.m))
+		}
+		for k, e := range t.kv.m {
+			e.gate = g
+			h.overlay.m[k] = e
+		}
+		for id := range t.alarmDel {
+			delete(h.alarms, id)
+		}
+		for id, a := range t.alarmPut {
+			h.alarms[id] = a
+			h.e.sched.add(a.At, h.id, id)
+		}
+	}
+	for _, ev := range t.events {
+		if !ev.conn.closed && ev.conn.transport != nil {
+			ev.conn.transport.Event(ev.name, ev.args, g)
+			h.e.metrics.Events.Add(1)
+		}
+	}
+	t.reset()
+	return g, nil
+}
+
+// lastGate is the gate of the actor's newest commit that is not yet
+// settled, or nil.
+func (h *host) lastGate() *Gate {
+	if h.last != nil && !h.last.settled() {
+		return h.last
+	}
+	return nil
+}
+
+// prune drops from the overlay what settled commits made durable.
+func (h *host) prune() {
+	n := 0
+	for _, g := range h.pending {
+		if !g.settled() {
+			break
+		}
+		n++
+		for _, kv := range g.commit.KVPut {
+			if e, ok := h.overlay.m[string(kv.Key)]; ok && e.gate == g {
+				delete(h.overlay.m, string(kv.Key))
+			}
+		}
+		for _, k := range g.commit.KVDelete {
+			if e, ok := h.overlay.m[string(k)]; ok && e.gate == g {
+				delete(h.overlay.m, string(k))
+			}
+		}
+		if h.clearGate == g {
+			h.clearGate = nil
+			h.overlay.cleared = false
+		}
+	}
+	if n > 0 {
+		clear(h.pending[:n])
+		h.pending = h.pending[n:]
+		if len(h.pending) == 0 {
+			h.pending = nil
+		}
+	}
+}
+
+func (h *host) connList() []*Conn {
+	out := make([]*Conn, 0, len(h.connOrder))
+	for _, c := range h.connOrder {
+		if !c.closed && !c.ephemeral {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func (h *host) addConn(c *Conn) {
+	c.h = h
+	h.conns[c.ID] = c
+	h.connOrder = append(h.connOrder, c)
+}
+
+func (h *host) removeConn(c *Conn) {
+	delete(h.conns, c.ID)
+	for i, x := range h.connOrder {
+		if x == c {
+			h.connOrder = append(h.connOrder[:i], h.connOrder[i+1:]...)
+			break
+		}
+	}
+}
+
+func (h *host) startBackground(fn func(ctx context.Context)) {
+	h.bg.Add(1)
+	h.e.goTracked(func() {
+		defer func() {
+			if r := recover(); r != nil {
+				h.log().Error("panic in background task", "panic", r, "stack", string(debug.Stack()))
+			}
+			h.bg.Add(-1)
+			// Let the actor re-evaluate sleep now that the task is done.
+			h.e.push(h.id, job{run: func(*host) {}, fail: func(error) {}})
+		}()
+		fn(h.e.ctx)
+	})
+}
+
+// canSleep reports whether nothing keeps the actor awake.
+func (h *host) canSleep() bool {
+	return !h.opts.NoSleep && len(h.conns) == 0 && h.bg.Load() == 0
+}
+
+// armSleep starts the idle timer when the actor has become idle.
+func (h *host) armSleep() {
+	if h.sleepT != nil || !h.active || !h.canSleep() {
+		return
+	}
+	d := h.opts.SleepTimeout - h.e.clock.Now().Sub(h.lastWork)
+	id := h.id
+	h.sleepT = h.e.clock.AfterFunc(max(d, 0), func() {
+		h.e.pushSync(id, h, job{run: func(h *host) { h.sleepT = nil; h.trySleep(false) }, fail: func(error) {}})
+	})
+}
+
+// trySleep puts the actor to sleep if it is (still) idle, or at once when
+// requested by the actor itself.
+func (h *host) trySleep(requested bool) {
+	if h.exited || !h.active {
+		return
+	}
+	if !requested {
+		if !h.canSleep() {
+			return
+		}
+		if h.e.clock.Now().Sub(h.lastWork) < h.opts.SleepTimeout {
+			return // work happened since the timer was armed; drain re-arms
+		}
+	}
+	if !h.mb.closeIfEmpty() {
+		if !requested {
+			return
+		}
+		h.mb.seal() // requested sleep: queued jobs go to the next incarnation
+	}
+	h.stop(stopSleep)
+}
+
+type stopMode int
+
+const (
+	stopSleep stopMode = iota
+	stopShutdown
+	stopDestroy
+)
+
+// stop runs the sleep (or destroy) hooks, waits until every commit is
+// durable and leaves the engine. The mailbox must already be closed.
+func (h *host) stop(mode stopMode) {
+	ctx := context.WithoutCancel(h.e.ctx)
+	t := newTurn(h, ctx, nil)
+	var err error
+	if mode == stopDestroy {
+		err = h.call(func() error { return h.inst.Destroy(t) })
+	} else {
+		err = h.call(func() error { return h.inst.Sleep(t) })
+	}
+	if err != nil {
+		h.log().Warn("actor stop hook failed", "err", err)
+	}
+	if mode == stopDestroy {
+		t.reset()
+		g := &Gate{commit: rivetdriver.Commit{ActorID: h.id, Generation: h.inc.generation, Destroy: true}, inc: h.inc, done: make(chan struct{})}
+		h.e.committer.submit(g)
+		h.last = g
+	} else if _, err := h.endTurn(t, err); err != nil {
+		h.log().Warn("actor stop hook failed", "err", err)
+	}
+	if g := h.last; g != nil {
+		if err := g.Wait(ctx); err != nil {
+			h.log().Error("final commit failed", "err", err)
+		}
+	}
+	for _, c := range h.connOrder {
+		if !c.closed && c.transport != nil {
+			c.closed = true
+			reason := "actor stopped"
+			if mode == stopDestroy {
+				reason = "actor destroyed"
+			}
+			c.transport.Close(reason)
+		}
+	}
+	h.conns, h.connOrder = nil, nil
+	switch mode {
+	case stopSleep:
+		h.e.metrics.Sleeps.Add(1)
+		h.log().Debug("actor sleeping")
+		h.exit(errRetry)
+	case stopDestroy:
+		h.log().Info("actor destroyed")
+		h.exit(rivettype.ErrActorNotFound.With("Actor %s was destroyed.", h.id))
+	default:
+		h.exit(rivettype.ErrStopping)
+	}
+}
+
+func (h *host) destroyNow() {
+	h.mb.seal()
+	h.stop(stopDestroy)
+}
+
+// errRetry fails jobs that were queued on an actor that went to sleep;
+// Engine.submit resubmits them to the next incarnation.
+var errRetry = errors.New("rivet: actor stopped; retry")
+
+func isPublic(err error) bool {
+	e, ok := rivettype.As(err)
+	return ok && e.Public
+}

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rivetgo/rivet/internal/codec"
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+// action runs one action as a turn. A stateless call (conn == nil) on a
+// definition with connection hooks runs them around the action on a
+// temporary connection, each hook its own turn.
+func (h *host) action(ctx context.Context, conn *Conn, params []byte, name string, rawArgs []byte, encode func(any) ([]byte, error)) ([]byte, *Gate, error) {
+	if !h.inst.HasAction(name) {
+		return nil, h.lastGate(), rivettype.ErrActionNotFound.With("Action `%s` was not found.", name)
+	}
+	args, err := codec.SplitArgs(rawArgs)
+	if err != nil {
+		return nil, h.lastGate(), rivettype.ErrInvalidArguments.With("Action `%s`: %v", name, err)
+	}
+	if conn == nil && h.opts.ConnHooks {
+		tmp := &Conn{ID: "tmp-" + newAlarmID(), Params: params, subs: map[string]struct{}{}, ephemeral: true}
+		if g, err := h.connect(ctx, tmp); err != nil {
+			return nil, g, err
+		}
+		defer h.disconnect(tmp, "stateless call done")
+		conn = tmp
+	}
+	t := newTurn(h, ctx, conn)
+	h.e.metrics.Turns.Add(1)
+	var out []byte
+	err = h.call(func() error {
+		res, err := h.inst.Action(t, name, args)
+		if err != nil {
+			return err
+		}
+		res, err = h.inst.BeforeActionResponse(t, name, args, res)
+		if err != nil {
+			return err
+		}
+		out, err = encode(res)
+		return err
+	})
+	g, err := h.endTurn(t, err)
+	return out, g, err
+}
+
+// connect runs the connection hooks; on success the connection joins.
+func (h *host) connect(ctx context.Context, c *Conn) (*Gate, error) {
+	t := newTurn(h, ctx, c)
+	h.e.metrics.Turns.Add(1)
+	err := h.call(func() error {
+		if err := h.inst.BeforeConnect(t, c.Params); err != nil {
+			return err
+		}
+		if err := h.inst.CreateConnState(t, c, c.Params); err != nil {
+			return err
+		}
+		h.addConn(c)
+		if err := h.inst.Connect(t, c); err != nil {
+			h.removeConn(c)
+			return err
+		}
+		return nil
+	})
+	if err != nil {
+		h.removeConn(c)
+	}
+	return h.endTurn(t, err)
+}
+
+// disconnect removes a connection and runs onDisconnect once.
+func (h *host) disconnect(c *Conn, reason string) {
+	if _, ok := h.conns[c.ID]; !ok || c.closed {
+		return
+	}
+	c.closed = true
+	h.removeConn(c)
+	t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
+	h.e.metrics.Turns.Add(1)
+	err := h.call(func() error { return h.inst.Disconnect(t, c) })
+	if err != nil {
+		h.log().Warn("onDisconnect failed", "conn", c.ID, "err", err)
+	}
+	_, _ = h.endTurn(t, err)
+	if c.transport != nil && reason != "" {
+		c.transport.Close(reason)
+	}
+}
+
+// runAlarm runs a due alarm's action and deletes the alarm in the same
+// commit. A failed action is logged and the alarm deleted on its own: an
+// alarm fires at least once, not until it succeeds.
+func (h *host) runAlarm(id string) {
+	a, ok := h.alarms[id]
+	if !ok {
+		return // canceled, or already fired
+	}
+	if now := h.e.clock.Now(); a.At.After(now) {
+		h.e.sched.add(a.At, h.id, id)
+		return
+	}
+	h.e.metrics.Alarms.Add(1)
+	t := newTurn(h, h.e.ctx, nil)
+	h.e.metrics.Turns.Add(1)
+	err := h.call(func() error {
+		args, err := codec.SplitArgs(a.Args)
+		if err != nil {
+			return err
+		}
+		if !h.inst.HasAction(a.Action) {
+			return rivettype.ErrActionNotFound.With("Action `%s` was not found.", a.Action)
+		}
+		_, err = h.inst.Action(t, a.Action, args)
+		return err
+	})
+	if err == nil {
+		t.CancelAlarm(id)
+	}
+	if _, ferr := h.endTurn(t, err); ferr != nil || err != nil {
+		if err == nil {
+			err = ferr
+		}
+		h.log().Warn("scheduled action failed", "action", a.Action, "alarm", id, "err", err)
+		if !errors.Is(err, rivettype.ErrCommitFailed) {
+			t := newTurn(h, h.e.ctx, nil)
+			t.CancelAlarm(id)
+			_, _ = h.endTurn(t, nil)
+		}
+	}
+}

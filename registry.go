@@ -1,0 +1,194 @@
+package rivet
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/rivetgo/rivet/internal/clock"
+	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/rivetdriver"
+	"github.com/rivetgo/rivet/rivetdriver/rivetembed"
+)
+
+// Registry is a validated set of actor definitions.
+type Registry struct {
+	behaviors []engine.Behavior
+	names     []string
+}
+
+// NewRegistry validates actor definitions: every action signature must be
+// servable, every state encodable, every name unique.
+func NewRegistry(defs ...Definition) (*Registry, error) {
+	r := &Registry{}
+	seen := map[string]bool{}
+	for _, d := range defs {
+		if seen[d.Name()] {
+			return nil, fmt.Errorf("rivet: actor name %q registered twice", d.Name())
+		}
+		seen[d.Name()] = true
+		b, err := d.build()
+		if err != nil {
+			return nil, err
+		}
+		r.behaviors = append(r.behaviors, b)
+		r.names = append(r.names, d.Name())
+	}
+	sort.Strings(r.names)
+	return r, nil
+}
+
+// MustRegistry is NewRegistry that panics on an invalid definition, for
+// package-level registries.
+func MustRegistry(defs ...Definition) *Registry {
+	r, err := NewRegistry(defs...)
+	if err != nil {
+		panic(err)
+	}
+	return r
+}
+
+// Names lists the registered actor names.
+func (r *Registry) Names() []string { return append([]string(nil), r.names...) }
+
+// Clock is the runtime's source of time; rivettest provides a fake one.
+type Clock = clock.Clock
+
+// Timer is a pending Clock.AfterFunc call.
+type Timer = clock.Timer
+
+// Config configures a Runtime. The zero value runs on the embedded store
+// in the default data directory.
+type Config struct {
+	// Driver is the storage driver. Nil opens the embedded store in
+	// DataDir; the runtime then owns it and closes it on Stop.
+	Driver rivetdriver.Driver
+	// DataDir is the embedded store's directory. Empty means
+	// $RIVET_DATA_DIR, or else a directory under the user's data dir
+	// that is unique to the working directory (see DefaultDataDir).
+	DataDir string
+	// Logger receives the runtime's and the actors' logs.
+	Logger *slog.Logger
+	// Clock defaults to the wall clock.
+	Clock Clock
+	// Region is reported to actors as their region.
+	Region string
+	// MailboxSize bounds each actor's queue of pending calls (default
+	// 10,000); past it calls fail with actor.overloaded.
+	MailboxSize int
+}
+
+// DefaultDataDir is where the embedded store lives when neither
+// Config.DataDir nor RIVET_DATA_DIR is set: $XDG_DATA_HOME/rivetgo (or
+// ~/.local/share/rivetgo) / <working dir name>-<hash of its path>, so that
+// each project gets its own store.
+func DefaultDataDir() (string, error) {
+	if d := os.Getenv("RIVET_DATA_DIR"); d != "" {
+		return d, nil
+	}
+	base := os.Getenv("XDG_DATA_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("rivet: no data dir: set RIVET_DATA_DIR: %w", err)
+		}
+		base = filepath.Join(home, ".local", "share")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("rivet: no data dir: set RIVET_DATA_DIR: %w", err)
+	}
+	sum := sha256.Sum256([]byte(wd))
+	return filepath.Join(base, "rivetgo", filepath.Base(wd)+"-"+hex.EncodeToString(sum[:])[:12]), nil
+}
+
+// Runtime runs the actors of a registry. Create one with Start.
+type Runtime struct {
+	reg        *Registry
+	e          *engine.Engine
+	driver     rivetdriver.Driver
+	ownsDriver bool
+	dataDir    string
+	log        *slog.Logger
+}
+
+// syncClock is implemented by fake clocks whose timer callbacks should
+// wait for the work they trigger (see rivettest).
+type syncClock interface{ SyncTimers() bool }
+
+// Start starts a runtime for reg.
+func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
+	if reg == nil {
+		return nil, errors.New("rivet: Start needs a registry")
+	}
+	if cfg == nil {
+		cfg = &Config{}
+	}
+	rt := &Runtime{reg: reg, driver: cfg.Driver, log: cfg.Logger}
+	if rt.log == nil {
+		rt.log = slog.Default()
+	}
+	if rt.driver == nil {
+		dir := cfg.DataDir
+		if dir == "" {
+			var err error
+			if dir, err = DefaultDataDir(); err != nil {
+				return nil, err
+			}
+		}
+		d, err := rivetembed.Open(dir, nil)
+		if err != nil {
+			return nil, err
+		}
+		rt.driver, rt.ownsDriver, rt.dataDir = d, true, dir
+		rt.log.Info("rivet: embedded store opened", "data_dir", dir)
+	}
+	sync := false
+	if sc, ok := cfg.Clock.(syncClock); ok {
+		sync = sc.SyncTimers()
+	}
+	e, err := engine.New(engine.Config{
+		Driver: rt.driver, Behaviors: reg.behaviors, Clock: cfg.Clock, Log: rt.log,
+		Region: cfg.Region, MailboxSize: cfg.MailboxSize, SyncTimers: sync,
+	})
+	if err == nil {
+		err = e.Start(ctx)
+	}
+	if err != nil {
+		if rt.ownsDriver {
+			_ = rt.driver.Close()
+		}
+		return nil, err
+	}
+	rt.e = e
+	return rt, nil
+}
+
+// DataDir is the embedded store's directory, empty with another driver.
+func (rt *Runtime) DataDir() string { return rt.dataDir }
+
+// Client returns an in-process client in the default namespace.
+func (rt *Runtime) Client() *Client { return &Client{e: rt.e} }
+
+// Stop shuts the runtime down gracefully: new calls are refused, every
+// awake actor runs onSleep and commits, background work is canceled and
+// awaited, and the store is closed if the runtime opened it.
+func (rt *Runtime) Stop(ctx context.Context) error {
+	err := rt.e.Stop(ctx)
+	if rt.ownsDriver {
+		if cerr := rt.driver.Close(); err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Engine exposes the engine to the repository's own packages (gateway,
+// inspector, test kit). It is not part of the stable API.
+func (rt *Runtime) Engine() *engine.Engine { return rt.e }
