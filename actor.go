@@ -167,6 +167,22 @@ type actionFn struct {
 	hasOut  bool
 	hasErr  bool
 	numArgs int
+	// argsType is a struct with one field per parameter, encoded as a
+	// CBOR array ("toarray"), so that an argument list decodes in one
+	// pass; nil without parameters.
+	argsType reflect.Type
+}
+
+// argsStruct builds actionFn.argsType.
+func argsStruct(params []reflect.Type) reflect.Type {
+	if len(params) == 0 {
+		return nil
+	}
+	fields := []reflect.StructField{{Name: "_", PkgPath: "github.com/rivetgo/rivet", Type: reflect.TypeFor[struct{}](), Tag: `cbor:",toarray"`}}
+	for i, p := range params {
+		fields = append(fields, reflect.StructField{Name: fmt.Sprintf("A%d", i), Type: p})
+	}
+	return reflect.StructOf(fields)
 }
 
 func checkEncodable(t reflect.Type) error {
@@ -225,6 +241,7 @@ func (a *Actor[S, C, V]) buildAction(name string, fn any) (*actionFn, error) {
 		af.params = append(af.params, t.In(i))
 	}
 	af.numArgs = len(af.params)
+	af.argsType = argsStruct(af.params)
 	switch t.NumOut() {
 	case 0:
 	case 1:

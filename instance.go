@@ -88,24 +88,29 @@ func (i *instance[S, C, V]) HasAction(name string) bool {
 
 var zeroValue reflect.Value
 
-func (i *instance[S, C, V]) Action(t *engine.Turn, name string, args codec.Args) (any, error) {
+func (i *instance[S, C, V]) Action(t *engine.Turn, name string, rawArgs []byte) (any, error) {
 	af := i.b.actions[name]
-	if len(args) != af.numArgs {
-		return nil, ErrInvalidArguments.With("Action `%s` takes %d argument(s), got %d.", name, af.numArgs, len(args))
+	n, err := codec.ArrayLen(rawArgs)
+	if err != nil {
+		return nil, ErrInvalidArguments.With("Action `%s`: %v", name, err)
+	}
+	if n != af.numArgs {
+		return nil, ErrInvalidArguments.With("Action `%s` takes %d argument(s), got %d.", name, af.numArgs, n)
 	}
 	c := i.ctx(t)
 	in := make([]reflect.Value, 1+af.numArgs)
 	in[0] = reflect.ValueOf(c)
-	for j, pt := range af.params {
-		p := reflect.New(pt)
-		if err := args.Decode(j, p.Interface()); err != nil {
-			return nil, ErrInvalidArguments.With("Action `%s` argument %d: %v", name, j+1, err)
+	if af.argsType != nil {
+		p := reflect.New(af.argsType)
+		if err := codec.Unmarshal(rawArgs, p.Interface()); err != nil {
+			return nil, argsError(name, af, rawArgs, err)
 		}
-		in[1+j] = p.Elem()
+		for j := range af.numArgs {
+			in[1+j] = p.Elem().Field(1 + j)
+		}
 	}
 	out := af.fn.Call(in)
 	var res any
-	var err error
 	if af.hasOut {
 		res = out[0].Interface()
 	}
@@ -118,7 +123,20 @@ func (i *instance[S, C, V]) Action(t *engine.Turn, name string, args codec.Args)
 	return res, finish(c, err)
 }
 
-func (i *instance[S, C, V]) BeforeActionResponse(t *engine.Turn, name string, _ codec.Args, out any) (any, error) {
+// argsError explains why an argument list did not decode, naming the
+// first argument at fault.
+func argsError(name string, af *actionFn, rawArgs []byte, err error) error {
+	if args, serr := codec.SplitArgs(rawArgs); serr == nil && len(args) == af.numArgs {
+		for j, pt := range af.params {
+			if derr := args.Decode(j, reflect.New(pt).Interface()); derr != nil {
+				return ErrInvalidArguments.With("Action `%s` argument %d: %v", name, j+1, derr)
+			}
+		}
+	}
+	return ErrInvalidArguments.With("Action `%s`: %v", name, err)
+}
+
+func (i *instance[S, C, V]) BeforeActionResponse(t *engine.Turn, name string, out any) (any, error) {
 	if f := i.b.a.opts.OnBeforeActionResponse; f != nil {
 		c := i.ctx(t)
 		res, err := f(c, name, out)

@@ -175,6 +175,21 @@ type Driver interface {
 	Close() error
 }
 
+// Pipeliner is implemented by drivers that can separate ordering a batch
+// from making it durable, so that the runtime can hand over the next
+// batch while the last one is still being synced (the embedded driver
+// does; it lets one fsync cover several batches).
+type Pipeliner interface {
+	// CommitAsync applies batch as Commit does and returns once the
+	// batch's order relative to every earlier call is fixed: later calls
+	// are applied after it, and reads may see it. wait blocks until the
+	// batch is durable and must be called exactly once. If wait fails,
+	// the store must be assumed to have lost the batch and everything
+	// applied after it; the driver then refuses further work, since what
+	// it holds in memory may no longer match the disk.
+	CommitAsync(ctx context.Context, batch []*Commit) (wait func() error, err error)
+}
+
 // Contains reports whether key falls in the range o selects (Reverse and
 // Limit aside).
 func (o ListOptions) Contains(key []byte) bool {

@@ -77,6 +77,30 @@ func SplitArgs(b []byte) (Args, error) {
 	return Args(raw), nil
 }
 
+// ArrayLen returns the number of elements of the encoded CBOR array b,
+// from its header alone. Empty input is an empty array.
+func ArrayLen(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if b[0]>>5 != 4 {
+		return 0, ErrNotArray
+	}
+	info := b[0] & 0x1f
+	switch {
+	case info < 24:
+		return int(info), nil
+	case info == 24 && len(b) >= 2:
+		return int(b[1]), nil
+	case info == 25 && len(b) >= 3:
+		return int(b[1])<<8 | int(b[2]), nil
+	case info == 26 && len(b) >= 5:
+		return int(b[1])<<24 | int(b[2])<<16 | int(b[3])<<8 | int(b[4]), nil
+	}
+	// Longer and indefinite-length arrays are not argument lists we accept.
+	return 0, fmt.Errorf("%w: unsupported array header", ErrNotArray)
+}
+
 // Decode decodes element i into dst.
 func (a Args) Decode(i int, dst any) error {
 	return decMode.Unmarshal(a[i], dst)

@@ -3,8 +3,6 @@ package engine
 import (
 	"log/slog"
 	"time"
-
-	"github.com/rivetgo/rivet/internal/codec"
 )
 
 // Behavior is a type-erased actor definition. Package rivet implements it
@@ -55,10 +53,12 @@ type Instance interface {
 	Restore(state []byte) error
 
 	HasAction(name string) bool
-	// Action runs an action. The result is encoded by the engine.
-	Action(t *Turn, name string, args codec.Args) (any, error)
+	// Action runs an action with its encoded argument list (a CBOR
+	// array; empty means no arguments). The result is encoded by the
+	// engine.
+	Action(t *Turn, name string, args []byte) (any, error)
 	// BeforeActionResponse may replace an action's output.
-	BeforeActionResponse(t *Turn, name string, args codec.Args, out any) (any, error)
+	BeforeActionResponse(t *Turn, name string, out any) (any, error)
 	// StateChanged runs onStateChange after a turn changed the state.
 	StateChanged(t *Turn) error
 

@@ -73,24 +73,45 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 // maxBatch bounds how many commits share one driver call.
 const maxBatch = 4096
 
+// maxInflight bounds the batches handed to a pipelining driver whose
+// fsync has not finished.
+const maxInflight = 4
+
 // committer writes commits in batches: while one batch is being made
 // durable, new commits queue, and the next batch takes all of them. Under
 // load many turns share one fsync (group commit); idle, a commit is written
-// at once.
+// at once. With a driver that pipelines (rivetdriver.Pipeliner), the next
+// batch is applied while earlier ones are still syncing, and gates open in
+// batch order as their fsyncs finish.
 type committer struct {
 	driver  rivetdriver.Driver
+	pipe    rivetdriver.Pipeliner
 	metrics *Metrics
 	mu      struct {
 		sync.Mutex
 		queue  []*Gate
 		closed bool
 	}
-	signal chan struct{}
-	done   chan struct{}
+	signal   chan struct{}
+	inflight chan inflightBatch
+	done     chan struct{}
+}
+
+// inflightBatch is a batch applied by a pipelining driver and not yet
+// settled.
+type inflightBatch struct {
+	gates []*Gate
+	wait  func() error
+	err   error
 }
 
 func newCommitter(d rivetdriver.Driver, m *Metrics) *committer {
-	return &committer{driver: d, metrics: m, signal: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &committer{driver: d, metrics: m, signal: make(chan struct{}, 1), done: make(chan struct{})}
+	if p, ok := d.(rivetdriver.Pipeliner); ok {
+		c.pipe = p
+		c.inflight = make(chan inflightBatch, maxInflight-1)
+	}
+	return c
 }
 
 var errCommitterClosed = errors.New("rivet: committer closed")
@@ -112,11 +133,29 @@ func (c *committer) submit(g *Gate) {
 }
 
 // run is the committer loop; it returns after close once the queue is
-// drained.
+// drained and every batch settled.
 func (c *committer) run() {
-	defer close(c.done)
+	if c.pipe != nil {
+		settled := make(chan struct{})
+		go func() {
+			defer close(settled)
+			for b := range c.inflight {
+				err := b.err
+				if err == nil {
+					err = b.wait()
+				}
+				c.settle(b.gates, err)
+			}
+		}()
+		defer func() {
+			close(c.inflight)
+			<-settled
+			close(c.done)
+		}()
+	} else {
+		defer close(c.done)
+	}
 	var batch []*Gate
-	commits := make([]*rivetdriver.Commit, 0, 64)
 	for {
 		c.mu.Lock()
 		for len(c.mu.queue) == 0 {
@@ -134,12 +173,15 @@ func (c *committer) run() {
 		clear(c.mu.queue[rest:])
 		c.mu.queue = c.mu.queue[:rest]
 		c.mu.Unlock()
-		c.write(batch, commits[:0])
+		c.write(batch)
 	}
 }
 
-func (c *committer) write(batch []*Gate, commits []*rivetdriver.Commit) {
-	live := batch[:0:0]
+// write hands one batch to the driver. Commits of incarnations that
+// already failed are refused without being written.
+func (c *committer) write(batch []*Gate) {
+	live := make([]*Gate, 0, len(batch))
+	commits := make([]*rivetdriver.Commit, 0, len(batch))
 	for _, g := range batch {
 		if g.inc.failed.Load() {
 			g.err = rivettype.ErrCommitFailed.With("an earlier commit of this actor failed")
@@ -152,11 +194,20 @@ func (c *committer) write(batch []*Gate, commits []*rivetdriver.Commit) {
 	if len(live) == 0 {
 		return
 	}
-	err := c.driver.Commit(context.Background(), commits)
 	if c.metrics != nil {
 		c.metrics.Commits.Add(uint64(len(live)))
 		c.metrics.Batches.Add(1)
 	}
+	if c.pipe == nil {
+		c.settle(live, c.driver.Commit(context.Background(), commits))
+		return
+	}
+	wait, err := c.pipe.CommitAsync(context.Background(), commits)
+	c.inflight <- inflightBatch{gates: live, wait: wait, err: err}
+}
+
+// settle opens (or fails) the gates of a batch the driver finished.
+func (c *committer) settle(live []*Gate, err error) {
 	for _, g := range live {
 		switch {
 		case err != nil:

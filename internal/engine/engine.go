@@ -62,6 +62,7 @@ type Engine struct {
 	committer *committer
 	sched     *scheduler
 	wg        sync.WaitGroup
+	idle      chan *host // idle workers receive runnable hosts here
 
 	mu struct {
 		sync.Mutex
@@ -84,6 +85,7 @@ func New(cfg Config) (*Engine, error) {
 		mailboxMax: cfg.MailboxSize,
 		syncTimers: cfg.SyncTimers,
 		metrics:    &Metrics{},
+		idle:       make(chan *host),
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
@@ -217,7 +219,7 @@ func (e *Engine) hostFor(id string) (*host, error) {
 func (e *Engine) pushTo(h *host, j job) pushResult {
 	res, start := h.mb.push(j)
 	if start {
-		e.goTracked(h.drain)
+		e.runHost(h)
 	}
 	return res
 }
@@ -259,12 +261,42 @@ func (e *Engine) pushSync(_ string, h *host, j job) {
 // do runs fn on the actor's loop and waits for it. A job refused because
 // the actor went to sleep is resubmitted to its next incarnation.
 func (e *Engine) do(ctx context.Context, id string, fn func(h *host)) error {
+	return e.doUntil(ctx, time.Time{}, id, fn)
+}
+
+// errDeadline: a doUntil job missed its deadline.
+var errDeadline = errors.New("rivet: deadline exceeded")
+
+var timerPool = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// doUntil is do with a deadline (zero for none) on the real clock: a job
+// that has not finished by then fails with errDeadline, and one that has
+// not started by then never runs.
+func (e *Engine) doUntil(ctx context.Context, deadline time.Time, id string, fn func(h *host)) error {
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := timerPool.Get().(*time.Timer)
+		t.Reset(time.Until(deadline))
+		defer func() {
+			t.Stop()
+			timerPool.Put(t)
+		}()
+		timeout = t.C
+	}
 	for {
 		errc := make(chan error, 1)
 		j := job{
 			run: func(h *host) {
 				if err := ctx.Err(); err != nil {
 					errc <- err
+					return
+				}
+				if !deadline.IsZero() && !time.Now().Before(deadline) {
+					errc <- errDeadline
 					return
 				}
 				fn(h)
@@ -283,6 +315,8 @@ func (e *Engine) do(ctx context.Context, id string, fn func(h *host)) error {
 			return err
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-timeout:
+			return errDeadline
 		}
 	}
 }
@@ -385,20 +419,18 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 		gate *Gate
 		cerr error
 	)
-	tctx := ctx
+	var deadline time.Time
 	if timeout > 0 {
-		var cancel context.CancelFunc
-		tctx, cancel = context.WithTimeout(ctx, timeout)
-		defer cancel()
+		deadline = time.Now().Add(timeout)
 	}
-	err := e.do(tctx, id, func(h *host) {
-		out, gate, cerr = h.action(tctx, conn, params, name, args, encode)
+	err := e.doUntil(ctx, deadline, id, func(h *host) {
+		out, gate, cerr = h.action(ctx, deadline, conn, params, name, args, encode)
 	})
-	if err == nil && cerr == nil && tctx.Err() != nil && ctx.Err() == nil {
-		err = tctx.Err()
+	if err == nil && cerr == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
+		err = errDeadline
 	}
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		if err == errDeadline {
 			return nil, rivettype.ErrActionTimedOut
 		}
 		return nil, err

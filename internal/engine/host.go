@@ -211,6 +211,9 @@ func (h *host) call(fn func() error) (err error) {
 // response must wait for.
 func (h *host) endTurn(t *Turn, turnErr error) (*Gate, error) {
 	h.cur = nil
+	if t.cancel != nil {
+		t.cancel()
+	}
 	if turnErr != nil {
 		h.rollback(t)
 		return h.lastGate(), turnErr

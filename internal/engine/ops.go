@@ -3,21 +3,17 @@ package engine
 import (
 	"context"
 	"errors"
+	"time"
 
-	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/rivettype"
 )
 
 // action runs one action as a turn. A stateless call (conn == nil) on a
 // definition with connection hooks runs them around the action on a
 // temporary connection, each hook its own turn.
-func (h *host) action(ctx context.Context, conn *Conn, params []byte, name string, rawArgs []byte, encode func(any) ([]byte, error)) ([]byte, *Gate, error) {
+func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, params []byte, name string, rawArgs []byte, encode func(any) ([]byte, error)) ([]byte, *Gate, error) {
 	if !h.inst.HasAction(name) {
 		return nil, h.lastGate(), rivettype.ErrActionNotFound.With("Action `%s` was not found.", name)
-	}
-	args, err := codec.SplitArgs(rawArgs)
-	if err != nil {
-		return nil, h.lastGate(), rivettype.ErrInvalidArguments.With("Action `%s`: %v", name, err)
 	}
 	if conn == nil && h.opts.ConnHooks {
 		tmp := &Conn{ID: "tmp-" + newAlarmID(), Params: params, subs: map[string]struct{}{}, ephemeral: true}
@@ -28,14 +24,15 @@ func (h *host) action(ctx context.Context, conn *Conn, params []byte, name strin
 		conn = tmp
 	}
 	t := newTurn(h, ctx, conn)
+	t.deadline = deadline
 	h.e.metrics.Turns.Add(1)
 	var out []byte
-	err = h.call(func() error {
-		res, err := h.inst.Action(t, name, args)
+	err := h.call(func() error {
+		res, err := h.inst.Action(t, name, rawArgs)
 		if err != nil {
 			return err
 		}
-		res, err = h.inst.BeforeActionResponse(t, name, args, res)
+		res, err = h.inst.BeforeActionResponse(t, name, res)
 		if err != nil {
 			return err
 		}
@@ -105,14 +102,10 @@ func (h *host) runAlarm(id string) {
 	t := newTurn(h, h.e.ctx, nil)
 	h.e.metrics.Turns.Add(1)
 	err := h.call(func() error {
-		args, err := codec.SplitArgs(a.Args)
-		if err != nil {
-			return err
-		}
 		if !h.inst.HasAction(a.Action) {
 			return rivettype.ErrActionNotFound.With("Action `%s` was not found.", a.Action)
 		}
-		_, err = h.inst.Action(t, a.Action, args)
+		_, err := h.inst.Action(t, a.Action, a.Args)
 		return err
 	})
 	if err == nil {

@@ -27,6 +27,11 @@ const (
 type Turn struct {
 	h   *host
 	ctx context.Context
+	// deadline bounds an action's turn; the turn's Context carries it,
+	// built on first use so that a turn nobody asks for it pays nothing.
+	deadline time.Time
+	dctx     context.Context
+	cancel   context.CancelFunc
 	// Conn is the connection the turn serves, nil for hooks and alarms.
 	Conn *Conn
 
@@ -71,7 +76,15 @@ func (t *Turn) Instance() Instance { return t.h.inst }
 
 // Context is the turn's context: canceled when the caller gives up, the
 // action times out, or the runtime shuts down.
-func (t *Turn) Context() context.Context { return t.ctx }
+func (t *Turn) Context() context.Context {
+	if t.deadline.IsZero() {
+		return t.ctx
+	}
+	if t.dctx == nil {
+		t.dctx, t.cancel = context.WithDeadline(t.ctx, t.deadline)
+	}
+	return t.dctx
+}
 
 // Info describes the actor.
 func (t *Turn) Info() Info { return t.h.info }

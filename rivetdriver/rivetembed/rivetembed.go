@@ -116,6 +116,7 @@ type Driver struct {
 	cond     *sync.Cond       // signalled when an actor's busy state or a reservation ends
 	actors   map[string]*meta // fencing cache, loaded lazily
 	reserved map[string]bool  // record and index keys of creates under way
+	broken   error            // set when an fsync failed; every commit fails after it
 }
 
 // meta is the cached part of an actor's record that a commit checks.
@@ -124,16 +125,17 @@ type meta struct {
 	generation  uint64
 	initialized bool
 	destroyed   bool
-	// inflight counts commits of the actor written to a batch whose write
-	// has not finished; activating is set while Activate writes the new
-	// generation. Each excludes the other, so a stale commit can never land
-	// after the generation that fences it, nor Activate read state that a
-	// commit is still changing.
-	inflight   int
+	// activating is set while Activate writes the new generation; commits
+	// of the actor wait for it, so a stale commit can never land after the
+	// generation that fences it. Commits are applied in order under
+	// Driver.mu, so Activate reads every commit applied before it.
 	activating bool
 }
 
-var _ rivetdriver.Driver = (*Driver)(nil)
+var (
+	_ rivetdriver.Driver    = (*Driver)(nil)
+	_ rivetdriver.Pipeliner = (*Driver)(nil)
+)
 
 // Open opens the store in dir, creating the directory and an empty store if
 // needed. It takes an exclusive lock on dir: a second Open of the same
@@ -524,7 +526,7 @@ func (d *Driver) Activate(_ context.Context, id string) (rivetdriver.ActorRecord
 		d.mu.Unlock()
 		return rivetdriver.ActorRecord{}, nil, fmt.Errorf("rivetembed: activate actor %q: %w", id, rivetdriver.ErrNotFound)
 	}
-	for m.inflight > 0 || m.activating {
+	for m.activating {
 		d.cond.Wait()
 	}
 	if m.destroyed {
@@ -580,19 +582,38 @@ type pending struct {
 }
 
 // Commit implements rivetdriver.Driver.
-func (d *Driver) Commit(_ context.Context, batch []*rivetdriver.Commit) error {
-	if err := d.enter(); err != nil {
+func (d *Driver) Commit(ctx context.Context, batch []*rivetdriver.Commit) error {
+	wait, err := d.CommitAsync(ctx, batch)
+	if err != nil {
 		return err
 	}
-	defer d.leave()
+	return wait()
+}
+
+func noWait() error { return nil }
+
+// CommitAsync implements rivetdriver.Pipeliner. The batch is applied to
+// Pebble under d.mu, so batches land in call order and every check below
+// sees the batches before it; the fsync is awaited by wait, outside the
+// lock, where Pebble lets one fsync cover every batch applied meanwhile.
+func (d *Driver) CommitAsync(_ context.Context, batch []*rivetdriver.Commit) (func() error, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
 	for _, c := range batch {
 		c.Err = nil
 	}
 	if len(batch) == 0 {
-		return nil
+		d.leave()
+		return noWait, nil
 	}
 
 	d.mu.Lock()
+	if d.broken != nil {
+		d.mu.Unlock()
+		d.leave()
+		return nil, d.broken
+	}
 	metas := make(map[string]*meta, len(batch))
 	for _, c := range batch {
 		if _, ok := metas[c.ActorID]; ok {
@@ -601,15 +622,17 @@ func (d *Driver) Commit(_ context.Context, batch []*rivetdriver.Commit) error {
 		m, err := d.metaLocked(c.ActorID)
 		if err != nil {
 			d.mu.Unlock()
-			return err
+			d.leave()
+			return nil, err
 		}
 		metas[c.ActorID] = m
 	}
-	// Wait out activations and other callers' commits of these actors.
+	// Wait out activations of these actors: a commit either lands before
+	// the new generation is written or is fenced by it.
 	for {
 		busy := false
 		for _, m := range metas {
-			if m != nil && (m.activating || m.inflight > 0) {
+			if m != nil && m.activating {
 				busy = true
 				break
 			}
@@ -621,8 +644,16 @@ func (d *Driver) Commit(_ context.Context, batch []*rivetdriver.Commit) error {
 	}
 
 	b := d.db.NewBatch()
-	defer b.Close()
 	touched := make(map[string]*pending, len(batch))
+	fail := func(err error) (func() error, error) {
+		d.mu.Unlock()
+		b.Close()
+		d.leave()
+		for _, c := range batch {
+			c.Err = nil
+		}
+		return nil, err
+	}
 	for _, c := range batch {
 		m := metas[c.ActorID]
 		if m == nil {
@@ -643,41 +674,42 @@ func (d *Driver) Commit(_ context.Context, batch []*rivetdriver.Commit) error {
 			continue
 		}
 		if err := d.applyLocked(b, c, p); err != nil {
+			return fail(err)
+		}
+		touched[c.ActorID] = p
+	}
+	if b.Empty() {
+		d.mu.Unlock()
+		b.Close()
+		d.leave()
+		return noWait, nil
+	}
+	if err := d.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+		return fail(fmt.Errorf("rivetembed: commit batch of %d: %w", len(batch), err))
+	}
+	// Applied: later batches must see it. If its fsync fails, wait marks
+	// the driver broken, so nothing decided on this view ever lands.
+	for _, p := range touched {
+		p.m.initialized, p.m.destroyed = p.initialized, p.destroyed
+	}
+	d.mu.Unlock()
+	return func() error {
+		defer d.leave()
+		defer b.Close()
+		if err := b.SyncWait(); err != nil {
+			err = fmt.Errorf("rivetembed: commit batch of %d: %w", len(batch), err)
+			d.mu.Lock()
+			if d.broken == nil {
+				d.broken = fmt.Errorf("rivetembed: store failed and must be reopened: %w", err)
+			}
 			d.mu.Unlock()
 			for _, c := range batch {
 				c.Err = nil
 			}
 			return err
 		}
-		touched[c.ActorID] = p
-	}
-	if b.Empty() {
-		d.mu.Unlock()
 		return nil
-	}
-	for _, p := range touched {
-		p.m.inflight++
-	}
-	d.mu.Unlock()
-
-	err := b.Commit(pebble.Sync)
-
-	d.mu.Lock()
-	for _, p := range touched {
-		p.m.inflight--
-		if err == nil {
-			p.m.initialized, p.m.destroyed = p.initialized, p.destroyed
-		}
-	}
-	d.cond.Broadcast()
-	d.mu.Unlock()
-	if err != nil {
-		for _, c := range batch {
-			c.Err = nil
-		}
-		return fmt.Errorf("rivetembed: commit batch of %d: %w", len(batch), err)
-	}
-	return nil
+	}, nil
 }
 
 // applyLocked adds one accepted commit to the batch and to p.
