@@ -169,3 +169,153 @@ func TestCrashDurability(t *testing.T) {
 	}
 	t.Logf("%d rounds, %d acknowledged writes verified", rounds, totalAcks)
 }
+
+type alarmState struct {
+	Fired map[int]int `json:"fired"` // alarm number -> times fired
+}
+
+// alarmDef schedules numbered alarms and records each firing.
+var alarmDef = rivet.NewActor("alarms", rivet.Opts[alarmState]{State: alarmState{Fired: map[int]int{}}}).
+	Action("arm", func(c *rivet.Ctx[alarmState], n int, delayMs int) error {
+		_, err := c.Schedule().After(time.Duration(delayMs)*time.Millisecond, "fire", n)
+		return err
+	}).
+	Action("fire", func(c *rivet.Ctx[alarmState], n int) {
+		if c.State.Fired == nil {
+			c.State.Fired = map[int]int{}
+		}
+		c.State.Fired[n]++
+	}).
+	Action("fired", func(c *rivet.Ctx[alarmState]) map[int]int { return c.State.Fired })
+
+// TestAlarmCrashChild is the child process of TestAlarmCrashDurability: it
+// arms alarms 100–400 ms ahead, one after another, and prints each
+// acknowledgement.
+func TestAlarmCrashChild(t *testing.T) {
+	dir := os.Getenv("RIVET_ALARM_CRASH_DIR")
+	if dir == "" {
+		t.Skip("child process of TestAlarmCrashDurability")
+	}
+	ctx := context.Background()
+	rt, err := rivet.Start(ctx, rivet.MustRegistry(alarmDef), &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println("start error:", err)
+		os.Exit(2)
+	}
+	start, _ := strconv.Atoi(os.Getenv("RIVET_ALARM_CRASH_START"))
+	h := rt.Client().GetOrCreate("alarms", rivet.Key{"a"})
+	for n := start; ; n++ {
+		fmt.Printf("send %d\n", n)
+		if _, err := h.Call(ctx, "arm", n, 100+n*37%300); err != nil {
+			fmt.Println("arm error:", err)
+			os.Exit(2)
+		}
+		fmt.Printf("ack %d\n", n)
+		time.Sleep(time.Millisecond) // pace, so that some alarms fire before the kill
+	}
+}
+
+// TestAlarmCrashDurability kills a process that keeps arming alarms, with
+// SIGKILL at random points, and checks after each restart that every
+// acknowledged alarm fires (at least once) and no alarm that was never
+// sent does.
+func TestAlarmCrashDurability(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes")
+	}
+	dir := t.TempDir()
+	rounds := 6
+	if n, err := strconv.Atoi(os.Getenv("RIVET_CRASH_ROUNDS")); err == nil {
+		rounds = max(1, n/2)
+	}
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	next, pendingAtKill := 0, 0
+	acks := map[int]bool{} // every acknowledged alarm, over all rounds
+	for round := range rounds {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestAlarmCrashChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), "RIVET_ALARM_CRASH_DIR="+dir, fmt.Sprintf("RIVET_ALARM_CRASH_START=%d", next))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		acked, sent := -1, -1
+		killAfter := 20 + rng.IntN(400)
+		sc := bufio.NewScanner(out)
+		nacks, killed := 0, false
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			n, err := 0, error(nil)
+			if len(f) == 2 {
+				n, err = strconv.Atoi(f[1])
+			}
+			switch {
+			case len(f) != 2 || err != nil:
+				t.Fatalf("round %d: child said %q", round, sc.Text())
+			case f[0] == "ack":
+				acked, nacks, acks[n] = max(acked, n), nacks+1, true
+			case f[0] == "send":
+				sent = max(sent, n)
+			}
+			if nacks >= killAfter && !killed {
+				_ = cmd.Process.Kill()
+				killed = true
+			}
+		}
+		_ = cmd.Wait()
+		if nacks < killAfter {
+			t.Fatalf("round %d: child exited after %d acks", round, nacks)
+		}
+
+		ctx := ctxT(t)
+		rt, err := rivet.Start(ctx, rivet.MustRegistry(alarmDef), &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatalf("round %d: restart: %v", round, err)
+		}
+		h := rt.Client().GetOrCreate("alarms", rivet.Key{"a"})
+		var fired map[int]int
+		var missing []int
+		first := true
+		waitFor(t, func() bool {
+			f, err := rivet.Call[map[int]int](ctx, h, "fired")
+			if err != nil {
+				t.Fatalf("round %d: fired: %v", round, err)
+			}
+			if first {
+				// Alarms acknowledged but not yet fired when the child died.
+				for n := next; n <= acked; n++ {
+					if acks[n] && f[n] == 0 {
+						pendingAtKill++
+					}
+				}
+				first = false
+			}
+			fired = f
+			missing = missing[:0]
+			for n := range acks {
+				if fired[n] == 0 {
+					missing = append(missing, n)
+				}
+			}
+			return len(missing) == 0
+		}, func() string {
+			return fmt.Sprintf("round %d: acknowledged alarms never fired: %v (acked up to %d)", round, missing, acked)
+		})
+		for n := range fired {
+			if n > sent {
+				t.Fatalf("round %d: alarm %d fired but only %d was sent", round, n, sent)
+			}
+		}
+		if err := rt.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		next = sent + 1
+	}
+	if pendingAtKill == 0 {
+		t.Fatal("no alarm was pending at any kill: the test did not exercise recovery")
+	}
+	t.Logf("%d rounds, %d alarms armed, %d were pending at a kill and fired after restart", rounds, next, pendingAtKill)
+}

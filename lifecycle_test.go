@@ -297,13 +297,18 @@ func countOf(s []string, v string) int {
 	return n
 }
 
-// waitFor polls cond until it holds or the test times out.
-func waitFor(t *testing.T, cond func() bool) {
+// waitFor polls cond until it holds or 10s pass; why, if given, explains
+// the failure.
+func waitFor(t *testing.T, cond func() bool, why ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not reached within 10s")
+			msg := "condition not reached within 10s"
+			for _, w := range why {
+				msg += ": " + w()
+			}
+			t.Fatal(msg)
 		}
 		time.Sleep(time.Millisecond)
 	}
