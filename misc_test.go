@@ -3,11 +3,16 @@ package rivet_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/rivetdriver"
+	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
 )
 
 type bgState struct {
@@ -33,24 +38,37 @@ var bgDef = rivet.NewActor("bg", rivet.Opts[bgState]{SleepTimeout: time.Second})
 	}).
 	Action("noop", func(c *rivet.Ctx[bgState]) {})
 
-var gates = map[string]chan struct{}{"x": make(chan struct{})}
+// gates are channels background work waits on, by name; tests make a
+// fresh one per run with newGate.
+var gates sync.Map
 
-func gateFor(what string) chan struct{} { return gates[what] }
+func gateFor(name string) chan struct{} {
+	g, _ := gates.Load(name)
+	return g.(chan struct{})
+}
+
+func newGate(t *testing.T) (name string, open func()) {
+	name = t.Name()
+	g := make(chan struct{})
+	gates.Store(name, g)
+	return name, func() { close(g) }
+}
 
 func TestBackgroundWorkKeepsAwakeAndReenters(t *testing.T) {
 	ctx := ctxT(t)
 	k := kit(t, newMem(), bgDef, counterDef)
 	h := k.Client.GetOrCreate("bg", rivet.Key{"a"})
-	must[rivet.Value](t)(h.Call(ctx, "work", "x"))
+	gate, open := newGate(t)
+	must[rivet.Value](t)(h.Call(ctx, "work", gate))
 	id := must[string](t)(h.ID(ctx))
 	k.Advance(time.Hour)
 	if !k.Awake(id) {
 		t.Fatal("actor slept while background work was running")
 	}
-	close(gates["x"])
+	open()
 	waitFor(t, func() bool {
 		got, err := rivet.Call[[]string](ctx, h, "done")
-		return err == nil && slices.Equal(got, []string{"x"})
+		return err == nil && slices.Equal(got, []string{gate})
 	})
 	waitFor(t, func() bool { k.Advance(2 * time.Second); return !k.Awake(id) })
 }
@@ -96,20 +114,128 @@ var stopDef = rivet.NewActor("stopper", rivet.Opts[stopState]{
 }).Action("slept", func(c *rivet.Ctx[stopState]) int { return c.State.Slept })
 
 func TestGracefulShutdownRunsOnSleepAndCommits(t *testing.T) {
+	drivers(t, func(t *testing.T, open func(t *testing.T) rivetdriver.Driver) {
+		ctx := ctxT(t)
+		rt := startOn(t, open(t), stopDef)
+		h := rt.Client().GetOrCreate("stopper", nil)
+		must[int](t)(rivet.Call[int](ctx, h, "slept"))
+		if err := rt.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.Call(ctx, "slept"); !errors.Is(err, rivet.ErrStopping) {
+			t.Fatalf("call after Stop: %v, want stopping", err)
+		}
+		rt2 := startOn(t, open(t), stopDef) // the embedded store is reopened
+		if got := must[int](t)(rivet.Call[int](ctx, rt2.Client().GetOrCreate("stopper", nil), "slept")); got != 1 {
+			t.Fatalf("onSleep's change after restart = %d, want 1", got)
+		}
+	})
+}
+
+type saveState struct {
+	Step int `json:"step"`
+}
+
+// saveDef's "twoSteps" makes step 1 durable with SaveState, reports it,
+// waits, then sets step 2 and fails or succeeds as told.
+func saveDef(saved chan<- int, proceed <-chan struct{}) *rivet.Actor[saveState, rivet.None, rivet.None] {
+	return rivet.NewActor("saver", rivet.Opts[saveState]{}).
+		Action("twoSteps", func(c *rivet.Ctx[saveState], fail bool) error {
+			c.State.Step = 1
+			if err := c.KV().Put(rivet.K("step"), 1); err != nil {
+				return err
+			}
+			if err := c.SaveState(); err != nil {
+				return err
+			}
+			saved <- c.State.Step
+			<-proceed
+			c.State.Step = 2
+			if fail {
+				return rivet.UserError("step 2 failed")
+			}
+			return nil
+		}).
+		Action("step", func(c *rivet.Ctx[saveState]) (int, error) {
+			var kv int
+			if _, err := c.KV().Get(rivet.K("step"), &kv); err != nil {
+				return 0, err
+			}
+			if kv != 1 {
+				return 0, fmt.Errorf("kv step = %d", kv)
+			}
+			return c.State.Step, nil
+		})
+}
+
+// SaveState commits mid-turn: it waits for durability, and what it saved
+// survives the rest of the turn failing.
+func TestSaveState(t *testing.T) {
 	ctx := ctxT(t)
-	d := newMem()
-	rt := startOn(t, d, stopDef)
-	h := rt.Client().GetOrCreate("stopper", nil)
-	must[int](t)(rivet.Call[int](ctx, h, "slept"))
+	d := &gatedDriver{Driver: rivetmem.New()}
+	saved, proceed := make(chan int, 1), make(chan struct{})
+	rt := startOn(t, d, saveDef(saved, proceed))
+	h := rt.Client().GetOrCreate("saver", nil)
+	must[string](t)(h.ID(ctx))
+
+	release := d.holdCommits()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := h.Call(ctx, "twoSteps", true)
+		errc <- err
+	}()
+	<-d.entered // SaveState's commit reached the store...
+	select {
+	case <-saved:
+		t.Fatal("SaveState returned before its commit was durable")
+	default:
+	}
+	release() // ...and returns once it is durable.
+	if got := <-saved; got != 1 {
+		t.Fatalf("saved step %d", got)
+	}
+	close(proceed)
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "step 2 failed") {
+		t.Fatalf("twoSteps: %v, want the user error", err)
+	}
+	// The failure rolled back step 2 only.
+	if got := must[int](t)(rivet.Call[int](ctx, h, "step")); got != 1 {
+		t.Fatalf("step after a failure past SaveState = %d, want 1", got)
+	}
+	// And step 1 is durable: a new runtime on the same store sees it.
 	if err := rt.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Call(ctx, "slept"); !errors.Is(err, rivet.ErrStopping) {
-		t.Fatalf("call after Stop: %v, want stopping", err)
+	rt2 := startOn(t, d.Driver, saveDef(saved, proceed))
+	if got := must[int](t)(rivet.Call[int](ctx, rt2.Client().GetOrCreate("saver", nil), "step")); got != 1 {
+		t.Fatalf("step after restart = %d, want 1", got)
 	}
-	rt2 := startOn(t, d, stopDef)
-	if got := must[int](t)(rivet.Call[int](ctx, rt2.Client().GetOrCreate("stopper", nil), "slept")); got != 1 {
-		t.Fatalf("onSleep's change after restart = %d, want 1", got)
+}
+
+var waitDef = rivet.NewActor("waiter", rivet.Opts[struct{}]{SleepTimeout: time.Second}).
+	Action("start", func(c *rivet.Ctx[struct{}], key string) {
+		c.WaitUntil(func(ctx context.Context) error {
+			select {
+			case <-gateFor(key):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+	})
+
+// WaitUntil keeps the actor awake until its work returns; then it sleeps.
+func TestWaitUntilKeepsAwake(t *testing.T) {
+	ctx := ctxT(t)
+	k := kit(t, newMem(), waitDef)
+	h := k.Client.GetOrCreate("waiter", nil)
+	gate, open := newGate(t)
+	must[rivet.Value](t)(h.Call(ctx, "start", gate))
+	id := must[string](t)(h.ID(ctx))
+	k.Advance(time.Hour)
+	if !k.Awake(id) {
+		t.Fatal("actor slept while WaitUntil work was running")
 	}
-	_ = context.Background
+	open()
+	waitFor(t, func() bool { k.Advance(2 * time.Second); return !k.Awake(id) })
 }
