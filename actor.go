@@ -10,6 +10,7 @@ import (
 
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/internal/gateway"
 )
 
 // None is the type parameter for an actor without connection state or vars.
@@ -75,8 +76,11 @@ type Options[S, C, V any] struct {
 	// /request/* path, as a turn. The response is buffered and sent after
 	// the turn's changes are durable.
 	OnRequest func(c *Context[S, C, V], w http.ResponseWriter, r *http.Request) error
-	// OnWebSocket serves raw WebSocket connections to /websocket/*.
-	OnWebSocket func(c *Context[S, C, V], ws WebSocket)
+	// OnWebSocket accepts a raw WebSocket connection to /websocket/*. It
+	// runs as a turn: register ws.OnMessage and ws.OnClose there; each
+	// message then runs as a turn of its own. An error rejects the socket
+	// (close 1011). The socket keeps the actor awake while open.
+	OnWebSocket func(c *Context[S, C, V], ws *WebSocket[S, C, V]) error
 
 	// SleepTimeout is how long the actor stays awake with nothing to do
 	// (default 30s).
@@ -114,13 +118,6 @@ type AuthContext struct {
 	Intents []Intent
 }
 
-// WebSocket is a raw WebSocket connection handed to OnWebSocket.
-type WebSocket interface {
-	Read(ctx context.Context) (text bool, data []byte, err error)
-	Write(ctx context.Context, text bool, data []byte) error
-	Close(code int, reason string) error
-}
-
 // Actor is an actor definition. Build it with NewActor and Action, then
 // pass it to NewRegistry. It is immutable once registered.
 type Actor[S, C, V any] struct {
@@ -154,6 +151,10 @@ func (a *Actor[S, C, V]) Name() string { return a.name }
 type Definition interface {
 	Name() string
 	build() (engine.Behavior, error)
+	// The gateway hooks (serve.go).
+	auth(r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
+	serveRequest(ctx context.Context, e *engine.Engine, id string, w http.ResponseWriter, r *http.Request) error
+	serveWebSocket(ctx context.Context, e *engine.Engine, id string, ws *gateway.RawSocket, r *http.Request) error
 }
 
 var (
@@ -292,7 +293,7 @@ func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
 		NoSleep:       o.NoSleep,
 		ActionTimeout: o.ActionTimeout,
 		MaxSchedules:  o.MaxSchedules,
-		ConnHooks:     o.OnBeforeConnect != nil || o.CreateConnState != nil || o.OnConnect != nil || o.OnDisconnect != nil,
+		ConnHooks:     o.OnBeforeConnect != nil || o.CreateConnState != nil || o.OnConnect != nil || o.OnDisconnect != nil || !reflect.ValueOf(&o.ConnState).Elem().IsZero(),
 	}
 	if b.engOpts.SleepTimeout <= 0 {
 		b.engOpts.SleepTimeout = DefaultSleepTimeout

@@ -2,8 +2,6 @@ package rivet
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"sync"
 
@@ -46,15 +44,6 @@ type queuedEvent struct {
 	gate *engine.Gate
 }
 
-func newConnID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	s := hex.EncodeToString(b[:])
-	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
-}
-
 // Connect opens a connection. The actor's onBeforeConnect,
 // createConnState and onConnect run before it returns; an error from them
 // rejects the connection.
@@ -64,7 +53,7 @@ func (h *Handle) Connect(ctx context.Context) (*Connection, error) {
 		return nil, err
 	}
 	c := &Connection{h: h, id: id, handlers: map[string][]*eventHandler{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
-	c.ec = engine.NewConn(newConnID(), h.params, nil, transport{c})
+	c.ec = engine.NewConn(engine.NewConnID(), h.params, nil, transport{c})
 	if err := h.c.e.Connect(ctx, id, c.ec); err != nil {
 		return nil, publicError(err)
 	}

@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 
 	"github.com/rivetgo/rivet/internal/clock"
 	"github.com/rivetgo/rivet/internal/engine"
@@ -17,16 +19,20 @@ import (
 	"github.com/rivetgo/rivet/rivetdriver/rivetembed"
 )
 
+// Version is this module's version, reported by /metadata.
+const Version = "0.1.0-dev"
+
 // Registry is a validated set of actor definitions.
 type Registry struct {
 	behaviors []engine.Behavior
 	names     []string
+	defs      map[string]Definition
 }
 
 // NewRegistry validates actor definitions: every action signature must be
 // servable, every state encodable, every name unique.
 func NewRegistry(defs ...Definition) (*Registry, error) {
-	r := &Registry{}
+	r := &Registry{defs: map[string]Definition{}}
 	seen := map[string]bool{}
 	for _, d := range defs {
 		if seen[d.Name()] {
@@ -38,6 +44,7 @@ func NewRegistry(defs ...Definition) (*Registry, error) {
 			return nil, err
 		}
 		r.behaviors = append(r.behaviors, b)
+		r.defs[d.Name()] = d
 		r.names = append(r.names, d.Name())
 	}
 	sort.Strings(r.names)
@@ -82,6 +89,8 @@ type Config struct {
 	// MailboxSize bounds each actor's queue of pending calls (default
 	// 10,000); past it calls fail with actor.overloaded.
 	MailboxSize int
+	// Gateway configures the HTTP/WebSocket gateway (Runtime.Handler).
+	Gateway GatewayConfig
 }
 
 // DefaultDataDir is where the embedded store lives when neither
@@ -110,6 +119,10 @@ func DefaultDataDir() (string, error) {
 
 // Runtime runs the actors of a registry. Create one with Start.
 type Runtime struct {
+	gwConfig GatewayConfig
+	gwOnce   sync.Once
+	gw       http.Handler
+
 	reg        *Registry
 	e          *engine.Engine
 	driver     rivetdriver.Driver
@@ -130,7 +143,7 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	rt := &Runtime{reg: reg, driver: cfg.Driver, log: cfg.Logger}
+	rt := &Runtime{reg: reg, driver: cfg.Driver, log: cfg.Logger, gwConfig: cfg.Gateway}
 	if rt.log == nil {
 		rt.log = slog.Default()
 	}

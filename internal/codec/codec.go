@@ -47,6 +47,9 @@ func Unmarshal(b []byte, v any) error { return decMode.Unmarshal(b, v) }
 // Raw is one encoded value.
 type Raw = cbor.RawMessage
 
+// Valid reports whether b is exactly one well-formed CBOR value.
+func Valid(b []byte) error { return decMode.Wellformed(b) }
+
 // MarshalArgs encodes an argument list as a CBOR array.
 func MarshalArgs(args []any) ([]byte, error) {
 	if args == nil {

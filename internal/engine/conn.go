@@ -1,6 +1,10 @@
 package engine
 
-import "errors"
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+)
 
 // Transport carries a connection's events to its client. Implementations
 // must not block: they queue, and release each event only after its gate
@@ -28,12 +32,33 @@ type Conn struct {
 	transport Transport
 	closed    bool
 	ephemeral bool
+	raw       bool // a raw WebSocket: no connection hooks, not in Conns
 }
 
 // NewConn returns a connection for a transport.
 func NewConn(id string, params []byte, auth any, t Transport) *Conn {
 	return &Conn{ID: id, Params: params, Auth: auth, transport: t, subs: map[string]struct{}{}}
 }
+
+// NewStatelessConn returns the temporary connection of one stateless
+// call: the actor's connection hooks run around the call on it, and it
+// never receives events.
+func NewStatelessConn(params []byte, auth any) *Conn {
+	return &Conn{ID: newConnID(), Params: params, Auth: auth, subs: map[string]struct{}{}, ephemeral: true}
+}
+
+// newConnID returns a random UUIDv4, the form RivetKit uses.
+func newConnID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	s := hex.EncodeToString(b[:])
+	return s[:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+}
+
+// NewConnID returns a fresh connection id.
+func NewConnID() string { return newConnID() }
 
 // Subscribed reports whether the connection asked for event.
 func (c *Conn) Subscribed(event string) bool {

@@ -476,10 +476,19 @@ func (e *Engine) Subscribe(ctx context.Context, id string, c *Conn, event string
 // Enter runs fn as a turn of the actor and waits until its changes are
 // durable. It is how background work re-enters its actor.
 func (e *Engine) Enter(ctx context.Context, id string, fn func(t *Turn) error) error {
+	return e.EnterAs(ctx, id, nil, fn)
+}
+
+// EnterAs is Enter with the turn serving connection c (nil for none).
+func (e *Engine) EnterAs(ctx context.Context, id string, c *Conn, fn func(t *Turn) error) error {
 	var gate *Gate
 	var terr error
 	err := e.do(ctx, id, func(h *host) {
-		t := newTurn(h, ctx, nil)
+		if c != nil && (c.h != h || c.closed) {
+			terr = rivettype.ErrConnectionClosed
+			return
+		}
+		t := newTurn(h, ctx, c)
 		terr = h.call(func() error { return fn(t) })
 		e.metrics.Turns.Add(1)
 		var ferr error
@@ -495,6 +504,60 @@ func (e *Engine) Enter(ctx context.Context, id string, fn func(t *Turn) error) e
 		return werr
 	}
 	return terr
+}
+
+// Attach adds a raw connection (a raw WebSocket) to the actor and runs
+// fn in the same turn; the connection hooks do not run for it. An error
+// from fn leaves the connection out. The connection keeps the actor
+// awake until Detach.
+func (e *Engine) Attach(ctx context.Context, id string, c *Conn, fn func(t *Turn) error) error {
+	c.raw = true
+	var gate *Gate
+	var terr error
+	err := e.do(ctx, id, func(h *host) {
+		t := newTurn(h, ctx, c)
+		h.addConn(c)
+		terr = h.call(func() error { return fn(t) })
+		e.metrics.Turns.Add(1)
+		if terr != nil {
+			h.removeConn(c)
+			c.closed = true
+		}
+		var ferr error
+		gate, ferr = h.endTurn(t, terr)
+		if terr == nil {
+			terr = ferr
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if werr := gate.Wait(ctx); werr != nil {
+		return werr
+	}
+	return terr
+}
+
+// Detach removes a raw connection, running fn (if not nil) as its last
+// turn.
+func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
+	_ = e.do(context.WithoutCancel(e.ctx), id, func(h *host) {
+		if _, ok := h.conns[c.ID]; !ok || c.closed {
+			return
+		}
+		c.closed = true
+		h.removeConn(c)
+		if fn == nil {
+			return
+		}
+		t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
+		h.e.metrics.Turns.Add(1)
+		err := h.call(func() error { return fn(t) })
+		if err != nil {
+			h.log().Warn("raw connection close handler failed", "conn", c.ID, "err", err)
+		}
+		_, _ = h.endTurn(t, err)
+	})
 }
 
 // Destroy destroys an actor: onDestroy runs, then its state, KV and alarms
@@ -563,3 +626,17 @@ func (e *Engine) deliverAlarm(actorID, alarmID string) {
 	}
 	e.goTracked(run)
 }
+
+// Registered reports whether name is a registered actor name.
+func (e *Engine) Registered(name string) bool {
+	_, ok := e.behaviors[name]
+	return ok
+}
+
+// ListActors lists live actors (destroyed ones only if asked).
+func (e *Engine) ListActors(ctx context.Context, opts rivetdriver.ListActorsOptions) ([]rivetdriver.ActorRecord, error) {
+	return e.driver.ListActors(ctx, opts)
+}
+
+// Region is the region actors run in.
+func (e *Engine) Region() string { return e.region }

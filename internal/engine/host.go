@@ -371,7 +371,7 @@ func (h *host) prune() {
 func (h *host) connList() []*Conn {
 	out := make([]*Conn, 0, len(h.connOrder))
 	for _, c := range h.connOrder {
-		if !c.closed && !c.ephemeral {
+		if !c.closed && !c.ephemeral && !c.raw {
 			out = append(out, c)
 		}
 	}

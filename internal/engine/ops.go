@@ -15,13 +15,18 @@ func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, param
 	if !h.inst.HasAction(name) {
 		return nil, h.lastGate(), rivettype.ErrActionNotFound.With("Action `%s` was not found.", name)
 	}
-	if conn == nil && h.opts.ConnHooks {
-		tmp := &Conn{ID: "tmp-" + newAlarmID(), Params: params, subs: map[string]struct{}{}, ephemeral: true}
-		if g, err := h.connect(ctx, tmp); err != nil {
-			return nil, g, err
+	if conn == nil {
+		conn = NewStatelessConn(params, nil)
+	}
+	if conn.ephemeral {
+		if !h.opts.ConnHooks {
+			conn.h = h
+		} else {
+			if g, err := h.connect(ctx, conn); err != nil {
+				return nil, g, err
+			}
+			defer h.disconnect(conn, "stateless call done")
 		}
-		defer h.disconnect(tmp, "stateless call done")
-		conn = tmp
 	}
 	t := newTurn(h, ctx, conn)
 	t.deadline = deadline
@@ -74,6 +79,12 @@ func (h *host) disconnect(c *Conn, reason string) {
 	}
 	c.closed = true
 	h.removeConn(c)
+	if c.raw {
+		if c.transport != nil && reason != "" {
+			c.transport.Close(reason)
+		}
+		return
+	}
 	t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
 	h.e.metrics.Turns.Add(1)
 	err := h.call(func() error { return h.inst.Disconnect(t, c) })

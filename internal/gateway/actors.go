@@ -1,0 +1,235 @@
+package gateway
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/rivetgo/rivet/internal/actorkey"
+	"github.com/rivetgo/rivet/internal/protocol"
+	"github.com/rivetgo/rivet/rivetdriver"
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+// actorJSON is the engine's actor object (protocol.md §1.3).
+type actorJSON struct {
+	ActorID            string  `json:"actor_id"`
+	Name               string  `json:"name"`
+	Key                string  `json:"key"`
+	NamespaceID        string  `json:"namespace_id"`
+	Datacenter         string  `json:"datacenter"`
+	RunnerNameSelector string  `json:"runner_name_selector"`
+	CrashPolicy        string  `json:"crash_policy"`
+	CreateTS           int64   `json:"create_ts"`
+	StartTS            *int64  `json:"start_ts"`
+	PendingAllocTS     *int64  `json:"pending_allocation_ts"`
+	ConnectableTS      *int64  `json:"connectable_ts"`
+	SleepTS            *int64  `json:"sleep_ts"`
+	RescheduleTS       *int64  `json:"reschedule_ts"`
+	DestroyTS          *int64  `json:"destroy_ts"`
+	Error              *string `json:"error,omitempty"`
+}
+
+func (g *Gateway) actorObject(rec rivetdriver.ActorRecord) actorJSON {
+	dc := g.e.Region()
+	if dc == "" {
+		dc = "default"
+	}
+	created := rec.CreatedAt.UnixMilli()
+	return actorJSON{
+		ActorID: rec.ID, Name: rec.Name, Key: actorkey.Serialize(rec.Key), NamespaceID: rec.Namespace,
+		Datacenter: dc, RunnerNameSelector: "default", CrashPolicy: "sleep",
+		CreateTS: created, StartTS: &created, ConnectableTS: &created,
+	}
+}
+
+// namespace is the request's namespace ("default" when absent).
+func namespace(r *http.Request) string {
+	if ns := r.URL.Query().Get("namespace"); ns != "" {
+		return ns
+	}
+	return "default"
+}
+
+// createBody is the body of PUT and POST /actors.
+type createBody struct {
+	Name   string  `json:"name"`
+	Key    *string `json:"key"`
+	Input  *string `json:"input"`
+	Region string  `json:"datacenter"`
+}
+
+func (g *Gateway) actors(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/actors"), "/")
+	if rest != "" {
+		id, action, _ := strings.Cut(rest, "/")
+		switch {
+		case action == "" && r.Method == http.MethodDelete:
+			rec, err := g.e.GetActor(ctx, id)
+			if err == nil && rec.Namespace != namespace(r) {
+				err = rivettype.ErrActorNotFound.With("Actor %s was not found.", id)
+			}
+			if err == nil {
+				err = g.e.Destroy(ctx, id)
+			}
+			if err != nil {
+				g.fail(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{})
+		case action == "sleep" && r.Method == http.MethodPost:
+			if _, err := g.e.GetActor(ctx, id); err != nil {
+				g.fail(w, r, err)
+				return
+			}
+			if err := g.e.Sleep(ctx, id); err != nil {
+				g.fail(w, r, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{})
+		default:
+			g.fail(w, r, errMethodNotAllowed.With("%s /actors/%s is not supported.", r.Method, rest))
+		}
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+		g.listActors(w, r)
+	case http.MethodPut, http.MethodPost:
+		var body createBody
+		if err := json.NewDecoder(io.LimitReader(r.Body, maxRESTBody)).Decode(&body); err != nil {
+			g.fail(w, r, errInvalidRequest.With("Invalid JSON body: %v", err))
+			return
+		}
+		if body.Name == "" {
+			g.fail(w, r, errInvalidRequest.With("The actor name is missing."))
+			return
+		}
+		if !g.e.Registered(body.Name) {
+			g.fail(w, r, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", body.Name))
+			return
+		}
+		var key []string
+		if body.Key != nil {
+			k, err := actorkey.Deserialize(*body.Key)
+			if err == nil {
+				err = actorkey.Validate(k)
+			}
+			if err != nil {
+				g.fail(w, r, rivettype.ErrInvalidKey.With("Invalid actor key %q: %v", *body.Key, err))
+				return
+			}
+			key = k
+		}
+		var input []byte
+		if body.Input != nil && *body.Input != "" {
+			in, err := g.decodeRESTInput(*body.Input)
+			if err != nil {
+				g.fail(w, r, err)
+				return
+			}
+			input = in
+		}
+		orGet := r.Method == http.MethodPut
+		intents := []string{IntentCreate}
+		if orGet {
+			intents = []string{IntentGet, IntentCreate}
+		}
+		if _, err := g.cfg.Hooks.Auth(r, body.Name, key, nil, intents); err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		rec, created, err := g.e.Create(ctx, namespace(r), body.Name, key, input, orGet)
+		if err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		if orGet {
+			writeJSON(w, http.StatusOK, map[string]any{"actor": g.actorObject(rec), "created": created})
+		} else {
+			writeJSON(w, http.StatusOK, map[string]any{"actor": g.actorObject(rec)})
+		}
+	default:
+		g.fail(w, r, errMethodNotAllowed.With("%s /actors is not supported.", r.Method))
+	}
+}
+
+// decodeRESTInput decodes the REST input: standard base64 of CBOR.
+func (g *Gateway) decodeRESTInput(s string) ([]byte, error) {
+	if base64.StdEncoding.DecodedLen(len(s)) > g.cfg.MaxInput {
+		return nil, errInputTooLarge.With("Actor input is larger than %d bytes.", g.cfg.MaxInput)
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return nil, errInvalidRequest.With("Actor input is not valid base64: %v", err)
+	}
+	v, err := protocol.DecodeCBORValue(b)
+	if err != nil {
+		return nil, errInvalidRequest.With("Actor input is not valid CBOR: %v", err)
+	}
+	return v, nil
+}
+
+func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	q := r.URL.Query()
+	ns := namespace(r)
+	out := []actorJSON{}
+	switch {
+	case q.Has("actor_ids"):
+		for _, id := range strings.Split(q.Get("actor_ids"), ",") {
+			if id == "" {
+				continue
+			}
+			rec, err := g.e.GetActor(ctx, id)
+			if err == nil && rec.Namespace == ns {
+				out = append(out, g.actorObject(rec))
+			} else if err != nil && !errors.Is(err, rivettype.ErrActorNotFound) {
+				g.fail(w, r, err)
+				return
+			}
+		}
+	case q.Has("key"):
+		name := q.Get("name")
+		if name == "" {
+			g.fail(w, r, errInvalidRequest.With("Listing by key needs a name."))
+			return
+		}
+		if !g.e.Registered(name) {
+			g.fail(w, r, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", name))
+			return
+		}
+		key, err := actorkey.Deserialize(q.Get("key"))
+		if err != nil {
+			g.fail(w, r, rivettype.ErrInvalidKey.With("Invalid actor key %q: %v", q.Get("key"), err))
+			return
+		}
+		if _, err := g.cfg.Hooks.Auth(r, name, key, nil, []string{IntentGet}); err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		rec, err := g.e.Lookup(ctx, ns, name, key)
+		if err == nil {
+			out = append(out, g.actorObject(rec))
+		} else if !errors.Is(err, rivettype.ErrActorNotFound) {
+			g.fail(w, r, err)
+			return
+		}
+	default:
+		recs, err := g.e.ListActors(ctx, rivetdriver.ListActorsOptions{Namespace: ns, Name: q.Get("name"), After: q.Get("cursor"), Limit: 1000})
+		if err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		for _, rec := range recs {
+			out = append(out, g.actorObject(rec))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"actors": out, "pagination": map[string]any{"cursor": nil}})
+}

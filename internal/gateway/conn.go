@@ -1,0 +1,266 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/rivetgo/rivet/internal/codec"
+	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/internal/protocol"
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+// writeTimeout bounds one WebSocket write; a client that takes longer is
+// disconnected.
+const writeTimeout = 10 * time.Second
+
+var (
+	errSendQueueFull = &rivettype.Error{Group: "message", Code: "outgoing_queue_full", Message: "The client does not read its messages fast enough.", Public: true}
+	errInvalidUTF8   = &rivettype.Error{Group: "message", Code: "invalid_utf8", Message: "Text frame is not valid UTF-8.", Public: true}
+)
+
+// closeReason is "group.code", at most 123 bytes (the WebSocket limit).
+func closeReason(err error) string {
+	e := public(err)
+	s := e.Group + "." + e.Code
+	if len(s) > 123 {
+		s = s[:123]
+	}
+	return s
+}
+
+// subprotocols splits the Sec-WebSocket-Protocol header values.
+func subprotocols(r *http.Request) []string {
+	var out []string
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// accept completes a WebSocket upgrade, selecting subprotocol "rivet".
+func (g *Gateway) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+	opts := &websocket.AcceptOptions{Subprotocols: []string{"rivet"}}
+	if len(g.cfg.Origins) == 0 {
+		opts.InsecureSkipVerify = true // any origin, as with CORS
+	} else {
+		for _, o := range g.cfg.Origins {
+			if u, err := url.Parse(o); err == nil && u.Host != "" {
+				opts.OriginPatterns = append(opts.OriginPatterns, u.Host)
+			} else {
+				opts.OriginPatterns = append(opts.OriginPatterns, o)
+			}
+		}
+	}
+	c, err := websocket.Accept(w, r, opts)
+	if err != nil {
+		return nil, err
+	}
+	c.SetReadLimit(-1) // enforced per message by the gateway
+	return c, nil
+}
+
+// rejectWebSocket completes the upgrade and closes at once with 1011
+// "group.code", as RivetKit's engine does for routing errors.
+func (g *Gateway) rejectWebSocket(w http.ResponseWriter, r *http.Request, err error) {
+	if e, ok := rivettype.As(err); !ok || !e.Public {
+		g.log.Error("websocket rejected", "path", r.URL.Path, "err", err)
+	}
+	c, aerr := g.accept(w, r)
+	if aerr != nil {
+		return
+	}
+	_ = c.Close(websocket.StatusInternalError, closeReason(err))
+}
+
+// wsConn is one RivetKit connection over a WebSocket.
+type wsConn struct {
+	g       *Gateway
+	c       *websocket.Conn
+	enc     protocol.Encoding
+	actorID string
+	ec      *engine.Conn
+	out     *sender
+	ctx     context.Context
+}
+
+// Event implements engine.Transport.
+func (wc *wsConn) Event(name string, args []byte, gate *engine.Gate) {
+	wc.out.push(frame{gate: gate, build: wc.message(protocol.Event{Name: name, Args: args}, nil)})
+}
+
+// Close implements engine.Transport: the actor disconnected the client.
+func (wc *wsConn) Close(reason string) { wc.out.closeAfterQueue(websocket.StatusNormalClosure, reason) }
+
+// message builds m in the connection's encoding. For an action response
+// (actionID set) past the outgoing limit, it builds the
+// message.outgoing_too_long error instead.
+func (wc *wsConn) message(m protocol.Message, actionID *uint64) func() (websocket.MessageType, []byte, error) {
+	return func() (websocket.MessageType, []byte, error) {
+		b, err := protocol.Encode(wc.enc, m)
+		if err == nil && actionID != nil && len(b) > wc.g.cfg.MaxOutgoing {
+			b, err = protocol.Encode(wc.enc, protocol.Error{Group: "message", Code: "outgoing_too_long", Message: "Outgoing message too long", ActionID: actionID})
+		}
+		if wc.enc.Binary() {
+			return websocket.MessageBinary, b, err
+		}
+		return websocket.MessageText, b, err
+	}
+}
+
+// connect serves a RivetKit connection: /connect.
+func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
+	enc := protocol.JSON
+	var params []byte
+	var encErr, paramErr error
+	for _, p := range subprotocols(r) {
+		switch {
+		case strings.HasPrefix(p, "rivet_encoding."):
+			enc, encErr = protocol.ParseEncoding(strings.TrimPrefix(p, "rivet_encoding."))
+		case strings.HasPrefix(p, "rivet_conn_params."):
+			var err error
+			if params, err = decodeParamsProtocol(strings.TrimPrefix(p, "rivet_conn_params.")); err != nil {
+				paramErr = errInvalidRequest.With("Invalid connection params: %v", err)
+			}
+		}
+	}
+	c, err := g.accept(w, r)
+	if err != nil {
+		return
+	}
+	if encErr != nil {
+		_ = c.Close(websocket.StatusUnsupportedData, "actor.unsupported_websocket_encoding")
+		return
+	}
+	if paramErr != nil {
+		_ = c.Close(websocket.StatusInternalError, closeReason(paramErr))
+		return
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	ref, err := g.resolve(ctx, r, t, params, IntentConnect)
+	if err != nil {
+		g.openFailed(c, enc, err)
+		return
+	}
+	wc := &wsConn{g: g, c: c, enc: enc, actorID: ref.ID, ctx: ctx}
+	wc.out = newSender(c, g.cfg.SendQueue, func(err error) { g.log.Error("encode message", "actor_id", ref.ID, "err", err) })
+	wc.ec = engine.NewConn(engine.NewConnID(), params, ref.Auth, wc)
+	if err := g.e.Connect(ctx, ref.ID, wc.ec); err != nil {
+		g.openFailed(c, enc, err)
+		return
+	}
+	// Init goes first, ahead of anything the connect hooks emitted.
+	wc.out.pushFront(frame{build: wc.message(protocol.Init{ActorID: ref.ID, ConnectionID: wc.ec.ID}, nil)})
+	go wc.out.run(ctx)
+
+	reason := wc.read(ref)
+	g.e.Disconnect(wc.ec, ref.ID, reason)
+	wc.out.closeAfterQueue(websocket.StatusNormalClosure, "")
+	<-wc.out.done
+}
+
+// openFailed reports an error opening a connection: an Error message with
+// actionId null, then close 1011 "group.code".
+func (g *Gateway) openFailed(c *websocket.Conn, enc protocol.Encoding, err error) {
+	e := public(err)
+	if pe, ok := rivettype.As(err); !ok || !pe.Public {
+		g.log.Error("connection rejected", "err", err)
+	}
+	b, eerr := protocol.Encode(enc, protocol.Error{Group: e.Group, Code: e.Code, Message: e.Message, Metadata: metadataCBOR(e)})
+	if eerr == nil {
+		typ := websocket.MessageBinary
+		if !enc.Binary() {
+			typ = websocket.MessageText
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		_ = c.Write(ctx, typ, b)
+		cancel()
+	}
+	_ = c.Close(websocket.StatusInternalError, closeReason(err))
+}
+
+// read handles client messages until the socket closes; it returns the
+// disconnect reason.
+func (wc *wsConn) read(ref actorRef) string {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	timeout := wc.g.e.ActionTimeout(ref.Name)
+	for {
+		typ, rd, err := wc.c.Reader(wc.ctx)
+		if err != nil {
+			if aborted := wc.out.abortErr(); aborted != nil {
+				return aborted.Error()
+			}
+			if st := websocket.CloseStatus(err); st != -1 {
+				return "client closed: " + strconv.Itoa(int(st))
+			}
+			return "connection lost"
+		}
+		data, err := io.ReadAll(io.LimitReader(rd, int64(wc.g.cfg.MaxIncoming)+1))
+		if err != nil {
+			return "read failed"
+		}
+		if len(data) > wc.g.cfg.MaxIncoming {
+			wc.out.abort(rivettype.ErrIncomingTooLong)
+			return "incoming message too long"
+		}
+		_ = typ
+		msg, err := protocol.DecodeToServer(wc.enc, data)
+		if err != nil {
+			wc.out.abort(errInvalidRequest.With("%v", err))
+			return "invalid message"
+		}
+		switch m := msg.(type) {
+		case protocol.ActionRequest:
+			wg.Go(func() { wc.dispatch(m, timeout) })
+		case protocol.SubscriptionRequest:
+			if err := wc.g.e.Subscribe(wc.ctx, wc.actorID, wc.ec, m.EventName, m.Subscribe); err != nil {
+				wc.out.abort(err)
+				return "subscription failed"
+			}
+		}
+	}
+}
+
+// dispatch runs one action of the connection and queues its answer.
+func (wc *wsConn) dispatch(m protocol.ActionRequest, timeout time.Duration) {
+	out, err := wc.g.e.Call(wc.ctx, wc.actorID, wc.ec, nil, m.Name, m.Args, codec.Marshal, timeout)
+	id := m.ID
+	if err != nil {
+		if wc.ctx.Err() != nil {
+			return
+		}
+		e := public(err)
+		if pe, ok := rivettype.As(err); !ok || !pe.Public {
+			wc.g.log.Error("action failed", "actor_id", wc.actorID, "action", m.Name, "err", err)
+		}
+		wc.out.push(frame{build: wc.message(protocol.Error{Group: e.Group, Code: e.Code, Message: e.Message, Metadata: metadataCBOR(e), ActionID: &id}, nil)})
+		return
+	}
+	wc.out.push(frame{build: wc.message(protocol.ActionResponse{ID: id, Output: out}, &id)})
+}
+
+// decodeParamsProtocol decodes the value of a rivet_conn_params.*
+// subprotocol: percent-encoded JSON.
+func decodeParamsProtocol(v string) ([]byte, error) {
+	raw, err := url.PathUnescape(v)
+	if err != nil {
+		return nil, err
+	}
+	return protocol.DecodePlainJSONValue([]byte(raw))
+}
+
+func cutPrefix(s, prefix string) (string, bool) { return strings.CutPrefix(s, prefix) }

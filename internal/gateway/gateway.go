@@ -1,0 +1,278 @@
+// Package gateway serves actors over HTTP and WebSocket in the RivetKit
+// wire protocol (rivetkit@2.3.x): the engine REST API the client uses to
+// locate actors (/metadata, /actors), and the actor gateway
+// (/gateway/{id|name}/…) with stateless actions, WebSocket connections and
+// raw HTTP / WebSocket pass-through. See docs/PROTOCOL.md.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rivetgo/rivet/internal/codec"
+	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/internal/protocol"
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+// Defaults of the limits, as RivetKit's.
+const (
+	DefaultMaxIncoming = 64 << 10
+	DefaultMaxOutgoing = 1 << 20
+	// DefaultMaxInput bounds a create-time input (REST and rvt-input).
+	DefaultMaxInput = 4 << 20
+	// DefaultSendQueue bounds the messages waiting to be written to one
+	// WebSocket; a client that does not read is disconnected past it.
+	DefaultSendQueue = 1024
+	// maxRESTBody bounds the body of a REST call.
+	maxRESTBody = 8 << 20
+)
+
+// Intents a caller has, as an auth hook sees them.
+const (
+	IntentGet     = "get"
+	IntentCreate  = "create"
+	IntentConnect = "connect"
+	IntentAction  = "action"
+)
+
+// Hooks are the user hooks the gateway runs; package rivet implements them
+// over the typed actor definitions.
+type Hooks interface {
+	// Auth runs the actor's onAuth hook, if it has one, before any actor
+	// work; its result becomes the connection's auth data.
+	Auth(r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
+	// Request serves a raw HTTP request with the actor's onRequest hook.
+	// r.URL.Path is the path after /request.
+	Request(ctx context.Context, actorID, name string, w http.ResponseWriter, r *http.Request) error
+	// WebSocket serves a raw WebSocket with the actor's onWebSocket hook;
+	// it returns when the socket is done.
+	WebSocket(ctx context.Context, actorID, name string, ws *RawSocket, r *http.Request) error
+}
+
+// Config configures a Gateway.
+type Config struct {
+	Engine *engine.Engine
+	Hooks  Hooks
+	Log    *slog.Logger
+	// Origins lists the browser origins allowed to call the gateway
+	// (CORS). Empty allows any origin, echoing it back as RivetKit's
+	// engine does; set it in production.
+	Origins []string
+	// Limits; zero means the default.
+	MaxIncoming int
+	MaxOutgoing int
+	MaxInput    int
+	SendQueue   int
+	// Version is reported by /metadata.
+	Version string
+}
+
+// Gateway is the HTTP handler.
+type Gateway struct {
+	cfg Config
+	e   *engine.Engine
+	log *slog.Logger
+}
+
+// New returns a gateway.
+func New(cfg Config) *Gateway {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxIncoming <= 0 {
+		cfg.MaxIncoming = DefaultMaxIncoming
+	}
+	if cfg.MaxOutgoing <= 0 {
+		cfg.MaxOutgoing = DefaultMaxOutgoing
+	}
+	if cfg.MaxInput <= 0 {
+		cfg.MaxInput = DefaultMaxInput
+	}
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = DefaultSendQueue
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	return &Gateway{cfg: cfg, e: cfg.Engine, log: cfg.Log}
+}
+
+// ServeHTTP routes a request.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !g.cors(w, r) {
+		return
+	}
+	if r.Method == http.MethodOptions {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	raw := r.URL.EscapedPath()
+	if r.URL.RawQuery != "" {
+		raw += "?" + r.URL.RawQuery
+	}
+	path := r.URL.Path
+	switch {
+	case path == "/metadata" || path == "/":
+		g.metadata(w, r)
+	case path == "/health":
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte("ok"))
+	case path == "/devtools/mod.js":
+		w.Header().Set("Content-Type", "text/javascript")
+	case path == "/actors" || strings.HasPrefix(path, "/actors/"):
+		g.actors(w, r)
+	case strings.HasPrefix(path, "/gateway/") || path == "/gateway":
+		g.gateway(w, r, raw)
+	default:
+		g.fail(w, r, errNoRoute.With("No route found for path %s.", path))
+	}
+}
+
+// cors applies the CORS headers; it reports false when the origin is not
+// allowed (the request was answered).
+func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if len(g.cfg.Origins) > 0 && !slices.Contains(g.cfg.Origins, origin) && !slices.Contains(g.cfg.Origins, "*") {
+		g.fail(w, r, errForbiddenOrigin.With("Origin %s is not allowed.", origin))
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Set("Access-Control-Expose-Headers", "*")
+	h.Add("Vary", "Origin")
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS, PATCH")
+		if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
+			h.Set("Access-Control-Allow-Headers", rh)
+		}
+		h.Set("Access-Control-Max-Age", "86400")
+	}
+	return true
+}
+
+func (g *Gateway) metadata(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{"runtime": "rivetgo", "version": g.cfg.Version})
+}
+
+var (
+	errForbiddenOrigin   = &rivettype.Error{Group: "guard", Code: "forbidden_origin", Message: "Origin not allowed.", Public: true}
+	errMethodNotAllowed  = &rivettype.Error{Group: "actor", Code: "method_not_allowed", Message: "Method not allowed.", Public: true}
+	errInvalidRequest    = &rivettype.Error{Group: "actor", Code: "invalid_request", Message: "Invalid request.", Public: true}
+	errRouteNotFound     = &rivettype.Error{Group: "actor", Code: "not_found", Message: "Actor route was not found.", Public: true}
+	errInputTooLarge     = &rivettype.Error{Group: "actor", Code: "input_too_large", Message: "Actor input too large.", Public: true}
+	errInternal          = &rivettype.Error{Group: "core", Code: "internal_error", Message: rivettype.InternalMessage}
+	errGatewayNotStarted = &rivettype.Error{Group: "guard", Code: "service_unavailable", Message: "The runtime is shutting down.", Public: true}
+)
+
+// public turns err into what a remote caller may see: a public error as
+// is; any other structured error with its group and code but the generic
+// message and no metadata; anything else as core.internal_error.
+func public(err error) *rivettype.Error {
+	e, ok := rivettype.As(err)
+	if !ok {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return rivettype.ErrActionTimedOut
+		}
+		return errInternal
+	}
+	if e.Public {
+		return e
+	}
+	return &rivettype.Error{Group: e.Group, Code: e.Code, Message: rivettype.InternalMessage}
+}
+
+// status is the HTTP status of an error.
+func status(e *rivettype.Error) int {
+	switch e.Group + "." + e.Code {
+	case "actor.not_found", "guard.no_route", "actor.action_not_found":
+		return http.StatusNotFound
+	case "actor.action_timed_out":
+		return http.StatusRequestTimeout
+	case "actor.method_not_allowed":
+		return http.StatusMethodNotAllowed
+	case "auth.unauthorized":
+		return http.StatusUnauthorized
+	case "auth.forbidden", "guard.forbidden_origin":
+		return http.StatusForbidden
+	case "actor.overloaded", "guard.rate_limit":
+		return http.StatusTooManyRequests
+	case "actor.stopping", "guard.service_unavailable":
+		return http.StatusServiceUnavailable
+	case "core.internal_error":
+		return http.StatusInternalServerError
+	}
+	if e.Group == "user" {
+		return http.StatusBadRequest
+	}
+	if !e.Public {
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
+}
+
+// fail answers with an error, always as JSON: the client decodes a JSON
+// error whatever encoding it asked for.
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
+	e := public(err)
+	if pe, ok := rivettype.As(err); !ok || !pe.Public {
+		g.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	body := map[string]any{"group": e.Group, "code": e.Code, "message": e.Message}
+	if md := metadataJSON(e); md != nil {
+		body["metadata"] = md
+	}
+	writeJSON(w, status(e), body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{"group":"core","code":"internal_error","message":"An internal error occurred"}`)
+		code = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
+}
+
+// metadataCBOR encodes an error's metadata (nil when absent).
+func metadataCBOR(e *rivettype.Error) []byte {
+	if e.Metadata == nil {
+		return nil
+	}
+	b, err := codec.Marshal(e.Metadata)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// metadataJSON encodes an error's metadata as compat JSON.
+func metadataJSON(e *rivettype.Error) json.RawMessage {
+	b := metadataCBOR(e)
+	if b == nil {
+		return nil
+	}
+	j, err := protocol.EncodeJSONValue(b)
+	if err != nil {
+		return nil
+	}
+	return j
+}
+
+// requestContext bounds the work of a request that has no deadline of its
+// own: the client gives up never, so the server must.
+func requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 5*time.Minute)
+}

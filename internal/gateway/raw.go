@@ -1,0 +1,161 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/coder/websocket"
+
+	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+var errNoHandler = &rivettype.Error{Group: "actor", Code: "handler_not_found", Message: "The actor does not handle this request.", Public: true}
+
+// ErrNoHandler is what Hooks return when the actor has no onRequest or
+// onWebSocket hook.
+var ErrNoHandler = errNoHandler
+
+// rawRequest passes /request/* to the actor's onRequest hook.
+func (g *Gateway) rawRequest(w http.ResponseWriter, r *http.Request, t target, path, rawQuery string) {
+	params, err := connParams(r)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	ref, err := g.resolve(ctx, r, t, params, IntentAction)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	if path == "" {
+		path = "/"
+	}
+	r2 := r.Clone(ctx)
+	r2.URL.Path, r2.URL.RawPath, r2.URL.RawQuery = path, "", rawQuery
+	r2.RequestURI = path
+	if rawQuery != "" {
+		r2.RequestURI += "?" + rawQuery
+	}
+	r2.Body = http.MaxBytesReader(w, r.Body, 20<<20)
+	if err := g.cfg.Hooks.Request(ctx, ref.ID, ref.Name, w, r2); err != nil {
+		if e, ok := rivettype.As(err); ok && e == errNoHandler {
+			g.failStatus(w, r, http.StatusNotFound, err)
+			return
+		}
+		g.failStatus(w, r, http.StatusInternalServerError, err)
+	}
+}
+
+// failStatus is fail with a fixed status.
+func (g *Gateway) failStatus(w http.ResponseWriter, r *http.Request, code int, err error) {
+	e := public(err)
+	if pe, ok := rivettype.As(err); !ok || !pe.Public {
+		g.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	body := map[string]any{"group": e.Group, "code": e.Code, "message": e.Message}
+	if md := metadataJSON(e); md != nil {
+		body["metadata"] = md
+	}
+	writeJSON(w, code, body)
+}
+
+// RawSocket is a raw WebSocket handed to an actor's onWebSocket hook. It
+// is the engine.Transport of the connection the hook attaches: frames sent
+// from a turn (events named "text" or "binary") are written after the
+// turn is durable, in order.
+type RawSocket struct {
+	c     *websocket.Conn
+	limit int
+	out   *sender
+}
+
+// Event implements engine.Transport.
+func (s *RawSocket) Event(name string, data []byte, gate *engine.Gate) {
+	typ := websocket.MessageBinary
+	if name == "text" {
+		typ = websocket.MessageText
+	}
+	s.out.push(frame{gate: gate, build: func() (websocket.MessageType, []byte, error) { return typ, data, nil }})
+}
+
+// Close implements engine.Transport: the actor closed the socket.
+func (s *RawSocket) Close(reason string) { s.CloseWith(1000, reason) }
+
+// CloseWith closes the socket after the frames already queued.
+func (s *RawSocket) CloseWith(code int, reason string) {
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	s.out.closeAfterQueue(websocket.StatusCode(code), reason)
+}
+
+// Read returns the next message. A text message that is not valid UTF-8
+// closes the socket with 1007 "message.invalid_utf8".
+func (s *RawSocket) Read(ctx context.Context) (text bool, data []byte, err error) {
+	typ, rd, err := s.c.Reader(ctx)
+	if err != nil {
+		return false, nil, err
+	}
+	data, err = io.ReadAll(io.LimitReader(rd, int64(s.limit)+1))
+	if err != nil {
+		return false, nil, err
+	}
+	if len(data) > s.limit {
+		s.out.abort(rivettype.ErrIncomingTooLong)
+		return false, nil, rivettype.ErrIncomingTooLong
+	}
+	text = typ == websocket.MessageText
+	if text && !utf8.Valid(data) {
+		go func() { _ = s.c.Close(websocket.StatusInvalidFramePayloadData, "message.invalid_utf8") }()
+		return false, nil, errInvalidUTF8
+	}
+	return text, data, nil
+}
+
+// rawWebSocket passes /websocket/* to the actor's onWebSocket hook.
+func (g *Gateway) rawWebSocket(w http.ResponseWriter, r *http.Request, t target, path, rawQuery string) {
+	var params []byte
+	for _, p := range subprotocols(r) {
+		if v, ok := cutPrefix(p, "rivet_conn_params."); ok {
+			if b, err := decodeParamsProtocol(v); err == nil {
+				params = b
+			}
+		}
+	}
+	c, err := g.accept(w, r)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	ref, err := g.resolve(ctx, r, t, params, IntentConnect)
+	if err != nil {
+		_ = c.Close(websocket.StatusInternalError, closeReason(err))
+		return
+	}
+	if path == "" {
+		path = "/"
+	}
+	r2 := r.Clone(ctx)
+	r2.URL.Path, r2.URL.RawPath, r2.URL.RawQuery = path, "", rawQuery
+	r2.RequestURI = path
+	if rawQuery != "" {
+		r2.RequestURI += "?" + rawQuery
+	}
+	sock := &RawSocket{c: c, limit: g.cfg.MaxIncoming, out: newSender(c, g.cfg.SendQueue, func(error) {})}
+	go sock.out.run(ctx)
+	if err := g.cfg.Hooks.WebSocket(ctx, ref.ID, ref.Name, sock, r2); err != nil {
+		if e, ok := rivettype.As(err); !ok || !e.Public {
+			g.log.Error("raw websocket failed", "actor_id", ref.ID, "err", err)
+		}
+		sock.out.abort(err)
+	} else {
+		sock.out.closeAfterQueue(websocket.StatusNormalClosure, "")
+	}
+	<-sock.out.done
+}
