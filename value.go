@@ -49,3 +49,16 @@ func encodeValue(v any) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// RawValue wraps a value's CBOR encoding, for clients that receive values
+// off the wire (rivetclient).
+func RawValue(cbor []byte) Value { return Value{b: cbor} }
+
+// RawArgs wraps an encoded argument list (a CBOR array).
+func RawArgs(cborArray []byte) (Args, error) {
+	a, err := codec.SplitArgs(cborArray)
+	if err != nil {
+		return Args{}, err
+	}
+	return Args{a}, nil
+}

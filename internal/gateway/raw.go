@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"unicode/utf8"
@@ -43,7 +44,7 @@ func (g *Gateway) rawRequest(w http.ResponseWriter, r *http.Request, t target, p
 	}
 	r2.Body = http.MaxBytesReader(w, r.Body, 20<<20)
 	if err := g.cfg.Hooks.Request(ctx, ref.ID, ref.Name, w, r2); err != nil {
-		if e, ok := rivettype.As(err); ok && e == errNoHandler {
+		if errors.Is(err, errNoHandler) {
 			g.failStatus(w, r, http.StatusNotFound, err)
 			return
 		}

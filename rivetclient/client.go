@@ -1,0 +1,500 @@
+// Package rivetclient is a Go client for actors served over the network by
+// a rivetgo server (or any RivetKit endpoint): handles, typed action calls,
+// raw HTTP and WebSocket, and stateful connections with events, action
+// queueing and automatic reconnection. It speaks RivetKit's client
+// protocol, in BARE by default (json and cbor selectable), so it is a Go
+// peer of the official rivetkit TypeScript client.
+//
+//	c := rivetclient.New("http://127.0.0.1:6420")
+//	n, err := rivetclient.Call[int](ctx, c.GetOrCreate("counter", rivet.Key{"a"}), "increment", 5)
+//
+// InProcess serves a runtime's handler over an in-memory listener, so that
+// tests and single-binary programs use the very same client and wire
+// protocol without a port.
+package rivetclient
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/internal/actorkey"
+	"github.com/rivetgo/rivet/internal/codec"
+	"github.com/rivetgo/rivet/internal/protocol"
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+// Error is the error actors and the server return: group, code, message
+// and metadata. Compare kinds with errors.Is against rivet's Err values.
+type Error = rivettype.Error
+
+// Client talks to one endpoint.
+type Client struct {
+	endpoint  string
+	namespace string
+	token     string
+	enc       protocol.Encoding
+	http      *http.Client
+	header    http.Header
+	closers   []func()
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithEncoding selects the wire encoding: "bare" (default), "cbor" or
+// "json".
+func WithEncoding(name string) Option {
+	return func(c *Client) {
+		if e, err := protocol.ParseEncoding(name); err == nil {
+			c.enc = e
+		}
+	}
+}
+
+// WithNamespace sets the namespace (default "default").
+func WithNamespace(ns string) Option { return func(c *Client) { c.namespace = ns } }
+
+// WithToken sends a token with every request.
+func WithToken(token string) Option { return func(c *Client) { c.token = token } }
+
+// WithHTTPClient sets the HTTP client (its Transport also dials
+// WebSockets).
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.http = h } }
+
+// WithHeader adds a header to every HTTP request.
+func WithHeader(key, value string) Option { return func(c *Client) { c.header.Add(key, value) } }
+
+// New returns a client for endpoint, e.g. "http://127.0.0.1:6420".
+func New(endpoint string, opts ...Option) *Client {
+	c := &Client{endpoint: strings.TrimRight(endpoint, "/"), namespace: "default", enc: protocol.BARE, http: http.DefaultClient, header: http.Header{}}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// InProcess returns a client of handler h (a Runtime's Handler) through
+// an in-memory listener: the full wire protocol, no port. Close the
+// client to stop serving.
+func InProcess(h http.Handler, opts ...Option) *Client {
+	l := newPipeListener()
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(l) }()
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return l.dial(ctx) }}
+	c := New("http://in-process", append([]Option{WithHTTPClient(&http.Client{Transport: tr})}, opts...)...)
+	c.closers = append(c.closers, func() { _ = srv.Close(); tr.CloseIdleConnections() })
+	return c
+}
+
+// Close releases the client's resources (the in-memory server of
+// InProcess).
+func (c *Client) Close() error {
+	for _, f := range c.closers {
+		f()
+	}
+	c.closers = nil
+	return nil
+}
+
+// HandleOption configures a handle.
+type HandleOption func(*Handle)
+
+// WithInput passes create-time input when the handle creates the actor.
+func WithInput(v any) HandleOption { return func(h *Handle) { h.input, h.hasInput = v, true } }
+
+// WithParams sets the connection params sent with every call and
+// connection of the handle.
+func WithParams(v any) HandleOption { return func(h *Handle) { h.params, h.hasParams = v, true } }
+
+// Handle addresses one actor: by name and key (resolved on every call,
+// as RivetKit's query gateway does) or by id.
+type Handle struct {
+	c         *Client
+	name      string
+	key       []string
+	id        string
+	create    bool
+	input     any
+	hasInput  bool
+	params    any
+	hasParams bool
+}
+
+func (c *Client) handle(name string, key rivet.Key, create bool, opts []HandleOption) *Handle {
+	h := &Handle{c: c, name: name, key: append([]string{}, key...), create: create}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// Get addresses an existing actor; calls fail with actor.not_found if it
+// does not exist.
+func (c *Client) Get(name string, key rivet.Key, opts ...HandleOption) *Handle {
+	return c.handle(name, key, false, opts)
+}
+
+// GetOrCreate addresses an actor, creating it on first use.
+func (c *Client) GetOrCreate(name string, key rivet.Key, opts ...HandleOption) *Handle {
+	return c.handle(name, key, true, opts)
+}
+
+// GetForID addresses an actor by id.
+func (c *Client) GetForID(name, id string, opts ...HandleOption) *Handle {
+	h := c.handle(name, nil, false, opts)
+	h.id = id
+	return h
+}
+
+// Create creates an actor (actor.duplicate_key if the key is taken) and
+// returns a handle to it by id.
+func (c *Client) Create(ctx context.Context, name string, key rivet.Key, opts ...HandleOption) (*Handle, error) {
+	h := c.handle(name, key, true, opts)
+	body := map[string]any{"name": name, "key": actorkey.Serialize(h.key), "runner_name_selector": "default", "crash_policy": "sleep"}
+	if h.hasInput {
+		in, err := codec.Marshal(h.input)
+		if err != nil {
+			return nil, fmt.Errorf("rivetclient: encode input: %w", err)
+		}
+		body["input"] = base64.StdEncoding.EncodeToString(in)
+	}
+	var out struct {
+		Actor struct {
+			ID string `json:"actor_id"`
+		} `json:"actor"`
+	}
+	if err := c.rest(ctx, http.MethodPost, "/actors", body, &out); err != nil {
+		return nil, err
+	}
+	h.id, h.create = out.Actor.ID, false
+	return h, nil
+}
+
+// rest calls the engine REST API with a JSON body.
+func (c *Client) rest(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := c.endpoint + path + "?namespace=" + url.QueryEscape(c.namespace)
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return err
+	}
+	c.headers(req)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		return decodeHTTPError(resp, b, protocol.JSON)
+	}
+	if out != nil {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func (c *Client) headers(req *http.Request) {
+	for k, v := range c.header {
+		req.Header[k] = v
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	req.Header.Set("User-Agent", "rivetgo-client/"+rivet.Version)
+}
+
+// decodeHTTPError turns an error response into an *Error.
+func decodeHTTPError(resp *http.Response, body []byte, enc protocol.Encoding) error {
+	if strings.Contains(resp.Header.Get("Content-Type"), "application/json") {
+		enc = protocol.JSON
+	}
+	e, err := protocol.DecodeHTTPResponseError(enc, body)
+	if err != nil {
+		return fmt.Errorf("rivetclient: %s: %s", resp.Status, bytes.TrimSpace(body))
+	}
+	out := &Error{Group: e.Group, Code: e.Code, Message: e.Message, Public: true}
+	if e.Metadata != nil {
+		var md any
+		if codec.Unmarshal(e.Metadata, &md) == nil {
+			out.Metadata = md
+		}
+	}
+	return out
+}
+
+// gatewayURL is the handle's gateway URL for an actor path ("/action/x").
+func (h *Handle) gatewayURL(path, scheme string) (string, error) {
+	base := h.c.endpoint
+	if scheme != "" {
+		base = strings.Replace(base, "http", scheme, 1)
+	}
+	if h.id != "" {
+		seg := url.PathEscape(h.id)
+		if h.c.token != "" {
+			seg += "@" + url.PathEscape(h.c.token)
+		}
+		return base + "/gateway/" + seg + path, nil
+	}
+	p, q, _ := strings.Cut(path, "?")
+	v := []string{"rvt-namespace=" + url.QueryEscape(h.c.namespace)}
+	if h.create {
+		v = append(v, "rvt-method=getOrCreate", "rvt-runner=default")
+	} else {
+		v = append(v, "rvt-method=get")
+	}
+	if len(h.key) > 0 {
+		v = append(v, "rvt-key="+url.QueryEscape(strings.Join(h.key, ",")))
+	}
+	if h.create && h.hasInput {
+		in, err := codec.Marshal(h.input)
+		if err != nil {
+			return "", fmt.Errorf("rivetclient: encode input: %w", err)
+		}
+		v = append(v, "rvt-input="+base64.RawURLEncoding.EncodeToString(in))
+	}
+	if h.create {
+		v = append(v, "rvt-crash-policy=sleep")
+	}
+	if h.c.token != "" {
+		v = append(v, "rvt-token="+url.QueryEscape(h.c.token))
+	}
+	query := strings.Join(v, "&")
+	if q != "" {
+		query = q + "&" + query
+	}
+	return base + "/gateway/" + url.PathEscape(h.name) + p + "?" + query, nil
+}
+
+// paramsJSON is the handle's params as JSON ("" without params).
+func (h *Handle) paramsJSON() (string, error) {
+	if !h.hasParams {
+		return "", nil
+	}
+	b, err := json.Marshal(h.params)
+	if err != nil {
+		return "", fmt.Errorf("rivetclient: encode params: %w", err)
+	}
+	return string(b), nil
+}
+
+// Call calls an action without a connection (a stateless call) and
+// returns its result.
+func (h *Handle) Call(ctx context.Context, action string, args ...any) (rivet.Value, error) {
+	enc := h.c.enc
+	a, err := codec.MarshalArgs(args)
+	if err != nil {
+		return rivet.Value{}, fmt.Errorf("rivetclient: %w", err)
+	}
+	body, err := protocol.Encode(enc, protocol.HTTPActionRequest{Args: a})
+	if err != nil {
+		return rivet.Value{}, err
+	}
+	u, err := h.gatewayURL("/action/"+url.PathEscape(action), "")
+	if err != nil {
+		return rivet.Value{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
+	if err != nil {
+		return rivet.Value{}, err
+	}
+	h.c.headers(req)
+	req.Header.Set("Content-Type", enc.ContentType())
+	req.Header.Set("X-Rivet-Encoding", enc.String())
+	if p, err := h.paramsJSON(); err != nil {
+		return rivet.Value{}, err
+	} else if p != "" {
+		req.Header.Set("X-Rivet-Conn-Params", p)
+	}
+	resp, err := h.c.http.Do(req)
+	if err != nil {
+		return rivet.Value{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return rivet.Value{}, err
+	}
+	if resp.StatusCode/100 != 2 {
+		return rivet.Value{}, decodeHTTPError(resp, b, enc)
+	}
+	out, err := protocol.DecodeHTTPActionResponse(enc, b)
+	if err != nil {
+		return rivet.Value{}, fmt.Errorf("rivetclient: %w", err)
+	}
+	return rivet.RawValue(out.Output), nil
+}
+
+// Call calls an action and decodes its result into R.
+func Call[R any](ctx context.Context, h interface {
+	Call(ctx context.Context, action string, args ...any) (rivet.Value, error)
+}, action string, args ...any) (R, error) {
+	var r R
+	v, err := h.Call(ctx, action, args...)
+	if err != nil {
+		return r, err
+	}
+	return r, v.Decode(&r)
+}
+
+// ID resolves the actor's id (creating the actor for a GetOrCreate
+// handle).
+func (h *Handle) ID(ctx context.Context) (string, error) {
+	if h.id != "" {
+		return h.id, nil
+	}
+	if h.create {
+		body := map[string]any{"name": h.name, "key": actorkey.Serialize(h.key), "runner_name_selector": "default", "crash_policy": "sleep"}
+		if h.hasInput {
+			in, err := codec.Marshal(h.input)
+			if err != nil {
+				return "", err
+			}
+			body["input"] = base64.StdEncoding.EncodeToString(in)
+		}
+		var out struct {
+			Actor struct {
+				ID string `json:"actor_id"`
+			} `json:"actor"`
+		}
+		if err := h.c.rest(context.WithoutCancel(ctx), http.MethodPut, "/actors", body, &out); err != nil {
+			return "", err
+		}
+		return out.Actor.ID, nil
+	}
+	var out struct {
+		Actors []struct {
+			ID string `json:"actor_id"`
+		} `json:"actors"`
+	}
+	path := "/actors?name=" + url.QueryEscape(h.name) + "&key=" + url.QueryEscape(actorkey.Serialize(h.key))
+	u := h.c.endpoint + path + "&namespace=" + url.QueryEscape(h.c.namespace)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return "", err
+	}
+	h.c.headers(req)
+	resp, err := h.c.http.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if resp.StatusCode/100 != 2 {
+		return "", decodeHTTPError(resp, b, protocol.JSON)
+	}
+	if err := json.Unmarshal(b, &out); err != nil {
+		return "", err
+	}
+	if len(out.Actors) == 0 {
+		return "", rivettype.ErrActorNotFound.With("No actor %q with key %q.", h.name, actorkey.Serialize(h.key))
+	}
+	return out.Actors[0].ID, nil
+}
+
+// Destroy destroys the actor.
+func (h *Handle) Destroy(ctx context.Context) error {
+	id, err := h.ID(ctx)
+	if err != nil {
+		return err
+	}
+	return h.c.rest(ctx, http.MethodDelete, "/actors/"+url.PathEscape(id), nil, nil)
+}
+
+// Fetch sends a raw HTTP request to the actor's onRequest handler: path
+// is relative to the actor ("/api/hello?x=1").
+func (h *Handle) Fetch(ctx context.Context, method, path string, body io.Reader, header http.Header) (*http.Response, error) {
+	u, err := h.gatewayURL("/request"+ensureSlash(path), "")
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	h.c.headers(req)
+	if p, err := h.paramsJSON(); err != nil {
+		return nil, err
+	} else if p != "" {
+		req.Header.Set("X-Rivet-Conn-Params", p)
+	}
+	return h.c.http.Do(req)
+}
+
+func ensureSlash(p string) string {
+	if p == "" || p[0] == '/' || p[0] == '?' {
+		return p
+	}
+	return "/" + p
+}
+
+var errClosed = errors.New("rivetclient: connection closed")
+
+// pipeListener is a net.Listener of in-memory connections.
+type pipeListener struct {
+	conns  chan net.Conn
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newPipeListener() *pipeListener {
+	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+
+func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
+	client, server := net.Pipe()
+	select {
+	case l.conns <- server:
+		return client, nil
+	case <-l.done:
+		return nil, net.ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+type pipeAddr struct{}
+
+func (pipeAddr) Network() string { return "pipe" }
+func (pipeAddr) String() string  { return "in-process" }
