@@ -457,9 +457,9 @@ var errClosed = errors.New("rivetclient: connection closed")
 
 // pipeListener is a net.Listener of in-memory connections.
 type pipeListener struct {
-	conns  chan net.Conn
-	done   chan struct{}
-	once   sync.Once
+	conns chan net.Conn
+	done  chan struct{}
+	once  sync.Once
 }
 
 func newPipeListener() *pipeListener {

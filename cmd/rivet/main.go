@@ -1,12 +1,14 @@
-// Command rivet runs rivetgo. Until the HTTP gateway lands, its default
-// command is a demo that drives actors in-process on the embedded store and
-// shows their state surviving a restart:
+// Command rivet runs rivetgo:
 //
-//	go run ./cmd/rivet            # the demo (same as "rivet demo")
+//	go run ./cmd/rivet                 # serve the demo registry on 127.0.0.1:6420
+//	go run ./cmd/rivet serve --example fixtures --listen 127.0.0.1:6420 --data DIR
+//	go run ./cmd/rivet demo            # drive actors in-process, show persistence
 //	go run ./cmd/rivet version
 //
-// The store lives in the default data directory (printed at start);
-// RIVET_DATA_DIR or -data overrides it.
+// The server speaks RivetKit's protocol: point the official rivetkit client
+// (createClient("http://127.0.0.1:6420")) or @rivetkit/react at it. The
+// store lives in the default data directory (printed at start);
+// RIVET_DATA_DIR or --data overrides it, $PORT the port.
 package main
 
 import (
@@ -16,17 +18,22 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/examples/fixtures"
 )
 
-const version = "0.1.0-dev"
+var version = rivet.Version
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "rivet:", err)
@@ -35,11 +42,22 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, out io.Writer) error {
-	cmd := "demo"
+	cmd := "serve"
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
+	case "serve":
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(out)
+		example := fs.String("example", "demo", "registry to serve: demo (counter, chatRoom) or fixtures (RivetKit's driver-test actors)")
+		listen := fs.String("listen", "", "listen address (default 127.0.0.1:$PORT, or 127.0.0.1:6420)")
+		data := fs.String("data", "", "data directory (default $RIVET_DATA_DIR or a per-directory folder under the user's data dir)")
+		origins := fs.String("allow-origins", "", "comma-separated browser origins allowed by CORS (default: any)")
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		return serve(ctx, *example, *listen, *data, *origins, out)
 	case "demo":
 		fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 		fs.SetOutput(out)
@@ -52,7 +70,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintln(out, "rivet", version)
 		return nil
 	case "help", "-h", "--help":
-		fmt.Fprintln(out, "usage: rivet [demo [-data DIR] | version]")
+		fmt.Fprintln(out, "usage: rivet [serve [--example demo|fixtures] [--listen ADDR] [--data DIR] [--allow-origins LIST] | demo [--data DIR] | version]")
 		return nil
 	}
 	return fmt.Errorf("unknown command %q (try: rivet help)", cmd)
@@ -155,4 +173,49 @@ func demo(ctx context.Context, dataDir string, out io.Writer) error {
 		return fmt.Errorf("state lost across restart: %d != %d", n2, n)
 	}
 	return nil
+}
+
+// registryFor returns the registry an example name stands for.
+func registryFor(example string) (*rivet.Registry, error) {
+	switch example {
+	case "demo", "":
+		return registry()
+	case "fixtures":
+		return rivet.NewRegistry(fixtures.Definitions()...)
+	}
+	return nil, fmt.Errorf("unknown example %q (demo or fixtures)", example)
+}
+
+// serve runs a server until ctx is canceled (Ctrl-C).
+func serve(ctx context.Context, example, listen, dataDir, origins string, out io.Writer) error {
+	reg, err := registryFor(example)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	cfg := &rivet.Config{DataDir: dataDir, Logger: log}
+	if cfg.DataDir == "" {
+		if cfg.DataDir, err = rivet.DefaultDataDir(); err != nil {
+			return err
+		}
+	}
+	if origins != "" {
+		cfg.Gateway.AllowedOrigins = strings.Split(origins, ",")
+	}
+	rt, err := rivet.Start(ctx, reg, cfg)
+	if err != nil {
+		return err
+	}
+	l, err := net.Listen("tcp", rivet.ListenAddr(listen))
+	if err != nil {
+		return errors.Join(err, rt.Stop(context.Background()))
+	}
+	fmt.Fprintf(out, "rivet %s: serving %s (%s) on http://%s, store in %s\n", version, example, strings.Join(reg.Names(), ", "), l.Addr(), cfg.DataDir)
+	serr := rt.Serve(ctx, l)
+	if errors.Is(serr, http.ErrServerClosed) {
+		serr = nil
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errors.Join(serr, rt.Stop(sctx))
 }
