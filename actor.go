@@ -168,6 +168,10 @@ type actionFn struct {
 	hasOut  bool
 	hasErr  bool
 	numArgs int
+	// optionalFrom is the index of the first of the trailing parameters
+	// that may be left out (pointers, slices, maps, interfaces: they get
+	// nil); numArgs when none may.
+	optionalFrom int
 	// argsType is a struct with one field per parameter, encoded as a
 	// CBOR array ("toarray"), so that an argument list decodes in one
 	// pass; nil without parameters.
@@ -242,6 +246,15 @@ func (a *Actor[S, C, V]) buildAction(name string, fn any) (*actionFn, error) {
 		af.params = append(af.params, t.In(i))
 	}
 	af.numArgs = len(af.params)
+	af.optionalFrom = af.numArgs
+	for i := af.numArgs - 1; i >= 0; i-- {
+		switch af.params[i].Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
+			af.optionalFrom = i
+			continue
+		}
+		break
+	}
 	af.argsType = argsStruct(af.params)
 	switch t.NumOut() {
 	case 0:

@@ -2,6 +2,7 @@ package rivet_test
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -79,5 +80,40 @@ func TestRegistryRejectsUnservableActions(t *testing.T) {
 		Action("d", func(c *rivet.Ctx[S]) []byte { return nil })
 	if _, err := rivet.NewRegistry(ok); err != nil {
 		t.Fatalf("valid definition rejected: %v", err)
+	}
+}
+
+var optionalDef = rivet.NewActor("optional", rivet.Opts[struct{}]{}).
+	Action("greet", func(c *rivet.Ctx[struct{}], name string, title *string, tags []string) string {
+		s := name
+		if title != nil {
+			s = *title + " " + s
+		}
+		return fmt.Sprint(s, len(tags))
+	})
+
+// Trailing pointer/slice/map/interface parameters may be left out, as a
+// JavaScript caller leaves out optional arguments; required ones may not.
+func TestOptionalTrailingArguments(t *testing.T) {
+	ctx := ctxT(t)
+	k := kit(t, newMem(), optionalDef)
+	h := k.Client.GetOrCreate("optional", nil)
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"ada"}, "ada0"},
+		{[]any{"ada", "dr"}, "dr ada0"},
+		{[]any{"ada", nil, []string{"x", "y"}}, "ada2"},
+	} {
+		if got := must[string](t)(rivet.Call[string](ctx, h, "greet", tc.args...)); got != tc.want {
+			t.Fatalf("greet%v = %q, want %q", tc.args, got, tc.want)
+		}
+	}
+	if _, err := h.Call(ctx, "greet"); !errors.Is(err, rivet.ErrInvalidArguments) {
+		t.Fatalf("missing required argument: %v", err)
+	}
+	if _, err := h.Call(ctx, "greet", "a", nil, nil, 4); !errors.Is(err, rivet.ErrInvalidArguments) {
+		t.Fatalf("extra argument: %v", err)
 	}
 }

@@ -94,6 +94,13 @@ func (i *instance[S, C, V]) Action(t *engine.Turn, name string, rawArgs []byte) 
 	if err != nil {
 		return nil, ErrInvalidArguments.With("Action `%s`: %v", name, err)
 	}
+	if n < af.numArgs && af.optionalFrom <= n {
+		// Trailing optional parameters left out (JavaScript's undefined).
+		if rawArgs, err = codec.PadArray(rawArgs, af.numArgs); err != nil {
+			return nil, ErrInvalidArguments.With("Action `%s`: %v", name, err)
+		}
+		n = af.numArgs
+	}
 	if n != af.numArgs {
 		return nil, ErrInvalidArguments.With("Action `%s` takes %d argument(s), got %d.", name, af.numArgs, n)
 	}

@@ -104,6 +104,51 @@ func ArrayLen(b []byte) (int, error) {
 	return 0, fmt.Errorf("%w: unsupported array header", ErrNotArray)
 }
 
+// PadArray appends nulls to the encoded CBOR array b until it has n
+// elements (for JavaScript callers that leave trailing arguments out).
+func PadArray(b []byte, n int) ([]byte, error) {
+	have, err := ArrayLen(b)
+	if err != nil {
+		return nil, err
+	}
+	if have >= n {
+		return b, nil
+	}
+	hl := 1
+	if len(b) > 0 {
+		switch b[0] & 0x1f {
+		case 24:
+			hl = 2
+		case 25:
+			hl = 3
+		case 26:
+			hl = 5
+		}
+	}
+	var body []byte
+	if len(b) > 0 {
+		body = b[hl:]
+	}
+	out := appendArrayHead(make([]byte, 0, len(body)+n-have+5), n)
+	out = append(out, body...)
+	for range n - have {
+		out = append(out, 0xf6)
+	}
+	return out, nil
+}
+
+func appendArrayHead(b []byte, n int) []byte {
+	switch {
+	case n < 24:
+		return append(b, 0x80|byte(n))
+	case n < 1<<8:
+		return append(b, 0x98, byte(n))
+	case n < 1<<16:
+		return append(b, 0x99, byte(n>>8), byte(n))
+	}
+	return append(b, 0x9a, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+}
+
 // Decode decodes element i into dst.
 func (a Args) Decode(i int, dst any) error {
 	return decMode.Unmarshal(a[i], dst)
