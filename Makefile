@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test test-race lint fuzz bench run
+.PHONY: help test test-race lint fuzz conformance bench run
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -12,22 +12,25 @@ help: ## list targets
 run: ## run the demo on the embedded store
 	$(GO) run ./cmd/rivet
 
-test: lint test-race fuzz ## everything CI runs
+test: lint test-race fuzz conformance ## everything CI runs
 
 test-race: ## all tests with the race detector
 	$(GO) test -race -count=1 ./...
 
 lint: ## go vet and a gofmt check
 	$(GO) vet ./...
-	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l $$($(GO) list -f "{{.Dir}}" ./...)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 fuzz: ## run every Fuzz target in the module for FUZZTIME executions each
-	@set -e; grep -rEo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' . | sort | \
+	@set -e; grep -rEo --exclude-dir=node_modules --include='*_test.go' '^func Fuzz[A-Za-z0-9_]+' . | sort | \
 	while IFS=: read -r file fn; do \
 	  fn=$${fn#func }; pkg=./$$(dirname $${file#./}); \
 	  echo "fuzz $$pkg $$fn"; \
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x $$pkg; \
 	done
+
+conformance: ## the official RivetKit clients against rivet serve --example fixtures (needs node, npm)
+	cd conformance && npm ci --no-audit --no-fund --loglevel=error && npm test
 
 bench: ## the in-process benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ ./rivetdriver/...

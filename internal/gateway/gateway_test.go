@@ -1,0 +1,166 @@
+package gateway_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
+)
+
+func do(t *testing.T, method, url string, body string, hdr map[string]string) (*http.Response, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return resp, m
+}
+
+func TestMetadataAndCORS(t *testing.T) {
+	base := serve(t, rivet.GatewayConfig{})
+	resp, m := do(t, "GET", base+"/metadata?namespace=default", "", nil)
+	if resp.StatusCode != 200 || m["runtime"] != "rivetgo" || m["clientEndpoint"] != nil {
+		t.Fatalf("metadata: %d %v", resp.StatusCode, m)
+	}
+	// A browser preflight for a gateway action.
+	resp, _ = do(t, "OPTIONS", base+"/gateway/counter/action/increment"+query, "", map[string]string{
+		"Origin": "http://app.example", "Access-Control-Request-Method": "POST",
+		"Access-Control-Request-Headers": "content-type,x-rivet-encoding,x-rivet-conn-params",
+	})
+	h := resp.Header
+	if resp.StatusCode != 204 || h.Get("Access-Control-Allow-Origin") != "http://app.example" ||
+		h.Get("Access-Control-Allow-Credentials") != "true" ||
+		h.Get("Access-Control-Allow-Headers") != "content-type,x-rivet-encoding,x-rivet-conn-params" ||
+		!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, h)
+	}
+	resp, _ = do(t, "POST", base+"/gateway/counter/action/increment"+query, `{"args":[1]}`, map[string]string{"Origin": "http://app.example"})
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
+		t.Fatalf("actual request: %d %v", resp.StatusCode, resp.Header)
+	}
+
+	// With an allow-list, other origins are refused.
+	base = serve(t, rivet.GatewayConfig{AllowedOrigins: []string{"https://good.example"}})
+	resp, _ = do(t, "OPTIONS", base+"/gateway/counter/action/increment"+query, "", map[string]string{"Origin": "https://good.example"})
+	if resp.StatusCode != 204 {
+		t.Fatalf("allowed origin: %d", resp.StatusCode)
+	}
+	resp, m = do(t, "POST", base+"/gateway/counter/action/increment"+query, `{"args":[1]}`, map[string]string{"Origin": "https://evil.example"})
+	if resp.StatusCode != 403 || m["code"] != "forbidden_origin" || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("other origin: %d %v", resp.StatusCode, m)
+	}
+}
+
+func TestActorsRESTAndNamespaces(t *testing.T) {
+	base := serve(t, rivet.GatewayConfig{})
+	resp, m := do(t, "PUT", base+"/actors?namespace=ns1", `{"name":"counter","key":"a/b\\/c","runner_name_selector":"default","crash_policy":"sleep"}`, nil)
+	actor, _ := m["actor"].(map[string]any)
+	if resp.StatusCode != 200 || m["created"] != true || actor["name"] != "counter" || actor["key"] != `a/b\/c` {
+		t.Fatalf("PUT: %d %v", resp.StatusCode, m)
+	}
+	id := actor["actor_id"].(string)
+	if len(id) != 30 || strings.ContainsAny(id, "@/") {
+		t.Fatalf("id %q", id)
+	}
+	_, m = do(t, "PUT", base+"/actors?namespace=ns1", `{"name":"counter","key":"a/b\\/c"}`, nil)
+	if m["created"] != false || m["actor"].(map[string]any)["actor_id"] != id {
+		t.Fatalf("second PUT: %v", m)
+	}
+	// The query gateway form of the same key reaches the same actor.
+	_, m = do(t, "POST", base+"/gateway/counter/action/increment?rvt-namespace=ns1&rvt-method=get&rvt-key=a,b%2Fc", `{"args":[3]}`, nil)
+	if m["output"] != 3.0 {
+		t.Fatalf("query form: %v", m)
+	}
+	_, m = do(t, "POST", base+"/gateway/"+id+"/action/getCount", `{"args":[]}`, nil)
+	if m["output"] != 3.0 {
+		t.Fatalf("direct form: %v", m)
+	}
+	// Another namespace is another world.
+	_, m = do(t, "GET", base+"/actors?namespace=ns2&name=counter&key=a%2Fb%5C%2Fc", "", nil)
+	if acts, _ := m["actors"].([]any); len(acts) != 0 {
+		t.Fatalf("ns2 sees ns1's actor: %v", m)
+	}
+	_, m = do(t, "GET", base+"/actors?namespace=ns1&name=counter&key=a%2Fb%5C%2Fc", "", nil)
+	if acts, _ := m["actors"].([]any); len(acts) != 1 {
+		t.Fatalf("lookup: %v", m)
+	}
+	// create of a taken key; destroy; ids of destroyed actors are omitted.
+	resp, m = do(t, "POST", base+"/actors?namespace=ns1", `{"name":"counter","key":"a/b\\/c"}`, nil)
+	if resp.StatusCode != 400 || m["code"] != "duplicate_key" {
+		t.Fatalf("duplicate: %d %v", resp.StatusCode, m)
+	}
+	if resp, _ = do(t, "DELETE", base+"/actors/"+id+"?namespace=ns1", "", nil); resp.StatusCode != 200 {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	_, m = do(t, "GET", base+"/actors?namespace=ns1&actor_ids="+id, "", nil)
+	if acts, _ := m["actors"].([]any); len(acts) != 0 {
+		t.Fatalf("destroyed actor listed: %v", m)
+	}
+	resp, m = do(t, "POST", base+"/gateway/"+id+"/action/getCount", `{"args":[]}`, nil)
+	if resp.StatusCode != 404 || m["code"] != "not_found" {
+		t.Fatalf("destroyed actor: %d %v", resp.StatusCode, m)
+	}
+}
+
+type authState struct {
+	Seen []string `json:"seen"`
+}
+
+func TestAuthHook(t *testing.T) {
+	var mu sync.Mutex
+	var intents [][]rivet.Intent
+	guarded := rivet.NewActor("guarded", rivet.Opts[authState]{
+		OnAuth: func(a *rivet.AuthContext, params rivet.Value) (any, error) {
+			mu.Lock()
+			intents = append(intents, a.Intents)
+			mu.Unlock()
+			if a.Request.Header.Get("Authorization") != "Bearer s3cret" {
+				return nil, rivet.Unauthorized("a token is required")
+			}
+			return map[string]string{"user": "ada"}, nil
+		},
+	}).Action("whoami", func(c *rivet.Ctx[authState]) any { return c.Conn.Auth() })
+	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(guarded), &rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.Handler())
+	defer func() { srv.Close(); _ = rt.Stop(context.Background()) }()
+
+	url := srv.URL + "/gateway/guarded/action/whoami" + query
+	resp, m := do(t, "POST", url, `{"args":[]}`, nil)
+	if resp.StatusCode != 401 || m["group"] != "auth" || m["code"] != "unauthorized" {
+		t.Fatalf("no token: %d %v", resp.StatusCode, m)
+	}
+	// Refused before any actor work: nothing was created.
+	_, m = do(t, "GET", srv.URL+"/actors?namespace=default&name=guarded&key=k", "", nil)
+	if acts, _ := m["actors"].([]any); len(acts) != 0 {
+		t.Fatalf("a refused call created the actor: %v", m)
+	}
+	resp, m = do(t, "POST", url, `{"args":[]}`, map[string]string{"Authorization": "Bearer s3cret"})
+	if out, _ := m["output"].(map[string]any); resp.StatusCode != 200 || out["user"] != "ada" {
+		t.Fatalf("with token: %d %v", resp.StatusCode, m)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	last := intents[len(intents)-1]
+	if len(last) != 3 || last[0] != rivet.IntentGet || last[1] != rivet.IntentCreate || last[2] != rivet.IntentAction {
+		t.Fatalf("intents %v", last)
+	}
+}
