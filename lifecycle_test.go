@@ -394,3 +394,26 @@ func TestCreateAndGet(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+var idleDef = rivet.NewActor("idler", rivet.Opts[struct{}]{SleepTimeout: time.Second}).
+	Action("poke", func(c *rivet.Ctx[struct{}]) {})
+
+// The sleep timeout counts from the last call, not from when the timer was
+// armed: calls at 0, 0.75 s and 1.5 s put the actor to sleep at 2.5 s.
+func TestSleepTimeoutCountsFromLastCall(t *testing.T) {
+	ctx := ctxT(t)
+	k := kit(t, newMem(), idleDef)
+	h := k.Client.GetOrCreate("idler", nil)
+	id := must[string](t)(h.ID(ctx))
+	for range 3 {
+		must[rivet.Value](t)(h.Call(ctx, "poke"))
+		k.Advance(750 * time.Millisecond)
+		if !k.Awake(id) {
+			t.Fatal("slept although called within its timeout")
+		}
+	}
+	k.Advance(250 * time.Millisecond) // 1 s after the last call
+	if k.Awake(id) {
+		t.Fatal("still awake a full timeout after the last call")
+	}
+}

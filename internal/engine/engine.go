@@ -264,6 +264,24 @@ func (e *Engine) do(ctx context.Context, id string, fn func(h *host)) error {
 	return e.doUntil(ctx, time.Time{}, id, fn)
 }
 
+// errAsleep: an idle job found its actor asleep.
+var errAsleep = errors.New("rivet: actor is asleep")
+
+// doIdle runs fn on the actor's loop only if the actor is awake (see
+// job.idle).
+func (e *Engine) doIdle(id string, fn func(h *host)) {
+	e.mu.Lock()
+	h, ok := e.mu.hosts[id]
+	e.mu.Unlock()
+	if !ok {
+		return
+	}
+	done := make(chan struct{})
+	if e.pushTo(h, job{run: func(h *host) { fn(h); close(done) }, fail: func(error) { close(done) }, idle: true}) == pushed {
+		<-done
+	}
+}
+
 // errDeadline: a doUntil job missed its deadline.
 var errDeadline = errors.New("rivet: deadline exceeded")
 
@@ -426,8 +444,9 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 	err := e.doUntil(ctx, deadline, id, func(h *host) {
 		out, gate, cerr = h.action(ctx, deadline, conn, params, name, args, encode)
 	})
-	if err == nil && cerr == nil && !deadline.IsZero() && !time.Now().Before(deadline) {
-		err = errDeadline
+	if err == nil && !deadline.IsZero() && !time.Now().Before(deadline) &&
+		(cerr == nil || errors.Is(cerr, context.DeadlineExceeded) || errors.Is(cerr, context.Canceled)) {
+		err = errDeadline // the action ran out of time (and maybe said so)
 	}
 	if err != nil {
 		if err == errDeadline {
@@ -459,7 +478,7 @@ func (e *Engine) Connect(ctx context.Context, id string, c *Conn) error {
 // Disconnect removes a connection and runs onDisconnect. It is safe to call
 // more than once.
 func (e *Engine) Disconnect(c *Conn, id, reason string) {
-	_ = e.do(context.WithoutCancel(e.ctx), id, func(h *host) { h.disconnect(c, reason) })
+	e.doIdle(id, func(h *host) { h.disconnect(c, reason) })
 }
 
 // Subscribe adds or removes an event subscription of a connection.
@@ -541,7 +560,7 @@ func (e *Engine) Attach(ctx context.Context, id string, c *Conn, fn func(t *Turn
 // Detach removes a raw connection, running fn (if not nil) as its last
 // turn.
 func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
-	_ = e.do(context.WithoutCancel(e.ctx), id, func(h *host) {
+	e.doIdle(id, func(h *host) {
 		if _, ok := h.conns[c.ID]; !ok || c.closed {
 			return
 		}

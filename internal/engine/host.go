@@ -71,6 +71,10 @@ func (h *host) drain() {
 			j.fail(rivettype.ErrActorNotFound)
 			continue
 		}
+		if !h.active && j.idle {
+			j.fail(errAsleep)
+			continue
+		}
 		if !h.active {
 			if err := h.activate(); err != nil {
 				h.exit(err)
@@ -85,7 +89,9 @@ func (h *host) drain() {
 			}
 		}
 		j.run(h)
-		h.lastWork = h.e.clock.Now()
+		if !j.notWork {
+			h.lastWork = h.e.clock.Now()
+		}
 	}
 }
 
@@ -422,7 +428,7 @@ func (h *host) armSleep() {
 	d := h.opts.SleepTimeout - h.e.clock.Now().Sub(h.lastWork)
 	id := h.id
 	h.sleepT = h.e.clock.AfterFunc(max(d, 0), func() {
-		h.e.pushSync(id, h, job{run: func(h *host) { h.sleepT = nil; h.trySleep(false) }, fail: func(error) {}})
+		h.e.pushSync(id, h, job{run: func(h *host) { h.sleepT = nil; h.trySleep(false) }, fail: func(error) {}, idle: true, notWork: true})
 	})
 }
 

@@ -8,6 +8,13 @@ import "sync"
 type job struct {
 	run  func(h *host)
 	fail func(err error)
+	// idle marks a job that must not wake a sleeping actor (it fails
+	// with errAsleep instead): closing a connection of an actor that
+	// already slept.
+	idle bool
+	// notWork marks bookkeeping that does not count as activity for the
+	// sleep timer (the sleep timer's own job).
+	notWork bool
 }
 
 // mailbox is an actor's FIFO of jobs: a mutex-guarded slice. Pushing never

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"unicode/utf8"
 
 	"github.com/coder/websocket"
@@ -36,12 +37,7 @@ func (g *Gateway) rawRequest(w http.ResponseWriter, r *http.Request, t target, p
 	if path == "" {
 		path = "/"
 	}
-	r2 := r.Clone(ctx)
-	r2.URL.Path, r2.URL.RawPath, r2.URL.RawQuery = path, "", rawQuery
-	r2.RequestURI = path
-	if rawQuery != "" {
-		r2.RequestURI += "?" + rawQuery
-	}
+	r2 := actorRequest(ctx, r, path, rawQuery)
 	r2.Body = http.MaxBytesReader(w, r.Body, 20<<20)
 	if err := g.cfg.Hooks.Request(ctx, ref.ID, ref.Name, w, r2); err != nil {
 		if errors.Is(err, errNoHandler) {
@@ -50,6 +46,25 @@ func (g *Gateway) rawRequest(w http.ResponseWriter, r *http.Request, t target, p
 		}
 		g.failStatus(w, r, http.StatusInternalServerError, err)
 	}
+}
+
+// actorRequest is r as the actor sees it: the URL is the path after
+// /request or /websocket (escaped as sent), with the query minus rvt-*.
+func actorRequest(ctx context.Context, r *http.Request, escPath, rawQuery string) *http.Request {
+	r2 := r.Clone(ctx)
+	p, err := url.PathUnescape(escPath)
+	if err != nil {
+		p = escPath
+	}
+	r2.URL.Path, r2.URL.RawPath, r2.URL.RawQuery = p, escPath, rawQuery
+	if r2.URL.EscapedPath() != escPath {
+		r2.URL.RawPath = "" // escPath was the canonical escaping
+	}
+	r2.RequestURI = escPath
+	if rawQuery != "" {
+		r2.RequestURI += "?" + rawQuery
+	}
+	return r2
 }
 
 // failStatus is fail with a fixed status.
@@ -142,12 +157,7 @@ func (g *Gateway) rawWebSocket(w http.ResponseWriter, r *http.Request, t target,
 	if path == "" {
 		path = "/"
 	}
-	r2 := r.Clone(ctx)
-	r2.URL.Path, r2.URL.RawPath, r2.URL.RawQuery = path, "", rawQuery
-	r2.RequestURI = path
-	if rawQuery != "" {
-		r2.RequestURI += "?" + rawQuery
-	}
+	r2 := actorRequest(ctx, r, path, rawQuery)
 	sock := &RawSocket{c: c, limit: g.cfg.MaxIncoming, out: newSender(c, g.cfg.SendQueue, func(error) {})}
 	go sock.out.run(ctx)
 	if err := g.cfg.Hooks.WebSocket(ctx, ref.ID, ref.Name, sock, r2); err != nil {
