@@ -500,29 +500,12 @@ func (e *Engine) Enter(ctx context.Context, id string, fn func(t *Turn) error) e
 
 // EnterAs is Enter with the turn serving connection c (nil for none).
 func (e *Engine) EnterAs(ctx context.Context, id string, c *Conn, fn func(t *Turn) error) error {
-	var gate *Gate
-	var terr error
-	err := e.do(ctx, id, func(h *host) {
+	return e.runTurn(ctx, id, c, func(h *host) error {
 		if c != nil && (c.h != h || c.closed) {
-			terr = rivettype.ErrConnectionClosed
-			return
+			return rivettype.ErrConnectionClosed
 		}
-		t := newTurn(h, ctx, c)
-		terr = h.call(func() error { return fn(t) })
-		e.metrics.Turns.Add(1)
-		var ferr error
-		gate, ferr = h.endTurn(t, terr)
-		if terr == nil {
-			terr = ferr
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if werr := gate.Wait(ctx); werr != nil {
-		return werr
-	}
-	return terr
+		return nil
+	}, fn, nil)
 }
 
 // Attach adds a raw connection (a raw WebSocket) to the actor and runs
@@ -531,16 +514,30 @@ func (e *Engine) EnterAs(ctx context.Context, id string, c *Conn, fn func(t *Tur
 // awake until Detach.
 func (e *Engine) Attach(ctx context.Context, id string, c *Conn, fn func(t *Turn) error) error {
 	c.raw = true
+	return e.runTurn(ctx, id, c, func(h *host) error {
+		h.addConn(c)
+		return nil
+	}, fn, func(h *host) {
+		h.removeConn(c)
+		c.closed = true
+	})
+}
+
+// runTurn runs fn as one turn of the actor serving c and waits until the
+// turn is durable. prepare runs first on the actor's loop and may refuse
+// the turn; undo (optional) runs when the turn failed.
+func (e *Engine) runTurn(ctx context.Context, id string, c *Conn, prepare func(h *host) error, fn func(t *Turn) error, undo func(h *host)) error {
 	var gate *Gate
 	var terr error
 	err := e.do(ctx, id, func(h *host) {
+		if terr = prepare(h); terr != nil {
+			return
+		}
 		t := newTurn(h, ctx, c)
-		h.addConn(c)
 		terr = h.call(func() error { return fn(t) })
 		e.metrics.Turns.Add(1)
-		if terr != nil {
-			h.removeConn(c)
-			c.closed = true
+		if terr != nil && undo != nil {
+			undo(h)
 		}
 		var ferr error
 		gate, ferr = h.endTurn(t, terr)
