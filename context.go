@@ -112,7 +112,9 @@ type Background[S, C, V any] struct {
 	id   string
 }
 
-// Context is canceled when the runtime stops.
+// Context is canceled when the actor stops: it sleeps (on request: an
+// actor with background work does not fall asleep by itself), is
+// destroyed, or the runtime stops. RivetKit's abort signal.
 func (b *Background[S, C, V]) Context() context.Context { return b.ctx }
 
 // Enter runs fn as a new turn of the actor and waits until its changes
@@ -134,7 +136,8 @@ func (c *Context[S, C, V]) RunInBackground(fn func(bg *Background[S, C, V])) {
 	})
 }
 
-// WaitUntil keeps the actor awake until fn returns. An error is logged.
+// WaitUntil keeps the actor awake until fn returns. Its ctx is canceled
+// when the actor stops (see Background.Context). An error is logged.
 func (c *Context[S, C, V]) WaitUntil(fn func(ctx context.Context) error) {
 	log := c.Log
 	c.t.RunInBackground(func(ctx context.Context) {

@@ -239,3 +239,41 @@ func TestWaitUntilKeepsAwake(t *testing.T) {
 	open()
 	waitFor(t, func() bool { k.Advance(2 * time.Second); return !k.Awake(id) })
 }
+
+type abortState struct {
+	Aborted int `json:"aborted"`
+}
+
+// abortDef's background task waits for the actor to stop.
+func abortDef(aborted chan<- string) *rivet.Actor[abortState, rivet.None, rivet.None] {
+	return rivet.NewActor("aborter", rivet.Opts[abortState]{}).
+		Action("start", func(c *rivet.Ctx[abortState], label string) {
+			c.RunInBackground(func(bg *rivet.Background[abortState, rivet.None, rivet.None]) {
+				<-bg.Context().Done()
+				aborted <- label
+			})
+		}).
+		Action("sleep", func(c *rivet.Ctx[abortState]) { c.Sleep() }).
+		Action("destroy", func(c *rivet.Ctx[abortState]) { c.Destroy() })
+}
+
+// Background work is aborted (its context canceled) when its actor sleeps
+// or is destroyed, and finishing it does not wake the actor again.
+func TestBackgroundAbortedWhenActorStops(t *testing.T) {
+	ctx := ctxT(t)
+	aborted := make(chan string, 2)
+	k := kit(t, newMem(), abortDef(aborted))
+	h := k.Client.GetOrCreate("aborter", nil)
+	id := must[string](t)(h.ID(ctx))
+	must[rivet.Value](t)(h.Call(ctx, "start", "sleep"))
+	must[rivet.Value](t)(h.Call(ctx, "sleep"))
+	if got := <-aborted; got != "sleep" {
+		t.Fatal(got)
+	}
+	waitFor(t, func() bool { return !k.Awake(id) })
+	must[rivet.Value](t)(h.Call(ctx, "start", "destroy"))
+	must[rivet.Value](t)(h.Call(ctx, "destroy"))
+	if got := <-aborted; got != "destroy" {
+		t.Fatal(got)
+	}
+}

@@ -24,6 +24,10 @@ type host struct {
 	mb      *mailbox
 	stopped chan struct{} // closed when the host is gone from the engine
 	bg      atomic.Int32  // background tasks keeping the actor awake
+	// runCtx is canceled when this incarnation stops (sleep, destroy,
+	// shutdown): the context of its background tasks.
+	runCtx    context.Context
+	runCancel context.CancelFunc
 
 	// Owned by the draining goroutine.
 	info      Info
@@ -97,6 +101,9 @@ func (h *host) drain() {
 
 // exit removes the host from the engine and fails every queued job.
 func (h *host) exit(err error) {
+	if h.runCancel != nil {
+		h.runCancel()
+	}
 	if h.sleepT != nil {
 		h.sleepT.Stop()
 		h.sleepT = nil
@@ -141,6 +148,10 @@ func (h *host) activate() error {
 		Log: e.log.With("actor", rec.Name, "key", keyString(rec.Key), "actor_id", rec.ID),
 	}
 	h.inc = &incarnation{generation: rec.Generation}
+	if h.runCancel != nil {
+		h.runCancel()
+	}
+	h.runCtx, h.runCancel = context.WithCancel(e.ctx)
 	h.inst = b.NewInstance(h.info)
 	h.overlay, h.clearGate, h.pending, h.last = kvLayer{}, nil, nil, nil
 	alarms, err := e.driver.Alarms(ctx, h.id)
@@ -401,6 +412,10 @@ func (h *host) removeConn(c *Conn) {
 }
 
 func (h *host) startBackground(fn func(ctx context.Context)) {
+	ctx := h.runCtx
+	if ctx == nil {
+		ctx = h.e.ctx
+	}
 	h.bg.Add(1)
 	h.e.goTracked(func() {
 		defer func() {
@@ -408,10 +423,11 @@ func (h *host) startBackground(fn func(ctx context.Context)) {
 				h.log().Error("panic in background task", "panic", r, "stack", string(debug.Stack()))
 			}
 			h.bg.Add(-1)
-			// Let the actor re-evaluate sleep now that the task is done.
-			h.e.push(h.id, job{run: func(*host) {}, fail: func(error) {}})
+			// Let the actor re-evaluate sleep now that the task is done
+			// (without waking it if it already stopped).
+			h.e.pushTo(h, job{run: func(*host) {}, fail: func(error) {}, idle: true, notWork: true})
 		}()
-		fn(h.e.ctx)
+		fn(ctx)
 	})
 }
 
@@ -466,6 +482,9 @@ const (
 // stop runs the sleep (or destroy) hooks, waits until every commit is
 // durable and leaves the engine. The mailbox must already be closed.
 func (h *host) stop(mode stopMode) {
+	if h.runCancel != nil {
+		h.runCancel() // background work of this incarnation is aborted
+	}
 	ctx := context.WithoutCancel(h.e.ctx)
 	t := newTurn(h, ctx, nil)
 	var err error
