@@ -41,6 +41,9 @@ type Metrics struct {
 	Activations atomic.Uint64
 	Sleeps      atomic.Uint64
 	Alarms      atomic.Uint64
+	// Connections counts open connections (raw WebSockets included,
+	// stateless calls' temporary ones not).
+	Connections atomic.Int64
 }
 
 // Engine runs actors: it activates them on demand, feeds them work one

@@ -397,11 +397,17 @@ func (h *host) connList() []*Conn {
 
 func (h *host) addConn(c *Conn) {
 	c.h = h
+	if _, dup := h.conns[c.ID]; !dup && !c.ephemeral {
+		h.e.metrics.Connections.Add(1)
+	}
 	h.conns[c.ID] = c
 	h.connOrder = append(h.connOrder, c)
 }
 
 func (h *host) removeConn(c *Conn) {
+	if _, ok := h.conns[c.ID]; ok && !c.ephemeral {
+		h.e.metrics.Connections.Add(-1)
+	}
 	delete(h.conns, c.ID)
 	for i, x := range h.connOrder {
 		if x == c {
@@ -517,6 +523,11 @@ func (h *host) stop(mode stopMode) {
 				reason = "actor destroyed"
 			}
 			c.transport.Close(reason)
+		}
+	}
+	for _, c := range h.conns {
+		if !c.ephemeral {
+			h.e.metrics.Connections.Add(-1)
 		}
 	}
 	h.conns, h.connOrder = nil, nil

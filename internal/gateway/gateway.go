@@ -76,9 +76,10 @@ type Config struct {
 
 // Gateway is the HTTP handler.
 type Gateway struct {
-	cfg Config
-	e   *engine.Engine
-	log *slog.Logger
+	cfg     Config
+	e       *engine.Engine
+	log     *slog.Logger
+	metrics *metrics
 }
 
 // New returns a gateway.
@@ -101,11 +102,42 @@ func New(cfg Config) *Gateway {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
-	return &Gateway{cfg: cfg, e: cfg.Engine, log: cfg.Log}
+	return &Gateway{cfg: cfg, e: cfg.Engine, log: cfg.Log, metrics: newMetrics(cfg.Engine)}
+}
+
+// kind names a request's route for metrics.
+func kind(path string) string {
+	switch {
+	case path == "/metadata":
+		return "metadata"
+	case path == "/actors" || strings.HasPrefix(path, "/actors/"):
+		return "actors"
+	case !strings.HasPrefix(path, "/gateway/"):
+		return "other"
+	case strings.Contains(path, "/action/"):
+		return "action"
+	case strings.HasSuffix(path, "/connect"):
+		return "connect"
+	case strings.Contains(path, "/request"):
+		return "request"
+	case strings.Contains(path, "/websocket"):
+		return "websocket"
+	}
+	return "gateway"
 }
 
 // ServeHTTP routes a request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/metrics" {
+		g.metrics.handler.ServeHTTP(w, r)
+		return
+	}
+	rec := &statusRecorder{ResponseWriter: w}
+	defer func() { g.metrics.observe(kind(r.URL.Path), rec.status) }()
+	g.serve(rec, r)
+}
+
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if !g.cors(w, r) {
 		return
 	}
