@@ -3,6 +3,7 @@ package rivet
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/rivetgo/rivet/internal/codec"
@@ -46,6 +47,17 @@ func (c *Context[S, C, V]) Key() Key { return append(Key(nil), c.inst.info.Key..
 
 // Region is the region the runtime runs in.
 func (c *Context[S, C, V]) Region() string { return c.inst.info.Region }
+
+// Request is the HTTP request behind the turn's connection: the WebSocket
+// upgrade of a connection, or the request of a stateless call (in
+// OnBeforeConnect, CreateConnState, OnConnect and actions). It is nil for
+// in-process calls and turns without a connection.
+func (c *Context[S, C, V]) Request() *http.Request {
+	if c.t.Conn == nil {
+		return nil
+	}
+	return c.t.Conn.Request
+}
 
 // Now is the runtime clock's time (a fake clock in rivettest).
 func (c *Context[S, C, V]) Now() time.Time { return c.t.Now() }

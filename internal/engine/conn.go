@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net/http"
 )
 
 // Transport carries a connection's events to its client. Implementations
@@ -26,6 +27,9 @@ type Conn struct {
 	State any
 	// Auth is what the gateway's auth hook returned.
 	Auth any
+	// Request is the HTTP request that opened the connection (the
+	// WebSocket upgrade, or a stateless call's request); nil in process.
+	Request *http.Request
 
 	h         *host
 	subs      map[string]struct{}

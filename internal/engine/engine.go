@@ -403,9 +403,10 @@ func (e *Engine) Create(ctx context.Context, ns, name string, key []string, inpu
 		err := e.driver.CreateActor(ctx, rec)
 		switch {
 		case err == nil:
-			if err := e.do(ctx, rec.ID, func(*host) {}); err != nil {
+			if err := e.do(ctx, rec.ID, func(*host) {}); err != nil && !errors.Is(err, rivettype.ErrActorNotFound) {
 				return rec, true, err
 			}
+			// Created (and, unless someone destroyed it at once, awake).
 			return rec, true, nil
 		case errors.Is(err, rivetdriver.ErrDuplicateKey):
 			if orGet && attempt < 3 {

@@ -94,6 +94,12 @@ func (g *Gateway) gateway(w http.ResponseWriter, r *http.Request, raw string) {
 		}
 		return
 	}
+	g.route(w, r, t)
+}
+
+// route dispatches a resolved target by its actor path.
+func (g *Gateway) route(w http.ResponseWriter, r *http.Request, t target) {
+	ws := isWebSocket(r)
 	path, rawQuery, _ := strings.Cut(t.Path, "?")
 	switch {
 	case path == "/connect" && ws:
@@ -179,6 +185,7 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 		return
 	}
 	conn := engine.NewStatelessConn(params, ref.Auth)
+	conn.Request = r
 	out, err := g.e.Call(ctx, ref.ID, conn, params, name, req.Args, codec.Marshal, g.e.ActionTimeout(ref.Name))
 	if err != nil {
 		g.fail(w, r, err)

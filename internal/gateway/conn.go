@@ -94,6 +94,35 @@ type wsConn struct {
 	ec      *engine.Conn
 	out     *sender
 	ctx     context.Context
+	// actions tracks action requests under way; a close from the actor
+	// waits for their answers (the action that put the actor to sleep or
+	// destroyed it gets its response).
+	actions sync.WaitGroup
+	mu      sync.Mutex
+	running int     // actions under way
+	closeOn *string // a close reason waiting for running to reach 0
+}
+
+// startAction notes an action request under way.
+func (wc *wsConn) startAction() {
+	wc.mu.Lock()
+	wc.running++
+	wc.mu.Unlock()
+}
+
+// endAction notes an answered action, closing the socket if that was the
+// last one a close waited for.
+func (wc *wsConn) endAction() {
+	wc.mu.Lock()
+	wc.running--
+	var reason *string
+	if wc.running == 0 {
+		reason, wc.closeOn = wc.closeOn, nil
+	}
+	wc.mu.Unlock()
+	if reason != nil {
+		wc.out.closeAfterQueue(websocket.StatusNormalClosure, *reason)
+	}
 }
 
 // Event implements engine.Transport.
@@ -101,8 +130,18 @@ func (wc *wsConn) Event(name string, args []byte, gate *engine.Gate) {
 	wc.out.push(frame{gate: gate, build: wc.message(protocol.Event{Name: name, Args: args}, nil)})
 }
 
-// Close implements engine.Transport: the actor disconnected the client.
-func (wc *wsConn) Close(reason string) { wc.out.closeAfterQueue(websocket.StatusNormalClosure, reason) }
+// Close implements engine.Transport: the actor disconnected the client,
+// or stopped. The socket closes once the actions under way have answered.
+func (wc *wsConn) Close(reason string) {
+	wc.mu.Lock()
+	if wc.running > 0 {
+		wc.closeOn = &reason
+		wc.mu.Unlock()
+		return
+	}
+	wc.mu.Unlock()
+	wc.out.closeAfterQueue(websocket.StatusNormalClosure, reason)
+}
 
 // message builds m in the connection's encoding. For an action response
 // (actionID set) past the outgoing limit, it builds the
@@ -158,6 +197,7 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 	wc := &wsConn{g: g, c: c, enc: enc, actorID: ref.ID, ctx: ctx}
 	wc.out = newSender(c, g.cfg.SendQueue, func(err error) { g.log.Error("encode message", "actor_id", ref.ID, "err", err) })
 	wc.ec = engine.NewConn(engine.NewConnID(), params, ref.Auth, wc)
+	wc.ec.Request = r
 	if err := g.e.Connect(ctx, ref.ID, wc.ec); err != nil {
 		g.openFailed(c, enc, err)
 		return
@@ -195,8 +235,7 @@ func (g *Gateway) openFailed(c *websocket.Conn, enc protocol.Encoding, err error
 // read handles client messages until the socket closes; it returns the
 // disconnect reason.
 func (wc *wsConn) read(ref actorRef) string {
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer wc.actions.Wait()
 	timeout := wc.g.e.ActionTimeout(ref.Name)
 	for {
 		typ, rd, err := wc.c.Reader(wc.ctx)
@@ -225,7 +264,11 @@ func (wc *wsConn) read(ref actorRef) string {
 		}
 		switch m := msg.(type) {
 		case protocol.ActionRequest:
-			wg.Go(func() { wc.dispatch(m, timeout) })
+			wc.startAction()
+			wc.actions.Go(func() {
+				defer wc.endAction()
+				wc.dispatch(m, timeout)
+			})
 		case protocol.SubscriptionRequest:
 			if err := wc.g.e.Subscribe(wc.ctx, wc.actorID, wc.ec, m.EventName, m.Subscribe); err != nil {
 				wc.out.abort(err)

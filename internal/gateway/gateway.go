@@ -11,6 +11,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -162,9 +163,38 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		g.actors(w, r)
 	case strings.HasPrefix(path, "/gateway/") || path == "/gateway":
 		g.gateway(w, r, raw)
+	case headerTarget(r) != "":
+		// Header/subprotocol routing (the client's skipReadyWait mode):
+		// /request/…, /connect, /websocket/… with the actor named in
+		// x-rivet-actor or a rivet_actor.* subprotocol.
+		g.route(w, r, target{ActorID: headerTarget(r), Path: raw})
 	default:
 		g.fail(w, r, errNoRoute.With("No route found for path %s.", path))
 	}
+}
+
+// headerTarget is the actor id of a header-routed request, or "".
+func headerTarget(r *http.Request) string {
+	p := r.URL.Path
+	if p != "/connect" && p != "/request" && !strings.HasPrefix(p, "/request/") && p != "/websocket" && !strings.HasPrefix(p, "/websocket/") {
+		return ""
+	}
+	if r.Header.Get("X-Rivet-Target") == "actor" {
+		return r.Header.Get("X-Rivet-Actor")
+	}
+	isActor, id := false, ""
+	for _, sp := range subprotocols(r) {
+		switch {
+		case sp == "rivet_target.actor":
+			isActor = true
+		case strings.HasPrefix(sp, "rivet_actor."):
+			id, _ = url.PathUnescape(strings.TrimPrefix(sp, "rivet_actor."))
+		}
+	}
+	if isActor {
+		return id
+	}
+	return ""
 }
 
 // cors applies the CORS headers; it reports false when the origin is not

@@ -164,3 +164,46 @@ func TestAuthHook(t *testing.T) {
 		t.Fatalf("intents %v", last)
 	}
 }
+
+type page struct{}
+
+// Header and subprotocol routing (the client's skipReadyWait mode).
+func TestHeaderRouting(t *testing.T) {
+	web := rivet.NewActor("web", rivet.Opts[page]{
+		OnRequest: func(c *rivet.Ctx[page], w http.ResponseWriter, r *http.Request) error {
+			_, err := io.WriteString(w, "hello "+r.URL.Path+"?"+r.URL.RawQuery)
+			return err
+		},
+	}).Action("ping", func(c *rivet.Ctx[page]) string { return "pong" })
+	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(web), &rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.Handler())
+	defer func() { srv.Close(); _ = rt.Stop(context.Background()) }()
+	_, m := do(t, "PUT", srv.URL+"/actors", `{"name":"web","key":"a"}`, nil)
+	id := m["actor"].(map[string]any)["actor_id"].(string)
+
+	req, _ := http.NewRequest("GET", srv.URL+"/request/api/hello?x=1", nil)
+	req.Header.Set("X-Rivet-Target", "actor")
+	req.Header.Set("X-Rivet-Actor", id)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "hello /api/hello?x=1" {
+		t.Fatalf("header-routed request: %d %s", resp.StatusCode, b)
+	}
+	c := dial(t, srv.URL, "/connect", "rivet", "rivet_encoding.json", "rivet_target.actor", "rivet_actor."+id)
+	defer c.CloseNow()
+	if _, msg, err := c.Read(context.Background()); err != nil || !strings.Contains(string(msg), id) {
+		t.Fatalf("subprotocol-routed connect: %s %v", msg, err)
+	}
+	// Without the headers, /request is no route.
+	resp, m = do(t, "GET", srv.URL+"/request/api/hello", "", nil)
+	if resp.StatusCode != 404 || m["code"] != "no_route" {
+		t.Fatalf("unrouted: %d %v", resp.StatusCode, m)
+	}
+}
