@@ -29,8 +29,11 @@ fuzz: ## run every Fuzz target in the module for FUZZTIME executions each
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x $$pkg; \
 	done
 
+# npm install, not npm ci: npm ci rejects this lockfile because npm leaves
+# the other platforms' optional binaries of rivetkit out of it; install
+# still takes every version from the lockfile.
 conformance: ## the official RivetKit clients against rivet serve --example fixtures (needs node, npm)
-	cd conformance && npm ci --no-audit --no-fund --loglevel=error && npm test
+	cd conformance && npm install --no-audit --no-fund --loglevel=error && npm test
 
 bench: ## the in-process benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ ./rivetdriver/...
