@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/examples/demo"
 	"github.com/rivetgo/rivet/examples/fixtures"
 )
 
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
-		return demo(ctx, *data, out)
+		return runDemo(ctx, *data, out)
 	case "version":
 		fmt.Fprintln(out, "rivet", version)
 		return nil
@@ -76,40 +77,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	return fmt.Errorf("unknown command %q (try: rivet help)", cmd)
 }
 
-type counter struct {
-	Count int `json:"count"`
-}
+type message = demo.Message
 
-type chat struct {
-	Messages []message `json:"messages"`
-}
+func registry() (*rivet.Registry, error) { return rivet.NewRegistry(demo.Definitions()...) }
 
-type message struct {
-	User string `json:"user"`
-	Text string `json:"text"`
-	TS   int64  `json:"ts"`
-}
-
-func registry() (*rivet.Registry, error) {
-	counterActor := rivet.NewActor("counter", rivet.Opts[counter]{}).
-		Action("increment", func(c *rivet.Ctx[counter], n int) int {
-			c.State.Count += n
-			c.Broadcast("newCount", c.State.Count)
-			return c.State.Count
-		}).
-		Action("getCount", func(c *rivet.Ctx[counter]) int { return c.State.Count })
-	chatRoom := rivet.NewActor("chatRoom", rivet.Opts[chat]{}).
-		Action("sendMessage", func(c *rivet.Ctx[chat], user, text string) message {
-			m := message{User: user, Text: text, TS: c.Now().UnixMilli()}
-			c.State.Messages = append(c.State.Messages, m)
-			c.Broadcast("newMessage", m)
-			return m
-		}).
-		Action("getHistory", func(c *rivet.Ctx[chat]) []message { return c.State.Messages })
-	return rivet.NewRegistry(counterActor, chatRoom)
-}
-
-func demo(ctx context.Context, dataDir string, out io.Writer) error {
+func runDemo(ctx context.Context, dataDir string, out io.Writer) error {
 	reg, err := registry()
 	if err != nil {
 		return err
