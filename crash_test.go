@@ -50,6 +50,51 @@ var seqDef = rivet.NewActor("seq", rivet.Opts[seqState]{}).
 
 const crashWorkers = 4
 
+// killChild runs the test function named test in a child process with env
+// added, reads its stdout line by line (fields passed to line, which
+// reports whether the line acknowledged a write), SIGKILLs it after
+// killAfter acknowledgements and reads on to EOF: lines the child wrote
+// before it died still count (a "send" read after the kill may have been
+// committed). It fails the test if the child exits on its own first.
+func killChild(t *testing.T, test string, env []string, killAfter int, line func(f []string) (ack bool)) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	acks, killed := 0, false
+	for sc.Scan() {
+		if line(strings.Fields(sc.Text())) {
+			acks++
+		}
+		if acks >= killAfter && !killed {
+			_ = cmd.Process.Kill()
+			killed = true
+		}
+	}
+	_ = cmd.Wait()
+	if acks < killAfter {
+		t.Fatalf("child %s exited after %d acks", test, acks)
+	}
+}
+
+// startChild starts the runtime of a crash-test child on dir, or exits.
+func startChild(dir string, defs ...rivet.Definition) *rivet.Runtime {
+	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(defs...), &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		fmt.Println("start error:", err)
+		os.Exit(2)
+	}
+	return rt
+}
+
 // TestCrashChild is the child process of TestCrashDurability: it appends
 // sequence numbers to several actors and prints each acknowledgement.
 func TestCrashChild(t *testing.T) {
@@ -58,11 +103,7 @@ func TestCrashChild(t *testing.T) {
 		t.Skip("child process of TestCrashDurability")
 	}
 	ctx := context.Background()
-	rt, err := rivet.Start(ctx, rivet.MustRegistry(seqDef), &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		fmt.Println("start error:", err)
-		os.Exit(2)
-	}
+	rt := startChild(dir, seqDef)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for w := range crashWorkers {
@@ -105,46 +146,22 @@ func TestCrashDurability(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	totalAcks := 0
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "RIVET_CRASH_DIR="+dir)
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		acked := make([]int, crashWorkers)
 		sent := make([]int, crashWorkers)
-		killAfter := 50 + rng.IntN(400)
-		// Read to EOF: lines the child wrote before it died still count
-		// (a "send" read after the kill may have been committed).
-		sc := bufio.NewScanner(out)
-		acks, killed := 0, false
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
+		killChild(t, "TestCrashChild", []string{"RIVET_CRASH_DIR=" + dir}, 50+rng.IntN(400), func(f []string) bool {
 			if len(f) != 3 {
-				t.Fatalf("round %d: child said %q", round, sc.Text())
+				t.Fatalf("round %d: child said %q", round, f)
 			}
 			w, _ := strconv.Atoi(f[1])
 			seq, _ := strconv.Atoi(f[2])
 			if f[0] == "ack" {
 				acked[w] = max(acked[w], seq)
-				acks++
-			} else {
-				sent[w] = max(sent[w], seq)
+				totalAcks++
+				return true
 			}
-			if acks >= killAfter && !killed {
-				_ = cmd.Process.Kill()
-				killed = true
-			}
-		}
-		_ = cmd.Wait()
-		if acks < killAfter {
-			t.Fatalf("round %d: child exited after %d acks", round, acks)
-		}
-		totalAcks += acks
+			sent[w] = max(sent[w], seq)
+			return false
+		})
 
 		ctx := ctxT(t)
 		rt, err := rivet.Start(ctx, rivet.MustRegistry(seqDef), &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
@@ -197,11 +214,7 @@ func TestAlarmCrashChild(t *testing.T) {
 		t.Skip("child process of TestAlarmCrashDurability")
 	}
 	ctx := context.Background()
-	rt, err := rivet.Start(ctx, rivet.MustRegistry(alarmDef), &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		fmt.Println("start error:", err)
-		os.Exit(2)
-	}
+	rt := startChild(dir, alarmDef)
 	start, _ := strconv.Atoi(os.Getenv("RIVET_ALARM_CRASH_START"))
 	h := rt.Client().GetOrCreate("alarms", rivet.Key{"a"})
 	for n := start; ; n++ {
@@ -232,43 +245,24 @@ func TestAlarmCrashDurability(t *testing.T) {
 	next, pendingAtKill := 0, 0
 	acks := map[int]bool{} // every acknowledged alarm, over all rounds
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestAlarmCrashChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "RIVET_ALARM_CRASH_DIR="+dir, fmt.Sprintf("RIVET_ALARM_CRASH_START=%d", next))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
 		acked, sent := -1, -1
-		killAfter := 20 + rng.IntN(400)
-		sc := bufio.NewScanner(out)
-		nacks, killed := 0, false
-		for sc.Scan() {
-			f := strings.Fields(sc.Text())
+		env := []string{"RIVET_ALARM_CRASH_DIR=" + dir, fmt.Sprintf("RIVET_ALARM_CRASH_START=%d", next)}
+		killChild(t, "TestAlarmCrashChild", env, 20+rng.IntN(400), func(f []string) bool {
 			n, err := 0, error(nil)
 			if len(f) == 2 {
 				n, err = strconv.Atoi(f[1])
 			}
 			switch {
 			case len(f) != 2 || err != nil:
-				t.Fatalf("round %d: child said %q", round, sc.Text())
+				t.Fatalf("round %d: child said %q", round, f)
 			case f[0] == "ack":
-				acked, nacks, acks[n] = max(acked, n), nacks+1, true
+				acked, acks[n] = max(acked, n), true
+				return true
 			case f[0] == "send":
 				sent = max(sent, n)
 			}
-			if nacks >= killAfter && !killed {
-				_ = cmd.Process.Kill()
-				killed = true
-			}
-		}
-		_ = cmd.Wait()
-		if nacks < killAfter {
-			t.Fatalf("round %d: child exited after %d acks", round, nacks)
-		}
+			return false
+		})
 
 		ctx := ctxT(t)
 		rt, err := rivet.Start(ctx, rivet.MustRegistry(alarmDef), &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
