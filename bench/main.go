@@ -12,6 +12,11 @@
 //	ws-rtt  -n sequential increments on one connection
 //	fanout  -conns connections on one chatRoom, -n messages from one sender;
 //	        events delivered/s, delivery latency, events lost
+//	spread  -n distinct counters, -c concurrent callers, one increment each
+//	        (getOrCreate): creations/s, latency, server RSS (in-process targets)
+//	cold    -n sequential first calls on new keys: creation latency
+//	wake    -n actors put to sleep (POST /actors/{id}/sleep), then one call
+//	        each: wake latency
 //
 // Each run prints a table row and a JSON line with its parameters.
 package main
@@ -28,6 +33,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +57,7 @@ type result struct {
 	P90us    float64 `json:"p90_us"`
 	P99us    float64 `json:"p99_us"`
 	P999us   float64 `json:"p999_us"`
+	RSSMiB   float64 `json:"rss_mib,omitempty"`
 	Seconds  float64 `json:"seconds"`
 	Command  string  `json:"command"`
 }
@@ -84,6 +91,13 @@ func main() {
 	case "fanout":
 		r.Conns = *conns
 		err = fanout(ctx, client, *conns, *n, &r)
+	case "spread":
+		r.C = *c
+		err = spread(ctx, client, *c, *n, &r)
+	case "cold":
+		err = cold(ctx, client, *n, &r)
+	case "wake":
+		err = wake(ctx, client, endpoint, *n, &r)
 	default:
 		err = fmt.Errorf("unknown scenario %q", *scenario)
 	}
@@ -91,8 +105,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("%-7s %-9s %-5s ops=%d ok=%d lost=%d %.0f/s p50=%.0fµs p90=%.0fµs p99=%.0fµs p99.9=%.0fµs\n",
-		r.Scenario, r.Target, r.Encoding, r.N, r.OK, r.Lost, r.PerSec, r.P50us, r.P90us, r.P99us, r.P999us)
+	if *target == "rivet" || *target == "baseline" {
+		r.RSSMiB = rssMiB()
+	}
+	fmt.Printf("%-7s %-9s %-5s ops=%d ok=%d lost=%d %.0f/s p50=%.0fµs p90=%.0fµs p99=%.0fµs p99.9=%.0fµs rss=%.0fMiB\n",
+		r.Scenario, r.Target, r.Encoding, r.N, r.OK, r.Lost, r.PerSec, r.P50us, r.P90us, r.P99us, r.P999us, r.RSSMiB)
 	b, _ := json.Marshal(r)
 	fmt.Println(string(b))
 }
@@ -277,5 +294,101 @@ func fanout(ctx context.Context, c *rivetclient.Client, conns, n int, r *result)
 	summarize(r, lats, elapsed)
 	r.N = int(want)
 	r.Lost = int(want - got.Load())
+	return nil
+}
+
+// rssMiB is this process's resident set (server and load generator
+// together for in-process targets), from /proc.
+func rssMiB() float64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
+// spread calls n distinct counters once each from c callers.
+func spread(ctx context.Context, client *rivetclient.Client, c, n int, r *result) error {
+	var next atomic.Int64
+	lats := make([][]time.Duration, c)
+	var firstErr atomic.Value
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for g := range c {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				i := int(next.Add(1))
+				if i > n {
+					return
+				}
+				s := time.Now()
+				if _, err := client.GetOrCreate("counter", rivet.Key{"spread", strconv.Itoa(i)}).Call(ctx, "increment", 1); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				lats[g] = append(lats[g], time.Since(s))
+			}
+		})
+	}
+	wg.Wait()
+	summarize(r, slices.Concat(lats...), time.Since(t0))
+	r.Lost = n - r.OK
+	if err, _ := firstErr.Load().(error); err != nil {
+		return fmt.Errorf("%d of %d calls failed: %w", r.Lost, n, err)
+	}
+	return nil
+}
+
+// cold measures n sequential first calls on new keys.
+func cold(ctx context.Context, client *rivetclient.Client, n int, r *result) error {
+	lats := make([]time.Duration, 0, n)
+	t0 := time.Now()
+	for i := range n {
+		s := time.Now()
+		if _, err := client.GetOrCreate("counter", rivet.Key{"cold", strconv.Itoa(i), strconv.FormatInt(t0.UnixNano(), 36)}).Call(ctx, "increment", 1); err != nil {
+			return err
+		}
+		lats = append(lats, time.Since(s))
+	}
+	summarize(r, lats, time.Since(t0))
+	return nil
+}
+
+// wake creates n actors, puts each to sleep, then measures one call each.
+func wake(ctx context.Context, client *rivetclient.Client, endpoint string, n int, r *result) error {
+	hs := make([]*rivetclient.Handle, n)
+	for i := range hs {
+		h := client.GetOrCreate("counter", rivet.Key{"wake", strconv.Itoa(i), strconv.FormatInt(time.Now().UnixNano(), 36)})
+		id, err := h.ID(ctx)
+		if err != nil {
+			return err
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, endpoint+"/actors/"+id+"/sleep?namespace=default", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("sleep %s: %s", id, resp.Status)
+		}
+		hs[i] = client.GetForID("counter", id)
+	}
+	lats := make([]time.Duration, 0, n)
+	t0 := time.Now()
+	for _, h := range hs {
+		s := time.Now()
+		if _, err := h.Call(ctx, "getCount"); err != nil {
+			return err
+		}
+		lats = append(lats, time.Since(s))
+	}
+	summarize(r, lats, time.Since(t0))
 	return nil
 }

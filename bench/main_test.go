@@ -34,6 +34,20 @@ func TestScenarios(t *testing.T) {
 				if err := fanout(ctx, c, 5, 10, &r); err != nil || r.Lost != 0 || r.OK != 50 {
 					t.Fatalf("fanout %s: %+v %v", enc, r, err)
 				}
+				r = result{}
+				if err := spread(ctx, c, 4, 40, &r); err != nil || r.OK != 40 {
+					t.Fatalf("spread %s: %+v %v", enc, r, err)
+				}
+				r = result{}
+				if err := cold(ctx, c, 10, &r); err != nil || r.OK != 10 {
+					t.Fatalf("cold %s: %+v %v", enc, r, err)
+				}
+				if target == "rivet" { // the baseline has no /actors API
+					r = result{}
+					if err := wake(ctx, c, endpoint, 10, &r); err != nil || r.OK != 10 {
+						t.Fatalf("wake %s: %+v %v", enc, r, err)
+					}
+				}
 			}
 		})
 	}
