@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivettype"
@@ -17,6 +18,7 @@ import (
 type incarnation struct {
 	generation uint64
 	failed     atomic.Bool
+	nm         *nameMetrics // the actor name's metrics, nil if unknown
 }
 
 // Gate is the durability promise of a turn. A turn's result and the events
@@ -87,6 +89,7 @@ type committer struct {
 	driver  rivetdriver.Driver
 	pipe    rivetdriver.Pipeliner
 	metrics *Metrics
+	prom    *promMetrics // nil in tests that build a bare committer
 	mu      struct {
 		sync.Mutex
 		queue  []*Gate
@@ -103,6 +106,7 @@ type inflightBatch struct {
 	gates []*Gate
 	wait  func() error
 	err   error
+	start time.Time
 }
 
 func newCommitter(d rivetdriver.Driver, m *Metrics) *committer {
@@ -144,6 +148,7 @@ func (c *committer) run() {
 				if err == nil {
 					err = b.wait()
 				}
+				c.observeBatch(b.start, len(b.gates))
 				c.settle(b.gates, err)
 			}
 		}()
@@ -198,12 +203,25 @@ func (c *committer) write(batch []*Gate) {
 		c.metrics.Commits.Add(uint64(len(live)))
 		c.metrics.Batches.Add(1)
 	}
+	start := time.Now()
 	if c.pipe == nil {
-		c.settle(live, c.driver.Commit(context.Background(), commits))
+		err := c.driver.Commit(context.Background(), commits)
+		c.observeBatch(start, len(live))
+		c.settle(live, err)
 		return
 	}
 	wait, err := c.pipe.CommitAsync(context.Background(), commits)
-	c.inflight <- inflightBatch{gates: live, wait: wait, err: err}
+	c.inflight <- inflightBatch{gates: live, wait: wait, err: err, start: start}
+}
+
+// observeBatch records a written batch's size and its write + fsync
+// time.
+func (c *committer) observeBatch(start time.Time, n int) {
+	if c.prom == nil {
+		return
+	}
+	c.prom.commitSeconds.Observe(time.Since(start).Seconds())
+	c.prom.batchSize.Observe(float64(n))
 }
 
 // settle opens (or fails) the gates of a batch the driver finished.
@@ -216,6 +234,9 @@ func (c *committer) settle(live []*Gate, err error) {
 		case g.commit.Err != nil:
 			g.inc.failed.Store(true)
 			g.err = fmt.Errorf("%w: %w", rivettype.ErrCommitFailed, g.commit.Err)
+		}
+		if g.err != nil && g.inc.nm != nil {
+			g.inc.nm.commitFailed.Inc()
 		}
 		close(g.done)
 	}

@@ -30,6 +30,10 @@ type Config struct {
 	// they trigger. The test kit sets it with its fake clock so that
 	// advancing time is deterministic.
 	SyncTimers bool
+	// Inspect keeps what the inspector shows: recent broadcasts of awake
+	// actors, recent log lines of every actor, and change notices for
+	// watchers (see inspect.go).
+	Inspect bool
 }
 
 // Metrics are the engine's counters.
@@ -59,6 +63,8 @@ type Engine struct {
 	mailboxMax int
 	syncTimers bool
 	metrics    *Metrics
+	prom       *promMetrics
+	insp       *inspectState // nil unless Config.Inspect
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -96,6 +102,10 @@ func New(cfg Config) (*Engine, error) {
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Inspect {
+		e.insp = newInspectState()
+		e.log = slog.New(newTeeHandler(e.log.Handler(), e.insp))
+	}
 	if e.mailboxMax == 0 {
 		e.mailboxMax = 10_000
 	}
@@ -107,7 +117,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	e.mu.hosts = map[string]*host{}
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
+	e.prom = newPromMetrics(e.behaviors)
 	e.committer = newCommitter(e.driver, e.metrics)
+	e.committer.prom = e.prom
 	e.sched = newScheduler(e)
 	return e, nil
 }
@@ -131,6 +143,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	}
 	for _, a := range alarms {
 		e.sched.add(a.At, a.ActorID, a.ID)
+	}
+	if err := e.countStoredActors(ctx); err != nil {
+		return fmt.Errorf("count actors: %w", err)
 	}
 	return nil
 }
@@ -403,6 +418,9 @@ func (e *Engine) Create(ctx context.Context, ns, name string, key []string, inpu
 		err := e.driver.CreateActor(ctx, rec)
 		switch {
 		case err == nil:
+			if nm := e.prom.names[name]; nm != nil {
+				nm.known.Add(1)
+			}
 			if err := e.do(ctx, rec.ID, func(*host) {}); err != nil && !errors.Is(err, rivettype.ErrActorNotFound) {
 				return rec, true, err
 			}
@@ -440,12 +458,15 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 		out  []byte
 		gate *Gate
 		cerr error
+		nm   *nameMetrics
 	)
+	start := time.Now()
 	var deadline time.Time
 	if timeout > 0 {
-		deadline = time.Now().Add(timeout)
+		deadline = start.Add(timeout)
 	}
 	err := e.doUntil(ctx, deadline, id, func(h *host) {
+		nm = h.nm
 		out, gate, cerr = h.action(ctx, deadline, conn, params, name, args, encode)
 	})
 	if err == nil && !deadline.IsZero() && !time.Now().Before(deadline) &&
@@ -457,6 +478,10 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 			return nil, rivettype.ErrActionTimedOut
 		}
 		return nil, err
+	}
+	// The job ran (err == nil), so nm is safe to read.
+	if nm != nil {
+		defer func() { nm.actionSeconds.Observe(time.Since(start).Seconds()) }()
 	}
 	if werr := gate.Wait(ctx); werr != nil {
 		return nil, werr
@@ -637,7 +662,7 @@ func (e *Engine) deliverAlarm(actorID, alarmID string) {
 		err := e.do(e.ctx, actorID, func(h *host) { h.runAlarm(alarmID) })
 		if err != nil && !errors.Is(err, rivettype.ErrStopping) && !errors.Is(err, context.Canceled) &&
 			!errors.Is(err, rivettype.ErrActorNotFound) {
-			e.log.Warn("deliver alarm", "actor_id", actorID, "alarm", alarmID, "err", err)
+			e.actorLog(actorID).Warn("deliver alarm", "alarm", alarmID, "err", err)
 		}
 	}
 	if e.syncTimers {

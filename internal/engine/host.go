@@ -44,16 +44,31 @@ type host struct {
 	alarms    map[string]rivetdriver.Alarm
 	conns     map[string]*Conn
 	connOrder []*Conn
-	cur       *Turn // the turn in progress, for Conn.Send
+	cur       *Turn      // the turn in progress, for Conn.Send
+	events    *eventRing // recent broadcasts, kept when the engine inspects
 	lastWork  time.Time
 	sleepT    clock.Timer
+
+	// Metrics and logging: nm is resolved once per activation; infoLog
+	// is info.Log (actor, key, actor_id), readable from any goroutine;
+	// preLog serves the lines logged before the record is loaded.
+	nm           *nameMetrics
+	infoLog      atomic.Pointer[slog.Logger]
+	preLog       *slog.Logger
+	awakeCounted bool
 }
 
+// log is the actor's logger: every line carries actor (name), key and
+// actor_id. It is built once per activation; before the actor's record
+// is loaded it is built once from the stored record.
 func (h *host) log() *slog.Logger {
-	if h.info.Log != nil {
-		return h.info.Log
+	if l := h.infoLog.Load(); l != nil {
+		return l
 	}
-	return h.e.log.With("actor_id", h.id)
+	if h.preLog == nil {
+		h.preLog = h.e.actorLog(h.id)
+	}
+	return h.preLog
 }
 
 // drain runs queued jobs until the mailbox is empty. It is started by the
@@ -109,6 +124,10 @@ func (h *host) exit(err error) {
 		h.sleepT = nil
 	}
 	h.exited = true
+	if h.awakeCounted {
+		h.awakeCounted = false
+		h.nm.awake.Add(-1)
+	}
 	h.e.removeHost(h)
 	for _, j := range h.mb.close() {
 		j.fail(err)
@@ -134,7 +153,7 @@ func (h *host) activate() error {
 	if err != nil {
 		err = mapDriverErr(err, h.id)
 		if !isPublic(err) {
-			h.e.log.Error("activate actor", "actor_id", h.id, "err", err)
+			h.log().Error("activate actor", "err", err)
 		}
 		return err
 	}
@@ -147,7 +166,9 @@ func (h *host) activate() error {
 		ID: rec.ID, Namespace: rec.Namespace, Name: rec.Name, Key: rec.Key, Region: e.region,
 		Log: e.log.With("actor", rec.Name, "key", keyString(rec.Key), "actor_id", rec.ID),
 	}
-	h.inc = &incarnation{generation: rec.Generation}
+	h.infoLog.Store(h.info.Log)
+	h.nm = e.prom.names[rec.Name]
+	h.inc = &incarnation{generation: rec.Generation, nm: h.nm}
 	if h.runCancel != nil {
 		h.runCancel()
 	}
@@ -170,6 +191,7 @@ func (h *host) activate() error {
 		h.lastState = nil
 		t.initial = true
 		if err := h.call(func() error { return h.inst.Create(t, rec.Input) }); err != nil {
+			h.countError(err)
 			h.log().Warn("actor create hooks failed", "err", err)
 			return err
 		}
@@ -182,6 +204,7 @@ func (h *host) activate() error {
 		h.lastState = state
 	}
 	if err := h.call(func() error { return h.inst.Start(t) }); err != nil {
+		h.countError(err)
 		h.log().Warn("actor start hooks failed", "err", err)
 		return err
 	}
@@ -190,8 +213,15 @@ func (h *host) activate() error {
 		return err
 	}
 	h.active = true
+	if !h.awakeCounted && h.nm != nil {
+		h.awakeCounted = true
+		h.nm.awake.Add(1)
+	}
 	h.lastWork = e.clock.Now()
 	e.metrics.Activations.Add(1)
+	if e.insp.watching() {
+		e.insp.notify(h.id, Notice{Kind: NoticeLifecycle, Lifecycle: "awake"})
+	}
 	if t.initial {
 		// The create hooks' result must be durable before anyone relies
 		// on the actor existing.
@@ -231,12 +261,15 @@ func (h *host) endTurn(t *Turn, turnErr error) (*Gate, error) {
 	if t.cancel != nil {
 		t.cancel()
 	}
+	h.nm.observeTurn(t.start)
 	if turnErr != nil {
+		h.countError(turnErr)
 		h.rollback(t)
 		return h.lastGate(), turnErr
 	}
 	g, err := h.flush(t, nil)
 	if err != nil {
+		h.countError(err)
 		h.rollback(t)
 		return h.lastGate(), err
 	}
@@ -334,11 +367,23 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 			h.e.sched.add(a.At, h.id, id)
 		}
 	}
+	if h.e.insp != nil {
+		var st []byte
+		if stateChanged {
+			st = enc
+		}
+		h.inspectFlush(t, st, g)
+	}
+	sent := 0
 	for _, ev := range t.events {
 		if !ev.conn.closed && ev.conn.transport != nil {
 			ev.conn.transport.Event(ev.name, ev.args, g)
 			h.e.metrics.Events.Add(1)
+			sent++
 		}
+	}
+	if sent > 0 && h.nm != nil {
+		h.nm.events.Add(float64(sent))
 	}
 	t.reset()
 	return g, nil
@@ -402,6 +447,9 @@ func (h *host) addConn(c *Conn) {
 	}
 	h.conns[c.ID] = c
 	h.connOrder = append(h.connOrder, c)
+	if !c.ephemeral && h.e.insp.watching() {
+		h.e.insp.notify(h.id, Notice{Kind: NoticeConnections})
+	}
 }
 
 func (h *host) removeConn(c *Conn) {
@@ -414,6 +462,9 @@ func (h *host) removeConn(c *Conn) {
 			h.connOrder = append(h.connOrder[:i], h.connOrder[i+1:]...)
 			break
 		}
+	}
+	if !c.ephemeral && h.e.insp.watching() {
+		h.e.insp.notify(h.id, Notice{Kind: NoticeConnections})
 	}
 }
 
@@ -513,6 +564,8 @@ func (h *host) stop(mode stopMode) {
 	if g := h.last; g != nil {
 		if err := g.Wait(ctx); err != nil {
 			h.log().Error("final commit failed", "err", err)
+		} else if mode == stopDestroy && h.nm != nil {
+			h.nm.known.Add(-1)
 		}
 	}
 	for _, c := range h.connOrder {
@@ -531,6 +584,14 @@ func (h *host) stop(mode stopMode) {
 		}
 	}
 	h.conns, h.connOrder = nil, nil
+	h.events = nil
+	if h.e.insp.watching() {
+		what := "sleeping"
+		if mode == stopDestroy {
+			what = "destroyed"
+		}
+		h.e.insp.notify(h.id, Notice{Kind: NoticeLifecycle, Lifecycle: what})
+	}
 	switch mode {
 	case stopSleep:
 		h.e.metrics.Sleeps.Add(1)

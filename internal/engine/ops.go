@@ -13,7 +13,9 @@ import (
 // temporary connection, each hook its own turn.
 func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, params []byte, name string, rawArgs []byte, encode func(any) ([]byte, error)) ([]byte, *Gate, error) {
 	if !h.inst.HasAction(name) {
-		return nil, h.lastGate(), rivettype.ErrActionNotFound.With("Action `%s` was not found.", name)
+		err := rivettype.ErrActionNotFound.With("Action `%s` was not found.", name)
+		h.countError(err)
+		return nil, h.lastGate(), err
 	}
 	if conn == nil {
 		conn = NewStatelessConn(params, nil)
@@ -105,11 +107,15 @@ func (h *host) runAlarm(id string) {
 	if !ok {
 		return // canceled, or already fired
 	}
-	if now := h.e.clock.Now(); a.At.After(now) {
+	now := h.e.clock.Now()
+	if a.At.After(now) {
 		h.e.sched.add(a.At, h.id, id)
 		return
 	}
 	h.e.metrics.Alarms.Add(1)
+	if h.nm != nil {
+		h.nm.alarmLag.Observe(now.Sub(a.At).Seconds())
+	}
 	t := newTurn(h, h.e.ctx, nil)
 	h.e.metrics.Turns.Add(1)
 	err := h.call(func() error {

@@ -34,6 +34,8 @@ type Turn struct {
 	cancel   context.CancelFunc
 	// Conn is the connection the turn serves, nil for hooks and alarms.
 	Conn *Conn
+	// start is when the turn began, for the turn duration metric.
+	start time.Time
 
 	kv        kvLayer
 	alarmPut  map[string]rivetdriver.Alarm
@@ -44,6 +46,10 @@ type Turn struct {
 	sleep     bool
 	destroy   bool
 	stateSeen bool
+
+	// broadcasts are the turn's broadcasts, kept for the inspector
+	// (only when the engine inspects).
+	broadcasts []EventRecord
 }
 
 type outEvent struct {
@@ -66,7 +72,7 @@ type kvLayer struct {
 func (l *kvLayer) empty() bool { return len(l.m) == 0 && !l.cleared }
 
 func newTurn(h *host, ctx context.Context, conn *Conn) *Turn {
-	t := &Turn{h: h, ctx: ctx, Conn: conn}
+	t := &Turn{h: h, ctx: ctx, Conn: conn, start: time.Now()}
 	h.cur = t
 	return t
 }
@@ -100,6 +106,9 @@ func (t *Turn) Conns() []*Conn { return t.h.connList() }
 
 // Broadcast emits an event to every connection subscribed to it.
 func (t *Turn) Broadcast(name string, args []byte) {
+	if t.h.e.insp != nil {
+		t.broadcasts = append(t.broadcasts, EventRecord{Name: name, Args: args})
+	}
 	for _, c := range t.h.connOrder {
 		if !c.closed && c.Subscribed(name) {
 			t.events = append(t.events, outEvent{conn: c, name: name, args: args})
@@ -370,5 +379,6 @@ func (t *Turn) reset() {
 	t.alarmPut = nil
 	t.alarmDel = nil
 	t.events = t.events[:0]
+	t.broadcasts = t.broadcasts[:0]
 	t.initial = false
 }

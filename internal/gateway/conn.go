@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -75,6 +76,7 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request) (*websocket.Con
 // rejectWebSocket completes the upgrade and closes at once with 1011
 // "group.code", as RivetKit's engine does for routing errors.
 func (g *Gateway) rejectWebSocket(w http.ResponseWriter, r *http.Request, err error) {
+	g.metrics.countError(public(err))
 	if e, ok := rivettype.As(err); !ok || !e.Public {
 		g.log.Error("websocket rejected", "path", r.URL.Path, "err", err)
 	}
@@ -91,6 +93,7 @@ type wsConn struct {
 	c       *websocket.Conn
 	enc     protocol.Encoding
 	actorID string
+	log     *slog.Logger // carries actor, key and actor_id
 	ec      *engine.Conn
 	out     *sender
 	ctx     context.Context
@@ -194,8 +197,8 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 		g.openFailed(c, enc, err)
 		return
 	}
-	wc := &wsConn{g: g, c: c, enc: enc, actorID: ref.ID, ctx: ctx}
-	wc.out = newSender(c, g.cfg.SendQueue, func(err error) { g.log.Error("encode message", "actor_id", ref.ID, "err", err) })
+	wc := &wsConn{g: g, c: c, enc: enc, actorID: ref.ID, log: g.actorLog(ref), ctx: ctx}
+	wc.out = newSender(c, g.cfg.SendQueue, func(err error) { wc.log.Error("encode message", "err", err) })
 	wc.ec = engine.NewConn(engine.NewConnID(), params, ref.Auth, wc)
 	wc.ec.Request = r
 	if err := g.e.Connect(ctx, ref.ID, wc.ec); err != nil {
@@ -216,6 +219,7 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 // actionId null, then close 1011 "group.code".
 func (g *Gateway) openFailed(c *websocket.Conn, enc protocol.Encoding, err error) {
 	e := public(err)
+	g.metrics.countError(e)
 	if pe, ok := rivettype.As(err); !ok || !pe.Public {
 		g.log.Error("connection rejected", "err", err)
 	}
@@ -287,8 +291,9 @@ func (wc *wsConn) dispatch(m protocol.ActionRequest, timeout time.Duration) {
 			return
 		}
 		e := public(err)
+		wc.g.metrics.countError(e)
 		if pe, ok := rivettype.As(err); !ok || !pe.Public {
-			wc.g.log.Error("action failed", "actor_id", wc.actorID, "action", m.Name, "err", err)
+			wc.log.Error("action failed", "action", m.Name, "err", err)
 		}
 		wc.out.push(frame{build: wc.message(protocol.Error{Group: e.Group, Code: e.Code, Message: e.Message, Metadata: metadataCBOR(e), ActionID: &id}, nil)})
 		return

@@ -73,6 +73,11 @@ type Config struct {
 	SendQueue   int
 	// Version is reported by /metadata.
 	Version string
+	// Inspector, when set, serves the paths InspectorPath accepts (/ui/
+	// and /inspector/) outside the gateway's CORS rules: the admin API is
+	// for same-origin pages and tools only.
+	Inspector     http.Handler
+	InspectorPath func(path string) bool
 }
 
 // Gateway is the HTTP handler.
@@ -133,6 +138,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.metrics.handler.ServeHTTP(w, r)
 		return
 	}
+	if g.cfg.Inspector != nil && g.cfg.InspectorPath(r.URL.Path) {
+		g.cfg.Inspector.ServeHTTP(w, r)
+		return
+	}
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() { g.metrics.observe(kind(r.URL.Path), rec.status) }()
 	g.serve(rec, r)
@@ -157,6 +166,8 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	case path == "/health":
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = w.Write([]byte("ok"))
+	case path == "/openapi.json":
+		g.openAPI(w, r)
 	case path == "/devtools/mod.js":
 		w.Header().Set("Content-Type", "text/javascript")
 	case path == "/actors" || strings.HasPrefix(path, "/actors/"):
@@ -287,6 +298,7 @@ func status(e *rivettype.Error) int {
 // error whatever encoding it asked for.
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := public(err)
+	g.metrics.countError(e)
 	if pe, ok := rivettype.As(err); !ok || !pe.Public {
 		g.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

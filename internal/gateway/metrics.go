@@ -1,21 +1,27 @@
 package gateway
 
 import (
+	"log/slog"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/rivettype"
 )
 
 // metrics are the gateway's Prometheus metrics. The engine's counters are
-// read at scrape time, so they cost the hot path nothing.
+// read at scrape time and its per-actor-name instruments are resolved once
+// per name, so the hot path pays an atomic add or a histogram observation,
+// never a label lookup.
 type metrics struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
+	errors   *prometheus.CounterVec
 	handler  http.Handler
 }
 
@@ -25,19 +31,29 @@ func newMetrics(e *engine.Engine) *metrics {
 	counter := func(name, help string, f func() uint64) {
 		m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "rivet", Name: name, Help: help}, func() float64 { return float64(f()) }))
 	}
-	counter("turns_total", "Turns run (actions, hooks, alarms, raw requests and messages).", em.Turns.Load)
 	counter("commits_total", "Turn commits written to the store.", em.Commits.Load)
 	counter("commit_batches_total", "Store writes (fsyncs); commits_total / commit_batches_total is the group-commit batch size.", em.Batches.Load)
-	counter("events_total", "Events delivered to connections.", em.Events.Load)
 	counter("activations_total", "Actor activations (creations and wake-ups).", em.Activations.Load)
 	counter("sleeps_total", "Actors put to sleep.", em.Sleeps.Load)
 	counter("alarms_total", "Scheduled actions fired.", em.Alarms.Load)
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "rivet", Name: "actors_awake", Help: "Actors awake in memory."}, func() float64 { return float64(e.AwakeCount()) }))
 	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "rivet", Name: "connections", Help: "Open connections (RivetKit connections and raw WebSockets)."}, func() float64 { return float64(em.Connections.Load()) }))
 	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "rivet", Name: "gateway_requests_total", Help: "Gateway requests by kind and HTTP status (101 for WebSocket upgrades)."}, []string{"kind", "status"})
-	m.reg.MustRegister(m.requests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.errors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "rivet", Name: "errors_total", Help: "Errors the gateway answered with (HTTP error responses, WebSocket error messages and refusals), by group.code as the client sees it."}, []string{"code"})
+	m.reg.MustRegister(e.Collector(), m.requests, m.errors, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
+}
+
+// countError counts an error answered to a client, by its public
+// group.code.
+func (m *metrics) countError(e *rivettype.Error) {
+	m.errors.WithLabelValues(e.Group + "." + e.Code).Inc()
+}
+
+// actorLog is the gateway's logger for lines about one actor: it carries
+// the actor's name, key and id, as the engine's actor loggers do.
+func (g *Gateway) actorLog(ref actorRef) *slog.Logger {
+	return g.log.With("actor", ref.Name, "key", strings.Join(ref.Key, "/"), "actor_id", ref.ID)
 }
 
 // statusRecorder notes the status a handler wrote.

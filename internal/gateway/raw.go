@@ -70,6 +70,7 @@ func actorRequest(ctx context.Context, r *http.Request, escPath, rawQuery string
 // failStatus is fail with a fixed status.
 func (g *Gateway) failStatus(w http.ResponseWriter, r *http.Request, code int, err error) {
 	e := public(err)
+	g.metrics.countError(e)
 	if pe, ok := rivettype.As(err); !ok || !pe.Public {
 		g.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -162,7 +163,7 @@ func (g *Gateway) rawWebSocket(w http.ResponseWriter, r *http.Request, t target,
 	go sock.out.run(ctx)
 	if err := g.cfg.Hooks.WebSocket(ctx, ref.ID, ref.Name, sock, r2); err != nil {
 		if e, ok := rivettype.As(err); !ok || !e.Public {
-			g.log.Error("raw websocket failed", "actor_id", ref.ID, "err", err)
+			g.actorLog(ref).Error("raw websocket failed", "err", err)
 		}
 		sock.out.abort(err)
 	} else {

@@ -896,3 +896,23 @@ func (d *Driver) Close() error {
 	}
 	return nil
 }
+
+// ReadState returns an actor's committed state without activating it (nil
+// if none was committed); the inspector reads sleeping actors with it.
+func (d *Driver) ReadState(_ context.Context, id string) ([]byte, error) {
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer d.leave()
+	r, err := d.readRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, fmt.Errorf("rivetembed: read state of actor %q: %w", id, rivetdriver.ErrNotFound)
+	}
+	if r.Destroyed {
+		return nil, fmt.Errorf("rivetembed: read state of actor %q: %w", id, rivetdriver.ErrDestroyed)
+	}
+	return d.get(stateKey(id))
+}

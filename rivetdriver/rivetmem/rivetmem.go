@@ -284,3 +284,21 @@ func (d *Driver) Close() error {
 	d.closed = true
 	return nil
 }
+
+// ReadState returns an actor's committed state without activating it (nil
+// if none was committed); the inspector reads sleeping actors with it.
+func (d *Driver) ReadState(_ context.Context, id string) ([]byte, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if d.closed {
+		return nil, rivetdriver.ErrClosed
+	}
+	a, ok := d.actors[id]
+	if !ok {
+		return nil, rivetdriver.ErrNotFound
+	}
+	if a.rec.Destroyed {
+		return nil, rivetdriver.ErrDestroyed
+	}
+	return bytes.Clone(a.state), nil
+}
