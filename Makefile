@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test test-race lint fuzz conformance bench run
+.PHONY: help test deps test-race lint fuzz conformance bench run
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -12,7 +12,15 @@ help: ## list targets
 run: ## run the demo on the embedded store
 	$(GO) run ./cmd/rivet
 
-test: lint test-race fuzz conformance ## everything CI runs
+test: deps lint test-race fuzz conformance ## everything CI runs (installs Chromium if missing)
+
+# Browser tests (inspector, chat example) drive Debian's Chromium; install it
+# when it is missing. The Go and npm dependencies fetch themselves.
+deps: ## install Chromium for the browser tests if it is missing (apt-get; needs root or sudo)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (browser tests)"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 test-race: ## all tests with the race detector
 	$(GO) test -race -count=1 ./...

@@ -15,8 +15,10 @@ import (
 
 	"github.com/rivetgo/rivet/internal/clock"
 	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/internal/inspector"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivetdriver/rivetembed"
+	"github.com/rivetgo/rivet/rivetdriver/rivetpg"
 )
 
 // Version is this module's version, reported by /metadata.
@@ -80,8 +82,18 @@ type Config struct {
 	// $RIVET_DATA_DIR, or else a directory under the user's data dir
 	// that is unique to the working directory (see DefaultDataDir).
 	DataDir string
-	// Logger receives the runtime's and the actors' logs.
+	// PostgresURL stores actors in PostgreSQL (rivetdriver/rivetpg) when
+	// Driver is nil: postgres://user:pass@host:5432/db. Start applies the
+	// schema's pending migrations.
+	PostgresURL string
+	// Listen is the address ListenAndServe listens on when it is given
+	// none (see ListenAddr).
+	Listen string
+	// Logger receives the runtime's and the actors' logs. Nil builds one
+	// on standard error from Log.
 	Logger *slog.Logger
+	// Log configures the logger built when Logger is nil.
+	Log LogConfig
 	// Clock defaults to the wall clock.
 	Clock Clock
 	// Region is reported to actors as their region.
@@ -91,6 +103,23 @@ type Config struct {
 	MailboxSize int
 	// Gateway configures the HTTP/WebSocket gateway (Runtime.Handler).
 	Gateway GatewayConfig
+	// Inspector configures the admin inspector (/ui/ and /inspector/ on
+	// Runtime.Handler; see docs/inspector.md).
+	Inspector InspectorConfig
+}
+
+// InspectorConfig configures the inspector: a web UI at /ui/ and a JSON
+// API at /inspector/ that show and change actors (state, connections,
+// events, logs, alarms, KV, actions).
+type InspectorConfig struct {
+	// Token is the admin token that requests must carry
+	// (Authorization: Bearer <token>). Empty means $RIVET_ADMIN_TOKEN;
+	// when that is empty too, the inspector is open only to clients on a
+	// loopback address.
+	Token string
+	// Disabled turns the inspector off: its routes answer not found and
+	// the engine keeps no recent events or log lines.
+	Disabled bool
 }
 
 // DefaultDataDir is where the embedded store lives when neither
@@ -122,6 +151,10 @@ type Runtime struct {
 	gwConfig GatewayConfig
 	gwOnce   sync.Once
 	gw       http.Handler
+	// inspConfig configures the inspector routes of Handler; insp serves
+	// them (nil when disabled or before Handler).
+	inspConfig InspectorConfig
+	insp       *inspector.Handler
 
 	reg        *Registry
 	e          *engine.Engine
@@ -143,9 +176,20 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 	if cfg == nil {
 		cfg = &Config{}
 	}
-	rt := &Runtime{reg: reg, driver: cfg.Driver, log: cfg.Logger, gwConfig: cfg.Gateway}
+	rt := &Runtime{reg: reg, driver: cfg.Driver, log: cfg.Logger, gwConfig: cfg.Gateway, inspConfig: cfg.Inspector}
 	if rt.log == nil {
-		rt.log = slog.Default()
+		l, err := NewLogger(os.Stderr, cfg.Log)
+		if err != nil {
+			return nil, err
+		}
+		rt.log = l
+	}
+	if rt.driver == nil && cfg.PostgresURL != "" {
+		d, err := rivetpg.Open(ctx, cfg.PostgresURL, &rivetpg.Options{AutoMigrate: true})
+		if err != nil {
+			return nil, err
+		}
+		rt.driver, rt.ownsDriver = d, true
 	}
 	if rt.driver == nil {
 		dir := cfg.DataDir
@@ -169,6 +213,7 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 	e, err := engine.New(engine.Config{
 		Driver: rt.driver, Behaviors: reg.behaviors, Clock: cfg.Clock, Log: rt.log,
 		Region: cfg.Region, MailboxSize: cfg.MailboxSize, SyncTimers: sync,
+		Inspect: !cfg.Inspector.Disabled,
 	})
 	if err == nil {
 		err = e.Start(ctx)

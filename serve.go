@@ -12,6 +12,7 @@ import (
 
 	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/gateway"
+	"github.com/rivetgo/rivet/internal/inspector"
 )
 
 // DefaultAddr is where ListenAndServe listens without an address or
@@ -62,10 +63,25 @@ func (rt *Runtime) Handler() http.Handler {
 			Engine: rt.e, Hooks: hooks{defs: rt.reg.defs, e: rt.e}, Log: rt.log,
 			Origins: c.AllowedOrigins, MaxIncoming: c.MaxIncomingMessageSize,
 			MaxOutgoing: c.MaxOutgoingMessageSize, MaxInput: c.MaxInputSize, SendQueue: c.SendQueue,
-			Version: Version,
+			Version: Version, Inspector: rt.inspectorHandler(), InspectorPath: inspector.Owns,
 		})
 	})
 	return rt.gw
+}
+
+// inspectorHandler serves the inspector (nil when disabled). Its token is
+// Config.Inspector.Token, else $RIVET_ADMIN_TOKEN.
+func (rt *Runtime) inspectorHandler() http.Handler {
+	c := rt.inspConfig
+	if c.Disabled {
+		return nil // a nil *inspector.Handler would not be a nil interface
+	}
+	token := c.Token
+	if token == "" {
+		token = os.Getenv("RIVET_ADMIN_TOKEN")
+	}
+	rt.insp = inspector.NewHandler(inspector.New(rt.e, rt.log), inspector.Config{Token: token})
+	return rt.insp
 }
 
 // ListenAddr is the address to listen on: addr if set, else
@@ -84,6 +100,9 @@ func ListenAddr(addr string) string {
 // shuts the server down gracefully (the runtime keeps running; Stop it).
 func (rt *Runtime) Serve(ctx context.Context, l net.Listener) error {
 	srv := &http.Server{Handler: rt.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if rt.insp != nil {
+		srv.RegisterOnShutdown(rt.insp.CloseStreams) // event streams never end by themselves
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
 	select {
@@ -103,7 +122,19 @@ func (rt *Runtime) Serve(ctx context.Context, l net.Listener) error {
 
 // ListenAndServe starts a runtime for reg, serves it on addr (see
 // ListenAddr) until ctx is canceled, then stops it gracefully.
+//
+// A nil cfg is LoadConfig(""): settings from $RIVET_CONFIG and the
+// environment. An empty addr is cfg.Listen.
 func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config) error {
+	if cfg == nil {
+		var err error
+		if cfg, err = LoadConfig(""); err != nil {
+			return err
+		}
+	}
+	if addr == "" {
+		addr = cfg.Listen
+	}
 	rt, err := Start(ctx, reg, cfg)
 	if err != nil {
 		return err

@@ -3,8 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestDemoPersistsAcrossRuns(t *testing.T) {
@@ -14,7 +24,7 @@ func TestDemoPersistsAcrossRuns(t *testing.T) {
 		if err := run(context.Background(), []string{"demo", "-data", dir}, &out); err != nil {
 			t.Fatalf("run %d: %v\n%s", i, err, out.String())
 		}
-		want := []string{"count is now " + string(rune('0'+i)), "after restart: counter[demo] = " + string(rune('0'+i)), "chatRoom[lobby] has " + string(rune('0'+i)) + " message"}
+		want := []string{fmt.Sprintf("count is now %d", i), fmt.Sprintf("after restart: counter[demo] = %d", i), fmt.Sprintf("chatRoom[lobby] has %d message", i)}
 		for _, w := range want {
 			if !strings.Contains(out.String(), w) {
 				t.Fatalf("run %d output lacks %q:\n%s", i, w, out.String())
@@ -23,8 +33,226 @@ func TestDemoPersistsAcrossRuns(t *testing.T) {
 	}
 }
 
-func TestBadCommand(t *testing.T) {
-	if err := run(context.Background(), []string{"nope"}, &bytes.Buffer{}); err == nil {
-		t.Fatal("unknown command accepted")
+// syncBuffer is an output buffer a test can wait on while run writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitFor waits until the output matches re and returns the first group.
+func (b *syncBuffer) waitFor(t *testing.T, re *regexp.Regexp, done <-chan error) string {
+	t.Helper()
+	deadline := time.After(30 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(b.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("serve ended early: %v\n%s", err, b.String())
+		case <-deadline:
+			t.Fatalf("no %v in output:\n%s", re, b.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
+
+// startServe runs "rivet serve args…" in-process and returns its URL.
+func startServe(t *testing.T, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, append([]string{"serve", "--listen", "127.0.0.1:0", "--data", t.TempDir()}, args...), out) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop")
+		}
+	})
+	return out.waitFor(t, regexp.MustCompile(`endpoint\s+(http://\S+)`), done), out
+}
+
+func cli(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(context.Background(), args, &out)
+	return out.String(), err
+}
+
+func TestServeAndActorsCommands(t *testing.T) {
+	t.Setenv("RIVET_ADMIN_TOKEN", "")
+	url, out := startServe(t, "--example", "demo", "--log-level", "error")
+	for _, want := range []string{`serving "demo" (chatRoom, counter)`, "store      embedded, ", "inspector  " + url + "/ui/", "metrics    " + url + "/metrics"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("startup output lacks %q:\n%s", want, out.String())
+		}
+	}
+	// Create an actor the way a client would, with one increment.
+	resp, err := http.Post(url+"/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=demo",
+		"application/json", strings.NewReader(`{"args":[5]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("increment: %s", resp.Status)
+	}
+
+	ls, err := cli(t, "actors", "ls", "--server", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^([0-9a-z]+)\s+counter\s+demo\s`).FindStringSubmatch(ls)
+	if m == nil {
+		t.Fatalf("ls output:\n%s", ls)
+	}
+	id := m[1]
+	got, err := cli(t, "actors", "get", "--server", url, "--name", "counter", "--key", "demo")
+	if err != nil || !strings.Contains(got, id) {
+		t.Fatalf("get by key: %v\n%s", err, got)
+	}
+	got, err = cli(t, "actors", "get", id, "--server", url, "--json")
+	if err != nil || !strings.Contains(got, `"actor_id":"`+id+`"`) {
+		t.Fatalf("get --json: %v\n%s", err, got)
+	}
+	got, err = cli(t, "actors", "state", id, "--server", url)
+	if err != nil || !regexp.MustCompile(`"count":\s*5`).MatchString(got) {
+		t.Fatalf("state: %v\n%s", err, got)
+	}
+	if _, err := cli(t, "actors", "state", id, "--server", url, "--set", `{"count": 41}`); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.Post(url+"/gateway/counter/action/increment?rvt-namespace=default&rvt-method=get&rvt-key=demo",
+		"application/json", strings.NewReader(`{"args":[1]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body bytes.Buffer
+	body.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(body.String(), "42") {
+		t.Fatalf("increment after --set: %s", body.String())
+	}
+	if _, err := cli(t, "actors", "state", id, "--server", url, "--set", `{"count": "many"}`); err == nil {
+		t.Fatal("a state of the wrong type was accepted")
+	}
+	if _, err := cli(t, "actors", "destroy", id, "--server", url); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli(t, "actors", "get", id, "--server", url); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("get after destroy: %v", err)
+	}
+}
+
+func TestServeWithConfigFile(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "rivet.yaml")
+	if err := os.WriteFile(cfg, []byte("log_level: error\nadmin_token: tok\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url, out := startServe(t, "--config", cfg)
+	if !strings.Contains(out.String(), "inspector  "+url+"/ui/ (token") {
+		t.Fatalf("the config file's admin token is not in effect:\n%s", out.String())
+	}
+	if _, err := cli(t, "actors", "state", "nope", "--server", url, "--token", "wrong"); err == nil || !strings.Contains(err.Error(), "auth.") {
+		t.Fatalf("wrong token: %v", err)
+	}
+}
+
+func TestCommandLineMistakes(t *testing.T) {
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + free.Addr().String()
+	free.Close()
+	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(badConfig, []byte("listn: :1\n"), 0o600)
+	for _, tc := range []struct {
+		args  []string
+		want  string
+		usage bool
+	}{
+		{[]string{"nope"}, `unknown command "nope"`, true},
+		{[]string{"serve", "--bogus"}, "flag provided but not defined: -bogus", true},
+		{[]string{"serve", "--example", "nope"}, `unknown example "nope"`, true},
+		{[]string{"serve", "--log-level", "loud"}, "log_level", true},
+		{[]string{"serve", "--listen", "nowhere"}, "want host:port", true},
+		{[]string{"serve", "--config", badConfig}, `did you mean "listen"`, false},
+		{[]string{"actors"}, "missing command", true},
+		{[]string{"actors", "frob"}, `unknown command "frob"`, true},
+		{[]string{"actors", "get"}, "give an actor ID", true},
+		{[]string{"actors", "ls", "--server", dead}, "cannot reach the server at " + dead, false},
+		{[]string{"actors", "ls", "--server", "ftp://x"}, "bad server URL", true},
+		{[]string{"migrate"}, "no database", true},
+	} {
+		t.Setenv("RIVET_POSTGRES_URL", "")
+		_, err := cli(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(oneLine(err), "\n") {
+			t.Errorf("%q: error %v, want one line containing %q", tc.args, err, tc.want)
+			continue
+		}
+		var u usageError
+		if errors.As(err, &u) != tc.usage {
+			t.Errorf("%q: usage error = %v, want %v", tc.args, errors.As(err, &u), tc.usage)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"help"}, {"serve", "--help"}, {"actors", "--help"}, {"actors", "ls", "-h"}, {"migrate", "--help"}} {
+		out, err := cli(t, args...)
+		if err != nil || !strings.Contains(out, "Usage") && !strings.Contains(out, "usage") {
+			t.Errorf("%q: %v\n%s", args, err, out)
+		}
+	}
+	out, _ := cli(t, "version")
+	if !strings.HasPrefix(out, "rivet "+version) {
+		t.Errorf("version: %q", out)
+	}
+}
+
+// The binary's exit status and standard error, as a shell sees them.
+func TestExitStatus(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "rivet")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{{[]string{"version"}, 0}, {[]string{"nope"}, 2}, {[]string{"actors", "ls", "--server", "http://127.0.0.1:1"}, 1}} {
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, tc.args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		code := 0
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || (code != 0 && strings.Count(stderr.String(), "\n") != 1) {
+			t.Errorf("%q: exit %d (want %d), stderr %q", tc.args, code, tc.code, stderr.String())
+		}
 	}
 }

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/examples"
+)
+
+func runServe(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("serve", "rivet serve [flags]",
+		"Serves an example registry over HTTP and WebSocket with RivetKit's protocol,\n"+
+			"the inspector at /ui/ and Prometheus metrics at /metrics.\n"+
+			"Flags override RIVET_* / LOG_* environment variables, which override the config file.")
+	names := []string{}
+	for _, x := range examples.All() {
+		names = append(names, x.Name)
+	}
+	example := fs.String("example", "demo", "registry to serve: "+strings.Join(names, ", "))
+	configFile := fs.String("config", "", "config file, JSON or YAML (default $RIVET_CONFIG)")
+	// Each flag below is a setting of docs/configuration.md.
+	flagged := map[string]*string{}
+	for _, s := range []struct{ flag, setting, help string }{
+		{"listen", "listen", "listen address host:port (default 127.0.0.1:6420, or 127.0.0.1:$PORT)"},
+		{"data", "data_dir", "embedded store directory (default $RIVET_DATA_DIR or a per-project folder)"},
+		{"postgres", "postgres_url", "store actors in PostgreSQL at this URL instead of the embedded store"},
+		{"allow-origins", "allowed_origins", "comma-separated browser origins allowed by CORS (default any)"},
+		{"log-level", "log_level", "trace, debug, info, warn, error, fatal or silent (default warn)"},
+		{"log-format", "log_format", "text or json (default text)"},
+	} {
+		flagged[s.setting] = fs.String(s.flag, "", s.help)
+	}
+	if err := parse(fs, args, out); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve: unexpected argument %q (run \"rivet serve --help\")", fs.Arg(0))
+	}
+	x, err := examples.Lookup(*example)
+	if err != nil {
+		return usagef("serve: %v", err)
+	}
+	cfg, err := rivet.LoadConfig(*configFile)
+	if err != nil {
+		return err
+	}
+	for setting, v := range flagged {
+		if *v != "" {
+			if err := cfg.Set(setting, *v); err != nil {
+				return usageError{strings.TrimPrefix(err.Error(), "rivet: ")}
+			}
+		}
+	}
+	return serve(ctx, x, cfg, out)
+}
+
+// serve runs x until ctx is canceled (Ctrl-C, SIGTERM), then stops
+// gracefully: open requests finish, actors sleep, the store closes.
+func serve(ctx context.Context, x examples.Example, cfg *rivet.Config, out io.Writer) error {
+	reg, err := rivet.NewRegistry(x.Definitions()...)
+	if err != nil {
+		return err
+	}
+	if cfg.PostgresURL == "" && cfg.DataDir == "" {
+		if cfg.DataDir, err = rivet.DefaultDataDir(); err != nil {
+			return err
+		}
+	}
+	l, err := net.Listen("tcp", rivet.ListenAddr(cfg.Listen))
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", rivet.ListenAddr(cfg.Listen), err)
+	}
+	rt, err := rivet.Start(ctx, reg, cfg)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	base := "http://" + displayAddr(l.Addr())
+	store := "embedded, " + rt.DataDir()
+	if cfg.PostgresURL != "" {
+		store = "postgres, " + redact(cfg.PostgresURL)
+	}
+	fmt.Fprintf(out, "rivet %s serving %q (%s)\n", version, x.Name, strings.Join(reg.Names(), ", "))
+	fmt.Fprintf(out, "  endpoint   %s\n", base)
+	if x.Web != nil {
+		fmt.Fprintf(out, "  app        %s/\n", base)
+	}
+	fmt.Fprintf(out, "  store      %s\n", store)
+	switch {
+	case cfg.Inspector.Disabled:
+		fmt.Fprintf(out, "  inspector  off\n")
+	case cfg.Inspector.Token != "":
+		fmt.Fprintf(out, "  inspector  %s/ui/ (token: $RIVET_ADMIN_TOKEN)\n", base)
+	default:
+		fmt.Fprintf(out, "  inspector  %s/ui/ (loopback clients only; set RIVET_ADMIN_TOKEN to open it to others)\n", base)
+	}
+	fmt.Fprintf(out, "  metrics    %s/metrics\n", base)
+
+	var h http.Handler = rt.Handler()
+	if x.Web != nil {
+		h = x.Handler(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	var serr error
+	select {
+	case serr = <-errc:
+	case <-ctx.Done():
+		fmt.Fprintln(out, "rivet: shutting down")
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		serr = srv.Shutdown(sctx)
+		cancel()
+		if errors.Is(serr, context.DeadlineExceeded) {
+			serr = srv.Close()
+		}
+		<-errc
+	}
+	if errors.Is(serr, http.ErrServerClosed) {
+		serr = nil
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return errors.Join(serr, rt.Stop(sctx))
+}
+
+// displayAddr is a listener's address as a browser should use it: an
+// unspecified host (":6420", "0.0.0.0") shows as 127.0.0.1.
+func displayAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// redact hides a URL's password.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}

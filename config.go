@@ -1,0 +1,305 @@
+package rivet
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// A Setting is one configuration option. It has the same name in a config
+// file (Name), in the environment (Env) and, for rivet serve, on the
+// command line (--Name with dashes); Field is the Config field it sets.
+type Setting struct {
+	Name    string
+	Env     string
+	Field   string
+	Default string
+	Help    string
+	set     func(c *Config, v string) error
+}
+
+// Settings lists every setting LoadConfig reads, in documentation order.
+func Settings() []Setting { return append([]Setting(nil), settings...) }
+
+var settings = []Setting{
+	{Name: "listen", Env: "RIVET_LISTEN", Field: "Listen", Default: "127.0.0.1:6420",
+		Help: "HTTP listen address (host:port). With no setting, $PORT gives 127.0.0.1:$PORT.",
+		set: func(c *Config, v string) error {
+			if _, _, err := net.SplitHostPort(v); err != nil {
+				return fmt.Errorf("want host:port, e.g. 127.0.0.1:6420 or :6420")
+			}
+			c.Listen = v
+			return nil
+		}},
+	{Name: "data_dir", Env: "RIVET_DATA_DIR", Field: "DataDir", Default: "per-project directory",
+		Help: "Directory of the embedded store. Default: $XDG_DATA_HOME/rivetgo/<working dir>-<hash> (see DefaultDataDir).",
+		set:  func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{Name: "postgres_url", Env: "RIVET_POSTGRES_URL", Field: "PostgresURL", Default: "none (embedded store)",
+		Help: "Store actors in PostgreSQL instead (postgres://user:pass@host:5432/db). The schema is migrated at start.",
+		set: func(c *Config, v string) error {
+			u, err := url.Parse(v)
+			if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+				return fmt.Errorf("want a postgres:// or postgresql:// URL")
+			}
+			c.PostgresURL = v
+			return nil
+		}},
+	{Name: "region", Env: "RIVET_REGION", Field: "Region", Default: "none",
+		Help: "Region reported to actors (c.Region()) and as the datacenter of /actors.",
+		set:  func(c *Config, v string) error { c.Region = v; return nil }},
+	{Name: "mailbox_size", Env: "RIVET_MAILBOX_SIZE", Field: "MailboxSize", Default: "10000",
+		Help: "Calls waiting for one actor before further calls fail with actor.overloaded.",
+		set:  func(c *Config, v string) error { return setSize(&c.MailboxSize, v, false) }},
+	{Name: "allowed_origins", Env: "RIVET_ALLOWED_ORIGINS", Field: "Gateway.AllowedOrigins", Default: "any origin",
+		Help: "Comma-separated browser origins allowed by CORS (https://app.example.com). Empty allows every origin.",
+		set: func(c *Config, v string) error {
+			c.Gateway.AllowedOrigins = nil
+			for _, o := range strings.Split(v, ",") {
+				if o = strings.TrimSpace(o); o == "" {
+					continue
+				}
+				if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
+					return fmt.Errorf("%q is not an origin (scheme://host[:port])", o)
+				}
+				c.Gateway.AllowedOrigins = append(c.Gateway.AllowedOrigins, strings.TrimSuffix(o, "/"))
+			}
+			return nil
+		}},
+	{Name: "max_incoming_message_size", Env: "RIVET_MAX_INCOMING_MESSAGE_SIZE", Field: "Gateway.MaxIncomingMessageSize", Default: "64KiB",
+		Help: "Largest action request or WebSocket message accepted (bytes; KiB/MiB suffixes allowed).",
+		set:  func(c *Config, v string) error { return setSize(&c.Gateway.MaxIncomingMessageSize, v, true) }},
+	{Name: "max_outgoing_message_size", Env: "RIVET_MAX_OUTGOING_MESSAGE_SIZE", Field: "Gateway.MaxOutgoingMessageSize", Default: "1MiB",
+		Help: "Largest response or message sent to a client.",
+		set:  func(c *Config, v string) error { return setSize(&c.Gateway.MaxOutgoingMessageSize, v, true) }},
+	{Name: "max_input_size", Env: "RIVET_MAX_INPUT_SIZE", Field: "Gateway.MaxInputSize", Default: "4MiB",
+		Help: "Largest create-time input of an actor.",
+		set:  func(c *Config, v string) error { return setSize(&c.Gateway.MaxInputSize, v, true) }},
+	{Name: "send_queue", Env: "RIVET_SEND_QUEUE", Field: "Gateway.SendQueue", Default: "1024",
+		Help: "Messages queued for one WebSocket client; a client that falls further behind is disconnected.",
+		set:  func(c *Config, v string) error { return setSize(&c.Gateway.SendQueue, v, false) }},
+	{Name: "admin_token", Env: "RIVET_ADMIN_TOKEN", Field: "Inspector.Token", Default: "none",
+		Help: "Bearer token of the inspector (/ui/, /inspector/). Without one the inspector answers loopback clients only.",
+		set:  func(c *Config, v string) error { c.Inspector.Token = v; return nil }},
+	{Name: "inspector", Env: "RIVET_INSPECTOR", Field: "Inspector.Disabled", Default: "true",
+		Help: "Serve the inspector UI and its JSON API (false turns both off).",
+		set: func(c *Config, v string) error {
+			on, err := parseBool(v)
+			c.Inspector.Disabled = !on
+			return err
+		}},
+	{Name: "log_level", Env: "LOG_LEVEL", Field: "Log.Level", Default: "warn",
+		Help: "Minimum level logged: trace, debug, info, warn, error, fatal or silent.",
+		set: func(c *Config, v string) error {
+			v = strings.ToLower(v)
+			if _, ok := levelNames[v]; !ok && v != "silent" {
+				return fmt.Errorf("want one of trace, debug, info, warn, error, fatal, silent")
+			}
+			c.Log.Level = v
+			return nil
+		}},
+	{Name: "log_format", Env: "LOG_FORMAT", Field: "Log.Format", Default: "text",
+		Help: "text (key=value) or json (one object per line).",
+		set: func(c *Config, v string) error {
+			if v = strings.ToLower(v); v != "text" && v != "json" {
+				return fmt.Errorf("want text or json")
+			}
+			c.Log.Format = v
+			return nil
+		}},
+	{Name: "log_timestamp", Env: "LOG_TIMESTAMP", Field: "Log.Timestamp", Default: "false",
+		Help: "Include each record's time (1/true or 0/false).",
+		set: func(c *Config, v string) (err error) {
+			c.Log.Timestamp, err = parseBool(v)
+			return err
+		}},
+	{Name: "log_target", Env: "LOG_TARGET", Field: "Log.Target", Default: "false",
+		Help: "Include the source file and line that logged each record.",
+		set: func(c *Config, v string) (err error) {
+			c.Log.Target, err = parseBool(v)
+			return err
+		}},
+}
+
+// ConfigFileEnv names the config file LoadConfig("") reads.
+const ConfigFileEnv = "RIVET_CONFIG"
+
+// LoadConfig builds a Config from a config file and the environment. The
+// file (path, or $RIVET_CONFIG when path is empty; none if both are empty)
+// is JSON or YAML with the settings' names as keys; environment variables
+// override it. An unknown key or a bad value is an error naming it.
+// Options set in code on the result override both.
+func LoadConfig(path string) (*Config, error) {
+	c := &Config{}
+	if path == "" {
+		path = os.Getenv(ConfigFileEnv)
+	}
+	if path != "" {
+		if err := c.loadFile(path); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range settings {
+		v, ok := os.LookupEnv(s.Env)
+		if !ok || v == "" {
+			continue
+		}
+		if err := s.set(c, strings.TrimSpace(v)); err != nil {
+			return nil, fmt.Errorf("rivet: environment %s=%q: %v", s.Env, v, err)
+		}
+	}
+	return c, nil
+}
+
+// Set applies one setting by its name (or its name with dashes, as on the
+// command line).
+func (c *Config) Set(name, value string) error {
+	key := strings.ReplaceAll(name, "-", "_")
+	for _, s := range settings {
+		if s.Name == key {
+			if err := s.set(c, strings.TrimSpace(value)); err != nil {
+				return fmt.Errorf("rivet: %s=%q: %v", name, value, err)
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("rivet: unknown setting %q%s", name, suggest(key))
+}
+
+func (c *Config) loadFile(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("rivet: config file: %w", err)
+	}
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".json", ".yaml", ".yml":
+	default:
+		return fmt.Errorf("rivet: config file %s: want a .json, .yaml or .yml file", path)
+	}
+	// YAML is a superset of JSON: one parser reads both, with line
+	// numbers in its errors.
+	var doc map[string]any
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("rivet: config file %s: %v", path, err)
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, err := settingValue(doc[k])
+		if err == nil {
+			err = c.Set(k, v)
+		}
+		if err != nil {
+			return fmt.Errorf("rivet: config file %s: key %q: %v", path, k, strings.TrimPrefix(err.Error(), "rivet: "))
+		}
+	}
+	return nil
+}
+
+// settingValue turns a parsed config-file value into the setting's text.
+func settingValue(v any) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "", nil
+	case string:
+		return v, nil
+	case bool:
+		return strconv.FormatBool(v), nil
+	case int:
+		return strconv.Itoa(v), nil
+	case float64:
+		if v != float64(int64(v)) {
+			return "", fmt.Errorf("want a whole number, got %v", v)
+		}
+		return strconv.FormatInt(int64(v), 10), nil
+	case []any:
+		parts := make([]string, len(v))
+		for i, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return "", fmt.Errorf("want a list of strings")
+			}
+			parts[i] = s
+		}
+		return strings.Join(parts, ","), nil
+	}
+	return "", fmt.Errorf("want a string, number, boolean or list of strings, got %T", v)
+}
+
+func setSize(dst *int, v string, units bool) error {
+	mult := 1
+	if units {
+		for suffix, m := range map[string]int{"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30} {
+			if strings.HasSuffix(v, suffix) {
+				v, mult = strings.TrimSpace(strings.TrimSuffix(v, suffix)), m
+				break
+			}
+		}
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 || n > (1<<31)/mult {
+		if units {
+			return fmt.Errorf("want a positive size in bytes (KiB, MiB and GiB suffixes allowed)")
+		}
+		return fmt.Errorf("want a positive integer")
+	}
+	*dst = n * mult
+	return nil
+}
+
+func parseBool(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes", "on":
+		return true, nil
+	case "0", "false", "no", "off", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("want 1/true or 0/false")
+}
+
+// suggest names the setting closest to an unknown key, if one is close.
+func suggest(key string) string {
+	best, bestD := "", 4
+	for _, s := range settings {
+		if d := editDistance(key, s.Name); d < bestD {
+			best, bestD = s.Name, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
+}
