@@ -175,6 +175,10 @@ func (g *Gateway) decodeRESTInput(s string) ([]byte, error) {
 	return v, nil
 }
 
+// listPage is the most actors one GET /actors answers; pagination.cursor
+// resumes after it.
+const listPage = 1000
+
 func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := requestContext(r)
 	defer cancel()
@@ -222,13 +226,18 @@ func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	default:
-		recs, err := g.e.ListActors(ctx, rivetdriver.ListActorsOptions{Namespace: ns, Name: q.Get("name"), After: q.Get("cursor"), Limit: 1000})
+		recs, err := g.e.ListActors(ctx, rivetdriver.ListActorsOptions{Namespace: ns, Name: q.Get("name"), After: q.Get("cursor"), Limit: listPage})
 		if err != nil {
 			g.fail(w, r, err)
 			return
 		}
 		for _, rec := range recs {
 			out = append(out, g.actorObject(rec))
+		}
+		if len(recs) == listPage {
+			// A full page may have more after it: resume after its last id.
+			writeJSON(w, http.StatusOK, map[string]any{"actors": out, "pagination": map[string]any{"cursor": recs[len(recs)-1].ID}})
+			return
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"actors": out, "pagination": map[string]any{"cursor": nil}})

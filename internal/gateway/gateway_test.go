@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -205,5 +206,39 @@ func TestHeaderRouting(t *testing.T) {
 	resp, m = do(t, "GET", srv.URL+"/request/api/hello", "", nil)
 	if resp.StatusCode != 404 || m["code"] != "no_route" {
 		t.Fatalf("unrouted: %d %v", resp.StatusCode, m)
+	}
+}
+
+// GET /actors answers at most a page and a cursor to resume after it;
+// following cursors lists every actor exactly once.
+func TestListActorsPaginates(t *testing.T) {
+	base := serve(t, rivet.GatewayConfig{})
+	const n = 1001
+	for i := range n {
+		resp, _ := do(t, "POST", base+"/actors?namespace=default", `{"name":"counter","key":"k`+strconv.Itoa(i)+`"}`, map[string]string{"Content-Type": "application/json"})
+		if resp.StatusCode != 200 {
+			t.Fatalf("create %d: %s", i, resp.Status)
+		}
+	}
+	seen := map[string]bool{}
+	cursor, pages := "", 0
+	for {
+		_, m := do(t, "GET", base+"/actors?namespace=default&name=counter&cursor="+cursor, "", nil)
+		pages++
+		for _, a := range m["actors"].([]any) {
+			id := a.(map[string]any)["actor_id"].(string)
+			if seen[id] {
+				t.Fatalf("actor %s listed twice", id)
+			}
+			seen[id] = true
+		}
+		c, _ := m["pagination"].(map[string]any)["cursor"].(string)
+		if c == "" {
+			break
+		}
+		cursor = c
+	}
+	if len(seen) != n || pages != 2 {
+		t.Fatalf("listed %d actors in %d pages, want %d in 2", len(seen), pages, n)
 	}
 }
