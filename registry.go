@@ -232,7 +232,11 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 func (rt *Runtime) DataDir() string { return rt.dataDir }
 
 // Client returns an in-process client in the default namespace.
-func (rt *Runtime) Client() *Client { return &Client{e: rt.e} }
+func (rt *Runtime) Client() *Client { return &Client{e: rt.e, ns: DefaultNamespace} }
+
+// DefaultNamespace is the namespace of Runtime.Client and of network
+// callers that name none, as in RivetKit.
+const DefaultNamespace = "default"
 
 // Stop shuts the runtime down gracefully: new calls are refused, every
 // awake actor runs onSleep and commits, background work is canceled and

@@ -242,3 +242,21 @@ func TestListActorsPaginates(t *testing.T) {
 		t.Fatalf("listed %d actors in %d pages, want %d in 2", len(seen), pages, n)
 	}
 }
+
+// The runtime's in-process client and a network caller naming no
+// namespace reach the same actor.
+func TestInProcessClientSharesTheDefaultNamespace(t *testing.T) {
+	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(counter), &rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.Handler())
+	t.Cleanup(func() { srv.Close(); _ = rt.Stop(context.Background()) })
+	if _, err := rivet.Call[int](t.Context(), rt.Client().GetOrCreate("counter", rivet.Key{"shared"}), "increment", 7); err != nil {
+		t.Fatal(err)
+	}
+	resp, m := do(t, "POST", srv.URL+"/gateway/counter/action/increment?rvt-namespace=default&rvt-method=get&rvt-key=shared", `{"args":[1]}`, nil)
+	if resp.StatusCode != 200 || m["output"] != float64(8) {
+		t.Fatalf("network call after the in-process one: %d %v", resp.StatusCode, m)
+	}
+}

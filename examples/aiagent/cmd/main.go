@@ -1,0 +1,25 @@
+// Command aiagent serves the agent actor, with its fake model, on
+// http://127.0.0.1:6420 ($PORT moves it; $RIVET_DATA_DIR moves the store)
+// until Ctrl-C.
+//
+//	go run ./examples/aiagent/cmd
+package main
+
+import (
+	"context"
+	"log"
+	"os"
+	"os/signal"
+
+	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/examples/aiagent"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	reg := rivet.MustRegistry(aiagent.Definitions()...)
+	if err := rivet.ListenAndServe(ctx, "", reg, nil); err != nil {
+		log.Fatal(err)
+	}
+}
