@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -142,7 +143,25 @@ func (h *Handler) authorize(r *http.Request) error {
 // loopback address, naming a loopback host (a page of another site that
 // rebinds its DNS name to 127.0.0.1 sends its own host name, and is
 // refused).
+//
+// Two more cases are not local even though the connection is: a request
+// relayed by a reverse proxy on this machine (it carries Forwarded,
+// X-Forwarded-For or X-Real-IP), and a request a browser sends on behalf
+// of a page of another origin (its Origin names another host), which
+// would otherwise let any web site call actions through the visitor's
+// browser.
 func loopback(r *http.Request) bool {
+	for _, h := range []string{"Forwarded", "X-Forwarded-For", "X-Real-Ip"} {
+		if r.Header.Get(h) != "" {
+			return false
+		}
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host != r.Host {
+			return false
+		}
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr

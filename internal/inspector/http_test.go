@@ -27,23 +27,30 @@ func TestAuthWithoutTokenIsLoopbackOnly(t *testing.T) {
 		t.Fatalf("loopback without token: %d %v", code, body)
 	}
 	h := b.rt.Handler()
-	for _, tc := range []struct{ remote, host string }{
-		{"203.0.113.7:5000", "127.0.0.1:6420"},           // remote client
-		{"127.0.0.1:5000", "evil.example.com"},           // DNS rebinding
-		{"[2001:db8::1]:5000", "[::1]:6420"},             // remote IPv6
-		{"10.0.0.2:5000", "localhost:6420"},              // LAN client
-		{"127.0.0.1:5000", "evil.example.com:6420"},      // rebinding with port
-		{"192.168.1.5:5000", "my-laptop.localdomain:80"}, // LAN by name
+	for _, tc := range []struct{ remote, host, header, value string }{
+		{"127.0.0.1:5000", "127.0.0.1:6420", "X-Forwarded-For", "203.0.113.7"}, // through a local reverse proxy
+		{"127.0.0.1:5000", "127.0.0.1:6420", "Forwarded", "for=203.0.113.7"},   // same, RFC 7239
+		{"127.0.0.1:5000", "127.0.0.1:6420", "X-Real-Ip", "203.0.113.7"},       // same, nginx style
+		{"127.0.0.1:5000", "127.0.0.1:6420", "Origin", "https://evil.example"}, // another site's page in a local browser
+		{"203.0.113.7:5000", "127.0.0.1:6420", "", ""},                         // remote client
+		{"127.0.0.1:5000", "evil.example.com", "", ""},                         // DNS rebinding
+		{"[2001:db8::1]:5000", "[::1]:6420", "", ""},                           // remote IPv6
+		{"10.0.0.2:5000", "localhost:6420", "", ""},                            // LAN client
+		{"127.0.0.1:5000", "evil.example.com:6420", "", ""},                    // rebinding with port
+		{"192.168.1.5:5000", "my-laptop.localdomain:80", "", ""},               // LAN by name
 	} {
 		req := httptest.NewRequest("GET", "/inspector/actors", nil)
 		req.RemoteAddr, req.Host = tc.remote, tc.host
+		if tc.header != "" {
+			req.Header.Set(tc.header, tc.value)
+		}
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		var e map[string]any
 		_ = json.Unmarshal(rec.Body.Bytes(), &e)
 		if rec.Code != http.StatusForbidden || e["group"] != "auth" || e["code"] != "forbidden" ||
 			!strings.Contains(e["message"].(string), "RIVET_ADMIN_TOKEN") {
-			t.Errorf("remote %s host %s: %d %s; want 403 auth.forbidden naming RIVET_ADMIN_TOKEN", tc.remote, tc.host, rec.Code, rec.Body)
+			t.Errorf("remote %s host %s %s %q: %d %s; want 403 auth.forbidden naming RIVET_ADMIN_TOKEN", tc.remote, tc.host, tc.header, tc.value, rec.Code, rec.Body)
 		}
 	}
 	// The UI page itself holds no data and is served to anyone.
