@@ -99,7 +99,15 @@ func ListenAddr(addr string) string {
 // Serve serves the runtime's Handler on l until ctx is canceled, then
 // shuts the server down gracefully (the runtime keeps running; Stop it).
 func (rt *Runtime) Serve(ctx context.Context, l net.Listener) error {
-	srv := &http.Server{Handler: rt.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	return rt.ServeHandler(ctx, l, rt.Handler())
+}
+
+// ServeHandler is Serve with a handler of your own around rt.Handler():
+// a web app's files in front of it, middleware, a router that mounts it
+// under a prefix. Shutdown waits up to 10 s for requests in flight and
+// ends the inspector's event streams.
+func (rt *Runtime) ServeHandler(ctx context.Context, l net.Listener, h http.Handler) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	if rt.insp != nil {
 		srv.RegisterOnShutdown(rt.insp.CloseStreams) // event streams never end by themselves
 	}

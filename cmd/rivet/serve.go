@@ -108,25 +108,11 @@ func serve(ctx context.Context, x examples.Example, cfg *rivet.Config, out io.Wr
 	if x.Web != nil {
 		h = x.Handler(h)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	var serr error
-	select {
-	case serr = <-errc:
-	case <-ctx.Done():
-		fmt.Fprintln(out, "rivet: shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		serr = srv.Shutdown(sctx)
-		cancel()
-		if errors.Is(serr, context.DeadlineExceeded) {
-			serr = srv.Close()
-		}
-		<-errc
-	}
+	serr := rt.ServeHandler(ctx, l, h)
 	if errors.Is(serr, http.ErrServerClosed) {
 		serr = nil
 	}
+	fmt.Fprintln(out, "rivet: stopping")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return errors.Join(serr, rt.Stop(sctx))

@@ -309,7 +309,7 @@ func TestReadmeCurl(t *testing.T) {
 	}
 	readmecurl.Exec(t, readme, cmds[:1], k.Runtime.Handler())
 	// "A moment later": wait until the reply is stored.
-	h := k.Client.Namespace("default").Get(aiagent.ActorName, rivet.Key{"conv-1"})
+	h := k.Client.Get(aiagent.ActorName, rivet.Key{"conv-1"})
 	for {
 		hist, err := rivet.Call[[]aiagent.Message](ctx, h, "history")
 		if err != nil {

@@ -274,7 +274,7 @@ func TestChatInTwoTabs(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// The browser's client works in the namespace "default".
-	hist, err := rivet.Call[[]demo.Message](ctx, rt.Client().Namespace("default").Get("chatRoom", rivet.Key{"lobby"}), "getHistory")
+	hist, err := rivet.Call[[]demo.Message](ctx, rt.Client().Get("chatRoom", rivet.Key{"lobby"}), "getHistory")
 	if err != nil {
 		t.Fatal(err)
 	}

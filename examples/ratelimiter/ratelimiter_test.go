@@ -197,7 +197,7 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // example's server (the loop excepted) and checks every answer shown.
 func TestReadmeCurl(t *testing.T) {
 	k, _ := setup(t)
-	srv := ratelimiter.ExampleServer(k.Client.Namespace("default"), k.Runtime.Handler())
+	srv := ratelimiter.ExampleServer(k.Client, k.Runtime.Handler())
 	if cmds := readmecurl.Run(t, "README.md", srv); len(cmds) != 5 {
 		t.Fatalf("README.md has %d curl commands, want 5", len(cmds))
 	}

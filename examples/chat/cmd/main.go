@@ -10,7 +10,6 @@ import (
 	"errors"
 	"log"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"time"
@@ -45,17 +44,5 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	log.Printf("chat: open http://%s in two tabs (store in %s)", l.Addr(), rt.DataDir())
-	srv := &http.Server{Handler: site, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	<-errc
-	return err
+	return rt.ServeHandler(ctx, l, site)
 }

@@ -12,7 +12,6 @@ import (
 	"errors"
 	"log"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"time"
@@ -40,9 +39,9 @@ func run(ctx context.Context) (err error) {
 		err = errors.Join(err, rt.Stop(sctx))
 	}()
 
-	// The namespace of HTTP clients, so that the limiters the middleware
-	// uses are the ones curl and the RivetKit clients see.
-	actors := rt.Client().Namespace("default")
+	// The in-process client shares the default namespace with HTTP
+	// callers: the middleware's limiters are the ones curl sees.
+	actors := rt.Client()
 	site := ratelimiter.ExampleServer(actors, rt.Handler())
 
 	l, err := net.Listen("tcp", rivet.ListenAddr(""))
@@ -50,17 +49,5 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 	log.Printf("ratelimiter: try curl -i -H 'X-User: alice' http://%s/api/hello (store in %s)", l.Addr(), rt.DataDir())
-	srv := &http.Server{Handler: site, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	<-errc
-	return err
+	return rt.ServeHandler(ctx, l, site)
 }
