@@ -51,9 +51,18 @@ func (e usageError) Error() string { return e.msg }
 
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
-// oneLine keeps an error to one line: joined errors are separated by "; ".
+// oneLine keeps an error to one line: its lines (joined errors, a
+// driver's per-host attempts) are trimmed, repeats dropped, and separated
+// by "; ".
 func oneLine(err error) string {
-	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+	var parts []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		l = strings.TrimSpace(l)
+		if l != "" && (len(parts) == 0 || parts[len(parts)-1] != l) {
+			parts = append(parts, l)
+		}
+	}
+	return strings.ReplaceAll(strings.Join(parts, "; "), ":; ", ": ")
 }
 
 const usage = `rivet runs Rivet actors written in Go, speaking RivetKit's protocol.
