@@ -81,4 +81,3 @@ func runDemo(ctx context.Context, dataDir string, out io.Writer) error {
 	}
 	return nil
 }
-
