@@ -127,13 +127,11 @@ func (d *Driver) commit(ctx context.Context, batch []*rivetdriver.Commit) error 
 			ids = append(ids, []byte(c.ActorID))
 		}
 	}
-	conn, err := d.pool.acquire(ctx)
+	pc, err := d.pool.Acquire(ctx)
 	if err != nil {
-		if errors.Is(err, rivetdriver.ErrClosed) {
-			return err
-		}
 		return fmt.Errorf("rivetpg: commit batch of %d: connect to %s: %w", len(batch), d.where, err)
 	}
+	conn := pc.Conn()
 	committing := false // COMMIT was sent
 	var xid string
 	fail := func(err error) error {
@@ -147,7 +145,7 @@ func (d *Driver) commit(ctx context.Context, batch []*rivetdriver.Commit) error 
 		if broken && ctx.Err() != nil {
 			cancelBackend(conn)
 		}
-		d.pool.release(conn, false)
+		pc.Release()
 		if committing && broken {
 			return d.resolve(ctx, xid, err)
 		}
@@ -225,7 +223,7 @@ func (d *Driver) commit(ctx context.Context, batch []*rivetdriver.Commit) error 
 		if _, err := conn.Exec(ctx, "ROLLBACK"); err != nil {
 			return fail(err)
 		}
-		d.pool.release(conn, false)
+		pc.Release()
 		return nil
 	}
 	b.Queue("COMMIT")
@@ -237,7 +235,7 @@ func (d *Driver) commit(ctx context.Context, batch []*rivetdriver.Commit) error 
 		// COMMIT of an aborted transaction reports ROLLBACK, not an error.
 		return fail(errors.New("transaction did not commit"))
 	}
-	d.pool.release(conn, false)
+	pc.Release()
 	return nil
 }
 
@@ -339,17 +337,15 @@ func (d *Driver) resolve(ctx context.Context, xid string, cause error) error {
 	wait := 5 * time.Millisecond
 	for {
 		var status *string
-		conn, err := d.pool.acquire(ctx)
+		conn, err := d.pool.Acquire(ctx)
 		if err == nil {
 			err = conn.QueryRow(ctx, d.q.xactStatus, xid).Scan(&status)
-			d.pool.release(conn, false)
+			conn.Release()
 		}
 		var pe *pgconn.PgError
 		switch {
 		case errors.As(err, &pe):
 			return unknown(fmt.Errorf("pg_xact_status(%s): %w", xid, err))
-		case errors.Is(err, rivetdriver.ErrClosed):
-			return unknown(err)
 		case err != nil:
 			// The server is unreachable; keep trying.
 		case status == nil:

@@ -13,10 +13,13 @@
 // keyword=value pairs (host=db dbname=app user=rivet); the PG* environment
 // variables (PGHOST, PGPASSWORD, ...) and ~/.pgpass fill in what it leaves
 // out, and every libpq parameter pgx knows (sslmode, connect_timeout,
-// application_name, target_session_attrs, ...) applies. One parameter is
-// the driver's own: pool_max_conns=N bounds its connections (default
-// max(4, GOMAXPROCS)); Options.MaxConns overrides it. Errors name the
-// database and host, never the password.
+// application_name, target_session_attrs, ...) applies. The driver keeps
+// its connections in a pgxpool.Pool, and the pool_* parameters of
+// pgxpool.ParseConfig configure it: pool_max_conns=N bounds the
+// connections (default max(4, GOMAXPROCS); Options.MaxConns overrides it),
+// pool_max_conn_lifetime, pool_max_conn_idle_time and the others apply as
+// pgxpool documents them. Errors name the database and host, never the
+// password.
 //
 // # Schema
 //

@@ -33,7 +33,10 @@ func TestResolve(t *testing.T) {
 		t.Skipf("PostgreSQL unreachable: %v", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	d := &Driver{pool: newPool(cfg.conn, 2), q: newQueries(quote("unused")), where: cfg.where}
+	d := &Driver{q: newQueries(quote("unused")), where: cfg.where}
+	if err := d.openPool(ctx, cfg, 2); err != nil {
+		t.Fatal(err)
+	}
 	defer d.Close()
 	cause := errors.New("connection lost")
 

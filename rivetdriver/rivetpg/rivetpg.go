@@ -7,12 +7,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rivetgo/rivet/rivetdriver"
 )
 
@@ -71,41 +74,87 @@ func (o *Options) resolve() (resolved, error) {
 
 // config is a parsed connection string.
 type config struct {
-	conn     *pgx.ConnConfig
-	maxConns int    // from pool_max_conns, 0 if absent
-	where    string // database and host, for messages (never the password)
+	pool     *pgxpool.Config // the pool_* parameters applied
+	conn     *pgx.ConnConfig // pool.ConnConfig: without the pool_* parameters
+	maxConns int             // from pool_max_conns, 0 if absent
+	where    string          // database and host, for messages (never the password)
 }
 
 // parseURL parses a connection string as pgx does (a postgres:// URL or
-// keyword=value pairs, with the PG* environment variables as defaults) and
-// takes out pool_max_conns, which is ours and not a server setting.
+// keyword=value pairs, with the PG* environment variables as defaults).
+// The pool_* parameters configure the pool, as pgxpool.ParseConfig
+// documents, and are not sent to the server.
 func parseURL(url string) (config, error) {
+	// pgx's parse errors redact the password. The first parse only tells
+	// whether pool_max_conns is present: pgxpool.ParseConfig fills in its
+	// own default, and ours differs.
 	cc, err := pgx.ParseConfig(url)
 	if err != nil {
-		// pgx's parse errors redact the password.
 		return config{}, fmt.Errorf("rivetpg: parse connection string: %w", err)
 	}
-	c := config{conn: cc, where: fmt.Sprintf("database %q on %s:%d", cc.Database, cc.Host, cc.Port)}
+	c := config{where: fmt.Sprintf("database %q on %s:%d", cc.Database, cc.Host, cc.Port)}
 	if s, ok := cc.RuntimeParams["pool_max_conns"]; ok {
-		delete(cc.RuntimeParams, "pool_max_conns")
 		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 {
-			return config{}, fmt.Errorf("rivetpg: connection string: pool_max_conns %q is not a positive integer", s)
+		if err != nil || n < 1 || n > math.MaxInt32 {
+			return config{}, fmt.Errorf("rivetpg: connection string: pool_max_conns %q is not a positive 32-bit integer", s)
 		}
 		c.maxConns = n
 	}
+	if c.pool, err = pgxpool.ParseConfig(url); err != nil {
+		return config{}, fmt.Errorf("rivetpg: parse connection string: %w", err)
+	}
+	c.conn = c.pool.ConnConfig
 	return c, nil
+}
+
+// defaultPingAfter is how long a pooled connection may sit idle before it
+// is pinged when it is next taken, so that a server restart costs one
+// failed ping, not a failed call.
+const defaultPingAfter = time.Second
+
+// openPool sets d.pool to a pool of at most maxConns connections made
+// from cfg. Unless pool_min_conns asks otherwise, the pool connects
+// lazily, on the first acquire.
+func (d *Driver) openPool(ctx context.Context, cfg config, maxConns int) error {
+	pc := cfg.pool.Copy()
+	pc.MaxConns = int32(min(maxConns, math.MaxInt32))
+	d.pingAfter.Store(int64(defaultPingAfter))
+	pc.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
+		return p.IdleDuration >= time.Duration(d.pingAfter.Load())
+	}
+	p, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return fmt.Errorf("rivetpg: open: connection pool for %s: %w", cfg.where, err)
+	}
+	d.pool = p
+	return nil
+}
+
+// discard takes c, acquired from d.pool, out of the pool and closes it:
+// for a connection whose state is unknown after an error pgx did not close
+// it for. (Release destroys a connection that is closed or inside a
+// transaction instead of reusing it.)
+func discard(c *pgxpool.Conn) { closeConn(c.Hijack()) }
+
+// closeConn closes c, waiting at most a second for the server to hear it.
+func closeConn(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
 }
 
 // Driver is the PostgreSQL store. It is safe for concurrent use, and
 // several Drivers, in one process or many, may share one schema: every
 // commit is checked against the generation stored in the database.
 type Driver struct {
-	pool    *pool
+	pool    *pgxpool.Pool
 	schema  string
 	where   string
 	timeout time.Duration // see Options.Timeout; <= 0: none
 	q       queries
+	// pingAfter is the idle time, in nanoseconds, after which a pooled
+	// connection is pinged before reuse (defaultPingAfter; tests change it).
+	pingAfter atomic.Int64
 
 	// life is held for reading by every call and for writing by Close, so
 	// that Close waits for calls under way.
@@ -125,7 +174,8 @@ var _ rivetdriver.Driver = (*Driver)(nil)
 // (postgres://user:password@host:5432/dbname?sslmode=disable) or
 // keyword=value pairs (host=... dbname=...); the PG* environment
 // variables fill in what it leaves out. pool_max_conns=N bounds the
-// driver's connections.
+// driver's connections; the other pool_* parameters of pgxpool.ParseConfig
+// (pool_max_conn_lifetime, pool_max_conn_idle_time, ...) apply too.
 func Open(ctx context.Context, url string, opts *Options) (*Driver, error) {
 	o, err := opts.resolve()
 	if err != nil {
@@ -142,28 +192,33 @@ func Open(ctx context.Context, url string, opts *Options) (*Driver, error) {
 	if opts != nil && opts.MaxConns > 0 {
 		maxConns = opts.MaxConns
 	}
-	d := &Driver{pool: newPool(cfg.conn, maxConns), schema: o.schema, where: cfg.where, timeout: o.timeout, q: newQueries(quote(o.schema))}
+	d := &Driver{schema: o.schema, where: cfg.where, timeout: o.timeout, q: newQueries(quote(o.schema))}
+	if err := d.openPool(ctx, cfg, maxConns); err != nil {
+		return nil, err
+	}
 	actx, cancel := d.bound(ctx)
-	conn, err := d.pool.acquire(actx)
+	conn, err := d.pool.Acquire(actx)
 	cancel()
 	if err != nil {
+		d.pool.Close()
 		return nil, fmt.Errorf("rivetpg: open: connect to %s: %w", cfg.where, err)
 	}
 	if opts != nil && opts.AutoMigrate {
-		if _, err := migrate(ctx, conn, o.schema, migrations); err != nil {
-			d.pool.release(conn, true)
-			d.pool.close()
+		if _, err := migrate(ctx, conn.Conn(), o.schema, migrations); err != nil {
+			discard(conn)
+			d.pool.Close()
 			return nil, fmt.Errorf("rivetpg: open: migrate schema %q in %s: %w", o.schema, cfg.where, err)
 		}
 	}
 	actx, cancel = d.bound(ctx)
-	err = checkSchema(actx, conn, o.schema, cfg.where, migrations)
+	err = checkSchema(actx, conn.Conn(), o.schema, cfg.where, migrations)
 	cancel()
-	d.pool.release(conn, err != nil)
 	if err != nil {
-		d.pool.close()
+		discard(conn)
+		d.pool.Close()
 		return nil, err
 	}
+	conn.Release()
 	return d, nil
 }
 
@@ -193,7 +248,7 @@ func (d *Driver) bound(ctx context.Context) (context.Context, context.CancelFunc
 
 // with runs f on a pooled connection inside enter/leave. A connection that
 // broke (pgx closes it on network errors and canceled contexts) or was
-// left inside a transaction is discarded by release.
+// left inside a transaction is destroyed by Release, not reused.
 func (d *Driver) with(ctx context.Context, f func(ctx context.Context, c *pgx.Conn) error) error {
 	if err := d.enter(); err != nil {
 		return err
@@ -201,18 +256,16 @@ func (d *Driver) with(ctx context.Context, f func(ctx context.Context, c *pgx.Co
 	defer d.leave()
 	ctx, cancel := d.bound(ctx)
 	defer cancel()
-	c, err := d.pool.acquire(ctx)
+	pc, err := d.pool.Acquire(ctx)
 	if err != nil {
-		if errors.Is(err, rivetdriver.ErrClosed) {
-			return err
-		}
 		return fmt.Errorf("rivetpg: connect to %s: %w", d.where, err)
 	}
+	c := pc.Conn()
 	err = f(ctx, c)
 	if err != nil && ctx.Err() != nil && c.IsClosed() {
 		cancelBackend(c)
 	}
-	d.pool.release(c, false)
+	pc.Release()
 	return err
 }
 
@@ -236,7 +289,7 @@ func (d *Driver) Close() error {
 		return nil
 	}
 	d.closed = true
-	d.pool.close()
+	d.pool.Close()
 	return nil
 }
 

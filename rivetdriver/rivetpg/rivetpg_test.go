@@ -144,8 +144,58 @@ func TestOpenErrors(t *testing.T) {
 	if _, err := rivetpg.Open(ctx, "postgres://127.0.0.1/x?pool_max_conns=zero", nil); err == nil || !strings.Contains(err.Error(), "pool_max_conns") {
 		t.Fatalf("Open with a bad pool_max_conns: %v", err)
 	}
+	if _, err := rivetpg.Open(ctx, "postgres://u:secret@127.0.0.1/x?pool_max_conn_lifetime=soon", nil); err == nil ||
+		!strings.Contains(err.Error(), "pool_max_conn_lifetime") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("Open with a bad pool_max_conn_lifetime: %v, want an error naming it, without the password", err)
+	}
 	if _, err := rivetpg.Open(ctx, "postgres://127.0.0.1/x", &rivetpg.Options{Schema: strings.Repeat("s", 64)}); err == nil {
 		t.Fatal("Open with a 64-byte schema name succeeded")
+	}
+}
+
+// TestPoolBound: however many calls run at once, the driver opens at most
+// pool_max_conns connections; the URL's other pool_* parameters configure
+// the pool and are not sent to the server.
+func TestPoolBound(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	url, schema := testURL(t), freshSchema(t)
+	app := "rivetpg_bound_" + schema
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	d, err := rivetpg.Open(ctx, url+sep+"application_name="+app+"&pool_max_conns=2&pool_max_conn_lifetime=1h",
+		&rivetpg.Options{Schema: schema, AutoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := d.CreateActor(ctx, rivetdriver.ActorRecord{ID: "a", Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() {
+			for range 10 {
+				if _, err := d.GetActor(ctx, "a"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("concurrent GetActor: %v", err)
+	}
+	var n int
+	queryRow(t, url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '"+app+"'", &n)
+	if n < 1 || n > 2 {
+		t.Fatalf("the driver has %d connections open, want 1 or 2 (pool_max_conns=2)", n)
 	}
 }
 
