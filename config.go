@@ -3,8 +3,8 @@ package rivet
 import (
 	"bytes"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
