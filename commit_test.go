@@ -174,14 +174,16 @@ func TestGroupCommitAndChangeDetection(t *testing.T) {
 		must[int](t)(rivet.Call[int](ctx, hs[i], "increment"))
 	}
 	m := rt.Engine().Metrics()
-	commits0, batches0 := m.Commits.Load(), m.Batches.Load()
+	commits0, batches0, submitted0 := m.Commits.Load(), m.Batches.Load(), m.Submitted.Load()
 	release := d.holdCommits()
 	var wg sync.WaitGroup
 	for _, h := range hs {
 		wg.Go(func() { must[int](t)(rivet.Call[int](ctx, h, "increment")) })
 	}
 	<-d.entered // the first batch is in the driver; the rest queue behind it
-	waitFor(t, func() bool { return turns.Load() == 2*actors })
+	// Every commit is queued (a turn counts itself before its commit is
+	// submitted, so the turn count alone would race).
+	waitFor(t, func() bool { return m.Submitted.Load()-submitted0 == actors })
 	release()
 	wg.Wait()
 	commits, batches := m.Commits.Load()-commits0, m.Batches.Load()-batches0

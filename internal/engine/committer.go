@@ -130,6 +130,7 @@ func (c *committer) submit(g *Gate) {
 	}
 	c.mu.queue = append(c.mu.queue, g)
 	c.mu.Unlock()
+	c.metrics.Submitted.Add(1)
 	select {
 	case c.signal <- struct{}{}:
 	default:

@@ -38,7 +38,10 @@ type Config struct {
 
 // Metrics are the engine's counters.
 type Metrics struct {
-	Turns       atomic.Uint64
+	Turns atomic.Uint64
+	// Submitted counts commits handed to the committer; Commits those
+	// it wrote.
+	Submitted   atomic.Uint64
 	Commits     atomic.Uint64
 	Batches     atomic.Uint64
 	Events      atomic.Uint64
@@ -398,6 +401,22 @@ func (e *Engine) GetActor(ctx context.Context, id string) (rivetdriver.ActorReco
 // run (and their result is durable) when Create returns. With orGet, an
 // existing actor with the key is returned instead of ErrDuplicateKey.
 func (e *Engine) Create(ctx context.Context, ns, name string, key []string, input []byte, orGet bool) (rivetdriver.ActorRecord, bool, error) {
+	return e.create(ctx, ns, name, key, input, orGet, true)
+}
+
+// GetOrCreateForWork is Create with orGet for a caller that sends the
+// actor a job right away (an action, a connection, a request): a new
+// actor is stored but not activated, and that job activates it, so that
+// the create hooks and the job share one commit and one fsync. Nothing
+// is acknowledged early: the job's result waits for that commit, which
+// the driver makes durable together with the record, and a concurrent
+// lookup of the key gets the record only once it is durable (a driver
+// guarantee). If the create hooks fail, the job fails with their error.
+func (e *Engine) GetOrCreateForWork(ctx context.Context, ns, name string, key []string, input []byte) (rivetdriver.ActorRecord, bool, error) {
+	return e.create(ctx, ns, name, key, input, true, false)
+}
+
+func (e *Engine) create(ctx context.Context, ns, name string, key []string, input []byte, orGet, activate bool) (rivetdriver.ActorRecord, bool, error) {
 	if _, ok := e.behaviors[name]; !ok {
 		return rivetdriver.ActorRecord{}, false, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", name)
 	}
@@ -421,7 +440,17 @@ func (e *Engine) Create(ctx context.Context, ns, name string, key []string, inpu
 			if nm := e.prom.names[name]; nm != nil {
 				nm.known.Add(1)
 			}
-			if err := e.do(ctx, rec.ID, func(*host) {}); err != nil && !errors.Is(err, rivettype.ErrActorNotFound) {
+			if !activate {
+				return rec, true, nil
+			}
+			// Activation holds the create hooks' commit until the job
+			// ends; wait for it to be durable.
+			var g *Gate
+			err := e.do(ctx, rec.ID, func(h *host) { g = h.lastGate() })
+			if err == nil {
+				err = g.Wait(ctx)
+			}
+			if err != nil && !errors.Is(err, rivettype.ErrActorNotFound) {
 				return rec, true, err
 			}
 			// Created (and, unless someone destroyed it at once, awake).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,12 @@ type host struct {
 	clearGate *Gate
 	pending   []*Gate
 	last      *Gate
+	// held is the commit of a new actor's create hooks, not yet handed to
+	// the committer: the turns of the job that activated the actor join
+	// it, so that creating an actor and running its first action cost one
+	// commit and one fsync. It is submitted when that job ends
+	// (releaseHeld), or before the host waits for its own commits.
+	held      *Gate
 	alarms    map[string]rivetdriver.Alarm
 	conns     map[string]*Conn
 	connOrder []*Conn
@@ -108,6 +115,7 @@ func (h *host) drain() {
 			}
 		}
 		j.run(h)
+		h.releaseHeld()
 		if !j.notWork {
 			h.lastWork = h.e.clock.Now()
 		}
@@ -208,8 +216,10 @@ func (h *host) activate() error {
 		h.log().Warn("actor start hooks failed", "err", err)
 		return err
 	}
-	g, err := h.endTurn(t, nil)
-	if err != nil {
+	// A new actor's commit is held for the job that activated it (see
+	// host.held); whoever relies on the actor existing waits for it:
+	// Engine.Create, or that job's own result.
+	if _, err := h.endTurn(t, nil); err != nil {
 		return err
 	}
 	h.active = true
@@ -222,12 +232,15 @@ func (h *host) activate() error {
 	if e.insp.watching() {
 		e.insp.notify(h.id, Notice{Kind: NoticeLifecycle, Lifecycle: "awake"})
 	}
-	if t.initial {
-		// The create hooks' result must be durable before anyone relies
-		// on the actor existing.
-		return g.Wait(ctx)
-	}
 	return nil
+}
+
+// releaseHeld hands the held commit, if any, to the committer.
+func (h *host) releaseHeld() {
+	if g := h.held; g != nil {
+		h.held = nil
+		h.e.committer.submit(g)
+	}
 }
 
 // restart replaces a failed incarnation with a fresh one loaded from
@@ -338,13 +351,26 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 	for _, a := range t.alarmPut {
 		c.AlarmPut = append(c.AlarmPut, a)
 	}
+	// Drop settled commits first: an actor that never reads its KV would
+	// otherwise keep every gate it ever made.
+	h.prune()
 	g := h.lastGate()
 	if c.Initialize || c.State != nil || c.KVClear || len(c.KVDelete) > 0 || len(c.KVPut) > 0 ||
 		len(c.AlarmDelete) > 0 || len(c.AlarmPut) > 0 {
-		g = &Gate{commit: c, inc: h.inc, done: make(chan struct{})}
-		h.e.committer.submit(g)
-		h.pending = append(h.pending, g)
-		h.last = g
+		switch {
+		case h.held != nil:
+			mergeCommit(&h.held.commit, &c)
+			g = h.held
+		default:
+			g = &Gate{commit: c, inc: h.inc, done: make(chan struct{})}
+			if t.initial {
+				h.held = g
+			} else {
+				h.e.committer.submit(g)
+			}
+			h.pending = append(h.pending, g)
+			h.last = g
+		}
 		if stateChanged {
 			h.lastState = enc
 		}
@@ -398,7 +424,8 @@ func (h *host) lastGate() *Gate {
 	return nil
 }
 
-// prune drops from the overlay what settled commits made durable.
+// prune drops from the overlay what settled commits made durable, and
+// forgets settled gates.
 func (h *host) prune() {
 	n := 0
 	for _, g := range h.pending {
@@ -427,6 +454,9 @@ func (h *host) prune() {
 		if len(h.pending) == 0 {
 			h.pending = nil
 		}
+	}
+	if h.last != nil && h.last.settled() {
+		h.last = nil
 	}
 }
 
@@ -555,12 +585,14 @@ func (h *host) stop(mode stopMode) {
 	}
 	if mode == stopDestroy {
 		t.reset()
+		h.releaseHeld()
 		g := &Gate{commit: rivetdriver.Commit{ActorID: h.id, Generation: h.inc.generation, Destroy: true}, inc: h.inc, done: make(chan struct{})}
 		h.e.committer.submit(g)
 		h.last = g
 	} else if _, err := h.endTurn(t, err); err != nil {
 		h.log().Warn("actor stop hook failed", "err", err)
 	}
+	h.releaseHeld()
 	if g := h.last; g != nil {
 		if err := g.Wait(ctx); err != nil {
 			h.log().Error("final commit failed", "err", err)
@@ -617,4 +649,43 @@ var errRetry = errors.New("rivet: actor stopped; retry")
 func isPublic(err error) bool {
 	e, ok := rivettype.As(err)
 	return ok && e.Public
+}
+
+// mergeCommit folds src, the commit of a later turn, into dst, so that
+// applying dst alone has the effect of applying dst and then src. Within
+// one commit a driver applies KVClear, then KVDelete, then KVPut, then
+// AlarmDelete, then AlarmPut; what src overrides is dropped from dst.
+func mergeCommit(dst, src *rivetdriver.Commit) {
+	dst.Initialize = dst.Initialize || src.Initialize
+	if src.State != nil {
+		dst.State = src.State
+	}
+	if src.KVClear {
+		dst.KVClear = true
+		dst.KVDelete, dst.KVPut = nil, nil
+	} else if len(src.KVDelete)+len(src.KVPut) > 0 && len(dst.KVDelete)+len(dst.KVPut) > 0 {
+		later := make(map[string]struct{}, len(src.KVDelete)+len(src.KVPut))
+		for _, k := range src.KVDelete {
+			later[string(k)] = struct{}{}
+		}
+		for _, kv := range src.KVPut {
+			later[string(kv.Key)] = struct{}{}
+		}
+		dst.KVDelete = slices.DeleteFunc(dst.KVDelete, func(k []byte) bool { _, ok := later[string(k)]; return ok })
+		dst.KVPut = slices.DeleteFunc(dst.KVPut, func(kv rivetdriver.KV) bool { _, ok := later[string(kv.Key)]; return ok })
+	}
+	dst.KVDelete = append(dst.KVDelete, src.KVDelete...)
+	dst.KVPut = append(dst.KVPut, src.KVPut...)
+	if len(src.AlarmDelete)+len(src.AlarmPut) > 0 && len(dst.AlarmPut) > 0 {
+		later := make(map[string]struct{}, len(src.AlarmDelete)+len(src.AlarmPut))
+		for _, id := range src.AlarmDelete {
+			later[id] = struct{}{}
+		}
+		for _, a := range src.AlarmPut {
+			later[a.ID] = struct{}{}
+		}
+		dst.AlarmPut = slices.DeleteFunc(dst.AlarmPut, func(a rivetdriver.Alarm) bool { _, ok := later[a.ID]; return ok })
+	}
+	dst.AlarmDelete = append(dst.AlarmDelete, src.AlarmDelete...)
+	dst.AlarmPut = append(dst.AlarmPut, src.AlarmPut...)
 }

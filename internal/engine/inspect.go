@@ -236,13 +236,24 @@ func (r *logRing) list() []LogLine {
 }
 
 // eventRing keeps an awake actor's recent broadcasts; owned by its loop.
+// It grows up to EventRingSize entries, then overwrites the oldest, so an
+// actor that broadcast a few times holds a few entries, not a hundred.
 type eventRing struct {
-	evs [EventRingSize]EventRecord
+	evs []EventRecord
 	n   int
 }
 
 func (r *eventRing) add(e EventRecord) {
-	r.evs[r.n%EventRingSize] = e
+	if len(r.evs) < EventRingSize {
+		if len(r.evs) == cap(r.evs) {
+			grown := make([]EventRecord, len(r.evs), min(max(2*cap(r.evs), 4), EventRingSize))
+			copy(grown, r.evs)
+			r.evs = grown
+		}
+		r.evs = append(r.evs, e)
+	} else {
+		r.evs[r.n%EventRingSize] = e
+	}
 	r.n++
 }
 

@@ -164,11 +164,30 @@ func (nm *nameMetrics) observeTurn(start time.Time) {
 	nm.turnSeconds.Observe(time.Since(start).Seconds())
 }
 
+// liveActorCounter is implemented by drivers that count live actors per
+// name without listing their records (rivetembed walks its key index:
+// about 0.1 µs per actor, against ~1 µs to list one).
+type liveActorCounter interface {
+	CountLiveActors(ctx context.Context, fn func(name string, n int64)) error
+}
+
 // countStoredActors counts the live actors of each registered name in
 // the store, once at Start, so that actors_sleeping (known − awake) can be
 // exported. Create and Destroy keep the counts afterwards. In cluster mode
 // the counts cover only the actors this node created or saw at start.
 func (e *Engine) countStoredActors(ctx context.Context) error {
+	if c, ok := e.driver.(liveActorCounter); ok {
+		err := c.CountLiveActors(ctx, func(name string, n int64) {
+			if nm := e.prom.names[name]; nm != nil {
+				nm.known.Add(n)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		e.prom.counted.Store(true)
+		return nil
+	}
 	after := ""
 	for {
 		recs, err := e.driver.ListActors(ctx, rivetdriver.ListActorsOptions{After: after, Limit: 1000})

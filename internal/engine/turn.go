@@ -149,6 +149,7 @@ func (t *Turn) SaveState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	t.h.releaseHeld()
 	return g.Wait(ctx)
 }
 

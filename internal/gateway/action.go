@@ -62,7 +62,9 @@ func (g *Gateway) resolve(ctx context.Context, r *http.Request, t target, params
 				return actorRef{}, errQueryBadCBOR.With("invalid query gateway input cbor: %v", err)
 			}
 		}
-		rec, _, err := g.e.Create(ctx, t.Namespace, t.Name, t.Key, input, true)
+		// Every caller of resolve sends the actor a job next, whose
+		// result waits for the creation to be durable.
+		rec, _, err := g.e.GetOrCreateForWork(ctx, t.Namespace, t.Name, t.Key, input)
 		if err != nil {
 			return actorRef{}, err
 		}

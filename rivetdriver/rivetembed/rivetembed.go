@@ -5,9 +5,16 @@
 // Every Commit batch is one Pebble batch written with fsync (pebble.Sync):
 // atomic, and durable when Commit returns. The runtime calls Commit from one
 // goroutine with all the turns that queued meanwhile, so many turns share
-// one fsync; concurrent Commit calls for different actors are not
-// serialized by the driver either, so Pebble's own commit pipeline groups
-// their fsyncs too.
+// one fsync; with CommitAsync the next batch is applied while the last one
+// syncs, and one WAL fsync covers every batch applied meanwhile.
+//
+// CreateActor and Activate write without an fsync of their own: a new
+// actor's create, its activation and its first commit cost one fsync, the
+// commit's, which covers the earlier writes (the WAL is sequential). A
+// record is never shown to anyone but its creator before it is durable:
+// LookupActor, GetActor and ListActors force a sync first when needed.
+// Generations need no durability of their own here, since only this
+// process writes the directory and a crash leaves no incarnation to fence.
 //
 // # Layout
 //
@@ -50,9 +57,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -117,6 +123,15 @@ type Driver struct {
 	actors   map[string]*meta // fencing cache, loaded lazily
 	reserved map[string]bool  // record and index keys of creates under way
 	broken   error            // set when an fsync failed; every commit fails after it
+
+	// seq numbers the writes applied under mu (creates and commit
+	// batches), which is their order in the WAL. Every write up to
+	// durable is known to be synced; lastCreate is the newest create. A
+	// create is written without an fsync of its own (see CreateActor)
+	// and is durable once a later sync covers it.
+	seq        uint64
+	durable    atomic.Uint64
+	lastCreate atomic.Uint64
 }
 
 // meta is the cached part of an actor's record that a commit checks.
@@ -130,6 +145,9 @@ type meta struct {
 	// generation that fences it. Commits are applied in order under
 	// Driver.mu, so Activate reads every commit applied before it.
 	activating bool
+	// createSeq is the seq of the actor's create while that create may
+	// not be durable yet; 0 once it is known to be.
+	createSeq uint64
 }
 
 var (
@@ -142,6 +160,12 @@ var (
 // directory, from this process or another, fails until Close. opts may be
 // nil.
 func Open(dir string, opts *Options) (*Driver, error) {
+	return openFS(dir, opts, vfs.Default)
+}
+
+// openFS is Open on a file system; tests use Pebble's crash-simulating
+// memory file system.
+func openFS(dir string, opts *Options, fs vfs.FS) (*Driver, error) {
 	if opts == nil {
 		opts = &Options{}
 	}
@@ -153,16 +177,17 @@ func Open(dir string, opts *Options) (*Driver, error) {
 	if memTable == 0 {
 		memTable = defaultMemTableSize
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := fs.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("rivetembed: open %s: %w", dir, err)
 	}
-	lock, err := vfs.Default.Lock(filepath.Join(dir, lockName))
+	lock, err := fs.Lock(fs.PathJoin(dir, lockName))
 	if err != nil {
 		return nil, fmt.Errorf("rivetembed: open %s: the directory is locked by another open rivetembed Driver (in this or another process): %w", dir, err)
 	}
 	cache := pebble.NewCache(cacheSize)
 	defer cache.Unref()
 	db, err := pebble.Open(dir, &pebble.Options{
+		FS:           fs,
 		Cache:        cache,
 		MemTableSize: memTable,
 		Logger:       quietLogger{},
@@ -423,17 +448,85 @@ func (d *Driver) CreateActor(_ context.Context, rec rivetdriver.ActorRecord) err
 	defer b.Close()
 	_ = b.Set(rk, encodeRecord(&rec), nil)
 	_ = b.Set(ik, frame([]byte(rec.ID)), nil)
-	if err := b.Commit(pebble.Sync); err != nil {
+	// No fsync of its own: the create is applied in WAL order under mu,
+	// before anything the runtime writes for the actor, so the sync of
+	// the actor's first commit (which its creator waits for) covers it.
+	// Until some sync does, readers other than the creator force one (see
+	// ensureDurable), so that no caller learns of an actor a crash could
+	// still lose.
+	d.mu.Lock()
+	if d.broken != nil {
+		d.mu.Unlock()
+		return d.broken
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		d.mu.Unlock()
 		return fmt.Errorf("rivetembed: create actor %q: %w", rec.ID, err)
 	}
-	d.mu.Lock()
-	// A concurrent Activate may already have loaded (and advanced) the
-	// entry from the record just written; keep it.
-	if _, ok := d.actors[rec.ID]; !ok {
-		d.actors[rec.ID] = &meta{generation: rec.Generation, initialized: rec.Initialized}
+	d.seq++
+	d.lastCreate.Store(d.seq)
+	// No entry can exist yet (the record appears under mu, with this
+	// entry), but an existing one would hold the newer generation.
+	if m, ok := d.actors[rec.ID]; ok {
+		m.createSeq = d.seq
+	} else {
+		d.actors[rec.ID] = &meta{generation: rec.Generation, initialized: rec.Initialized, createSeq: d.seq}
 	}
 	d.mu.Unlock()
 	return nil
+}
+
+// ensureDurable returns once the create of actor id is durable, forcing a
+// WAL sync if no sync has covered it yet. It is called before a record is
+// shown to anyone but its creator (lookups, listings), so that a crash can
+// never lose an actor that someone was told exists.
+func (d *Driver) ensureDurable(ids ...string) error {
+	if d.lastCreate.Load() <= d.durable.Load() {
+		return nil // every create is durable: no need to look
+	}
+	d.mu.Lock()
+	need := false
+	for _, id := range ids {
+		if m := d.actors[id]; m != nil && m.createSeq != 0 {
+			if m.createSeq <= d.durable.Load() {
+				m.createSeq = 0
+			} else {
+				need = true
+			}
+		}
+	}
+	s := d.seq
+	broken := d.broken
+	d.mu.Unlock()
+	if !need {
+		return nil
+	}
+	if broken != nil {
+		return broken
+	}
+	// Every write numbered up to s was applied before this point, so a
+	// synced record written now covers them.
+	if err := d.db.LogData(nil, pebble.Sync); err != nil {
+		err = fmt.Errorf("rivetembed: sync: %w", err)
+		d.mu.Lock()
+		if d.broken == nil {
+			d.broken = fmt.Errorf("rivetembed: store failed and must be reopened: %w", err)
+		}
+		d.mu.Unlock()
+		return err
+	}
+	d.markDurable(s)
+	return nil
+}
+
+// markDurable records that every write numbered up to s is synced.
+func (d *Driver) markDurable(s uint64) {
+	for {
+		cur := d.durable.Load()
+		if s <= cur || d.durable.CompareAndSwap(cur, s) {
+			return
+		}
+	}
 }
 
 // LookupActor implements rivetdriver.Driver.
@@ -452,6 +545,9 @@ func (d *Driver) LookupActor(_ context.Context, ns, name string, key []string) (
 			return rivetdriver.ActorRecord{}, err
 		}
 		if r != nil && !r.Destroyed {
+			if err := d.ensureDurable(r.ID); err != nil {
+				return rivetdriver.ActorRecord{}, err
+			}
 			return *r, nil
 		}
 	}
@@ -470,6 +566,9 @@ func (d *Driver) GetActor(_ context.Context, id string) (rivetdriver.ActorRecord
 	}
 	if r == nil {
 		return rivetdriver.ActorRecord{}, fmt.Errorf("rivetembed: actor %q: %w", id, rivetdriver.ErrNotFound)
+	}
+	if err := d.ensureDurable(id); err != nil {
+		return rivetdriver.ActorRecord{}, err
 	}
 	return *r, nil
 }
@@ -507,7 +606,70 @@ func (d *Driver) ListActors(_ context.Context, opts rivetdriver.ListActorsOption
 	if err := it.Error(); err != nil {
 		return nil, fmt.Errorf("rivetembed: list actors: %w", err)
 	}
+	ids := make([]string, len(out))
+	for i := range out {
+		ids[i] = out[i].ID
+	}
+	if err := d.ensureDurable(ids...); err != nil {
+		return nil, err
+	}
 	return out, nil
+}
+
+// CountLiveActors calls fn once per actor name with the number of live
+// (not destroyed) actors of that name, summed over namespaces. It walks
+// the key index without reading records, so it is cheap enough to run at
+// every start over millions of actors; the runtime uses it for its
+// actors-sleeping gauge.
+func (d *Driver) CountLiveActors(ctx context.Context, fn func(name string, n int64)) error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	it, err := d.db.NewIter(&pebble.IterOptions{LowerBound: []byte{tIndex}, UpperBound: []byte{tIndex + 1}})
+	if err != nil {
+		return fmt.Errorf("rivetembed: count actors: %w", err)
+	}
+	defer it.Close()
+	counts := map[string]int64{}
+	var group []byte // index prefix of the current (namespace, name)
+	var name string
+	var n int64
+	seen := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if seen++; seen%65536 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		k := it.Key()
+		if group != nil && bytes.HasPrefix(k, group) {
+			n++
+			continue
+		}
+		if group != nil {
+			counts[name] += n
+		}
+		elems, err := keyenc.Decode(k[1:])
+		if err != nil || len(elems) < 2 {
+			return fmt.Errorf("rivetembed: index key %q: %w", k, rivetdriver.ErrCorrupt)
+		}
+		ns, ok1 := elems[0].(string)
+		nm, ok2 := elems[1].(string)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("rivetembed: index key %q: %w", k, rivetdriver.ErrCorrupt)
+		}
+		group, _ = keyenc.Append([]byte{tIndex}, ns, nm)
+		name, n = nm, 1
+	}
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("rivetembed: count actors: %w", err)
+	}
+	if group != nil {
+		counts[name] += n
+	}
+	for name, n := range counts {
+		fn(name, n)
+	}
+	return nil
 }
 
 // Activate implements rivetdriver.Driver.
@@ -561,7 +723,11 @@ func (d *Driver) activate(id string) (rivetdriver.ActorRecord, []byte, error) {
 		return rivetdriver.ActorRecord{}, nil, fmt.Errorf("rivetembed: activate actor %q: record vanished: %w", id, rivetdriver.ErrCorrupt)
 	}
 	r.Generation++
-	if err := d.db.Set(recordKey(id), encodeRecord(r), pebble.Sync); err != nil {
+	// No fsync: only this process writes the directory, so a generation
+	// fences only incarnations of this process, and after a crash none is
+	// left to fence. The commits of the new incarnation come after this
+	// write in the WAL, so their syncs make it durable.
+	if err := d.db.Set(recordKey(id), encodeRecord(r), pebble.NoSync); err != nil {
 		return rivetdriver.ActorRecord{}, nil, fmt.Errorf("rivetembed: activate actor %q: %w", id, err)
 	}
 	state, err := d.get(stateKey(id))
@@ -687,6 +853,8 @@ func (d *Driver) CommitAsync(_ context.Context, batch []*rivetdriver.Commit) (fu
 	if err := d.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
 		return fail(fmt.Errorf("rivetembed: commit batch of %d: %w", len(batch), err))
 	}
+	d.seq++
+	seq := d.seq
 	// Applied: later batches must see it. If its fsync fails, wait marks
 	// the driver broken, so nothing decided on this view ever lands.
 	for _, p := range touched {
@@ -708,6 +876,7 @@ func (d *Driver) CommitAsync(_ context.Context, batch []*rivetdriver.Commit) (fu
 			}
 			return err
 		}
+		d.markDurable(seq)
 		return nil
 	}, nil
 }
