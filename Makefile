@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps test-race lint fuzz conformance bench run
+.PHONY: help test deps test-race lint fuzz conformance bench bench-report bench-peer run
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -45,3 +45,9 @@ conformance: ## the official RivetKit clients against rivet serve --example fixt
 
 bench: ## the in-process benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ ./rivetdriver/...
+
+bench-report: ## every bench/ scenario on the baseline and rivet serve (~4-7 min; BENCHMARKS.md)
+	$(GO) run ./bench -scenario all -target baseline,serve
+
+bench-peer: ## RivetKit 2.3.19 side by side with rivet serve and the baseline (needs node, npm; ~6-8 min)
+	bash bench/peer/run.sh

@@ -1,36 +1,46 @@
 // Command bench is rivetgo's load generator. It speaks RivetKit's client
-// protocol (through rivetclient) to any endpoint, or starts the server it
-// measures itself, on loopback:
+// protocol (through rivetclient, json, cbor or bare) to any endpoint, or
+// starts the server it measures itself, on loopback:
 //
-//	go run ./bench -scenario hot -target rivet          # the runtime, embedded store, in this process
-//	go run ./bench -scenario hot -target baseline       # plain in-memory maps: the ceiling
+//	go run ./bench -scenario all -target all -peer-dir DIR   # the report run (bench/peer/run.sh)
+//	go run ./bench -scenario hot -target serve -encoding json,bare
 //	go run ./bench -scenario ws-rtt -target http://127.0.0.1:6420
+//
+// Targets: baseline (plain in-memory maps behind net/http and a WebSocket
+// library: the ceiling), rivet (the runtime in this process, embedded
+// store), serve (`rivet serve` as a child process on a temporary data
+// directory; its RSS is read from /proc), peer (RivetKit 2.3.19: node
+// bench/peer/server.mjs, which runs the rivet-engine binary from npm), or
+// an endpoint URL. Every row starts a fresh server.
 //
 // Scenarios (all bounded in count and time):
 //
-//	hot     one counter actor, -c concurrent HTTP callers, -n increments
-//	ws-rtt  -n sequential increments on one connection
-//	fanout  -conns connections on one chatRoom, -n messages from one sender;
-//	        events delivered/s, delivery latency, events lost
-//	spread  -n distinct counters, -c concurrent callers, one increment each
-//	        (getOrCreate): creations/s, latency, server RSS (in-process targets)
-//	cold    -n sequential first calls on new keys: creation latency
-//	wake    -n actors put to sleep (POST /actors/{id}/sleep), then one call
-//	        each: wake latency
+//	hot           one counter, -c concurrent HTTP callers, -n increments
+//	ws-rtt        -n sequential increments on one connection
+//	fanout        -conns connections on one chatRoom, -n messages from one
+//	              sender: events delivered/s, delivery latency, events lost
+//	spread        -n distinct counters, -c callers, one increment each
+//	              (getOrCreate): creations/s, latency
+//	cold          -n sequential first calls on new keys
+//	wake          -n actors put to sleep (POST /actors/{id}/sleep), then
+//	              one call each
+//	wake-restart  -n actors, graceful restart, first call on each
+//	durability    -rounds of: -c callers increment one counter, kill -9
+//	              after a random number (≤ -n) of acknowledgements,
+//	              restart, compare the count with what was acknowledged
+//	idle          -n awake idle actors: server RSS (then after they sleep)
+//	sleeping      -n actors asleep on disk (created in-process by `bench
+//	              populate`): server RSS
 //
-// Each run prints a table row and a JSON line with its parameters.
+// Each row prints a line, a JSON line with its parameters and the command
+// that reproduces it; the run ends with a table and, for several targets,
+// the ratio table.
 package main
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
-	"log/slog"
-	"net"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,121 +49,16 @@ import (
 	"time"
 
 	"github.com/rivetgo/rivet"
-	"github.com/rivetgo/rivet/examples/demo"
 	"github.com/rivetgo/rivet/rivetclient"
 )
 
-type result struct {
-	Scenario string  `json:"scenario"`
-	Target   string  `json:"target"`
-	Encoding string  `json:"encoding"`
-	C        int     `json:"c,omitempty"`
-	Conns    int     `json:"conns,omitempty"`
-	N        int     `json:"n"`
-	OK       int     `json:"ok"`
-	Lost     int     `json:"lost"`
-	PerSec   float64 `json:"per_sec"`
-	P50us    float64 `json:"p50_us"`
-	P90us    float64 `json:"p90_us"`
-	P99us    float64 `json:"p99_us"`
-	P999us   float64 `json:"p999_us"`
-	RSSMiB   float64 `json:"rss_mib,omitempty"`
-	Seconds  float64 `json:"seconds"`
-	Command  string  `json:"command"`
-}
-
-func main() {
-	scenario := flag.String("scenario", "hot", "hot, ws-rtt or fanout")
-	target := flag.String("target", "rivet", "rivet (in-process server on the embedded store), baseline, or an endpoint URL")
-	enc := flag.String("encoding", "json", "json, cbor or bare")
-	c := flag.Int("c", 64, "concurrent callers (hot)")
-	n := flag.Int("n", 20000, "operations")
-	conns := flag.Int("conns", 100, "connections (fanout)")
-	timeout := flag.Duration("timeout", 2*time.Minute, "give up after this long")
-	flag.Parse()
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
-	defer cancel()
-
-	endpoint, stop, err := start(ctx, *target)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-	defer stop()
-	client := rivetclient.New(endpoint, rivetclient.WithEncoding(*enc), rivetclient.WithHTTPClient(&http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1024}}))
-	r := result{Scenario: *scenario, Target: *target, Encoding: *enc, N: *n, Command: commandLine()}
-	switch *scenario {
-	case "hot":
-		r.C = *c
-		err = hot(ctx, client, *c, *n, &r)
-	case "ws-rtt":
-		err = wsRTT(ctx, client, *n, &r)
-	case "fanout":
-		r.Conns = *conns
-		err = fanout(ctx, client, *conns, *n, &r)
-	case "spread":
-		r.C = *c
-		err = spread(ctx, client, *c, *n, &r)
-	case "cold":
-		err = cold(ctx, client, *n, &r)
-	case "wake":
-		err = wake(ctx, client, endpoint, *n, &r)
-	default:
-		err = fmt.Errorf("unknown scenario %q", *scenario)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
-	}
-	if *target == "rivet" || *target == "baseline" {
-		r.RSSMiB = rssMiB()
-	}
-	fmt.Printf("%-7s %-9s %-5s ops=%d ok=%d lost=%d %.0f/s p50=%.0fµs p90=%.0fµs p99=%.0fµs p99.9=%.0fµs rss=%.0fMiB\n",
-		r.Scenario, r.Target, r.Encoding, r.N, r.OK, r.Lost, r.PerSec, r.P50us, r.P90us, r.P99us, r.P999us, r.RSSMiB)
-	b, _ := json.Marshal(r)
-	fmt.Println(string(b))
-}
-
-func commandLine() string {
-	s := "go run ./bench"
-	for _, a := range os.Args[1:] {
-		s += " " + strconv.Quote(a)
-	}
-	return s
-}
-
-// start brings up the target on loopback and returns its endpoint.
-func start(ctx context.Context, target string) (string, func(), error) {
-	if target != "rivet" && target != "baseline" {
-		return target, func() {}, nil
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	var h http.Handler
-	stopRT := func() {}
-	if target == "baseline" {
-		h = newBaseline()
-	} else {
-		dir, err := os.MkdirTemp("", "rivet-bench-")
-		if err != nil {
-			return "", nil, err
-		}
-		rt, err := rivet.Start(ctx, rivet.MustRegistry(demo.Definitions()...), &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			return "", nil, err
-		}
-		h = rt.Handler()
-		stopRT = func() {
-			_ = rt.Stop(context.Background())
-			_ = os.RemoveAll(dir)
-		}
-	}
-	srv := &http.Server{Handler: h}
-	go func() { _ = srv.Serve(l) }()
-	return "http://" + l.Addr().String(), func() { _ = srv.Close(); stopRT() }, nil
-}
+// loopAction is what hot and ws-rtt call in their loop: increment(1), a
+// durable write, or with -read-only getCount(), which commits nothing
+// (the runtime's cost without the fsync).
+var (
+	loopAction = "increment"
+	loopArgs   = []any{1}
+)
 
 func summarize(r *result, lats []time.Duration, elapsed time.Duration) {
 	slices.Sort(lats)
@@ -183,7 +88,7 @@ func hot(ctx context.Context, c *rivetclient.Client, callers, n int, r *result) 
 		wg.Go(func() {
 			for int(next.Add(1)) <= n && ctx.Err() == nil {
 				s := time.Now()
-				if _, err := h.Call(ctx, "increment", 1); err != nil {
+				if _, err := h.Call(ctx, loopAction, loopArgs...); err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					continue
 				}
@@ -210,7 +115,7 @@ func wsRTT(ctx context.Context, c *rivetclient.Client, n int, r *result) error {
 	t0 := time.Now()
 	for range n {
 		s := time.Now()
-		if _, err := conn.Call(ctx, "increment", 1); err != nil {
+		if _, err := conn.Call(ctx, loopAction, loopArgs...); err != nil {
 			return err
 		}
 		lats = append(lats, time.Since(s))
@@ -224,100 +129,117 @@ func fanout(ctx context.Context, c *rivetclient.Client, conns, n int, r *result)
 	var mu sync.Mutex
 	sent := make([]time.Time, n)
 	var lats []time.Duration
-	var got atomic.Int64
-	list := make([]*rivetclient.Connection, conns)
-	ready := make(chan struct{}, conns)
-	for i := range list {
+	var lastEvent time.Time
+	var got, subscribed atomic.Int64
+	ready := make([]atomic.Bool, conns)
+	for k := range conns {
 		conn := room.Connect()
-		list[i] = conn
 		defer conn.Close()
 		conn.On("newMessage", func(a rivet.Args) {
-			var m demo.Message
+			// Only the text: RivetKit sends ts as a float (Date.now() is a
+			// JavaScript number).
+			var m struct {
+				Text string `json:"text"`
+			}
 			if a.Decode(0, &m) != nil {
 				return
 			}
 			i, err := strconv.Atoi(m.Text)
 			if err != nil || i < 0 || i >= n {
-				if m.Text == "ready" {
-					ready <- struct{}{}
+				if m.Text == "ready" && !ready[k].Swap(true) {
+					subscribed.Add(1)
 				}
 				return
 			}
 			mu.Lock()
-			lats = append(lats, time.Since(sent[i]))
+			now := time.Now()
+			lats = append(lats, now.Sub(sent[i]))
+			lastEvent = now
 			mu.Unlock()
 			got.Add(1)
 		})
 	}
-	// Every connection is subscribed once it has seen a message.
-	for {
-		if _, err := room.Call(ctx, "sendMessage", "bench", "ready"); err != nil {
+	// A connection is subscribed once it has seen a message: send "ready"
+	// until every connection has seen one, for at most a minute (or half
+	// the time left); events for connections that never subscribed count
+	// as lost.
+	subscribeBy := time.Now().Add(time.Minute)
+	if d, ok := ctx.Deadline(); ok && time.Until(d)/2 < time.Minute {
+		subscribeBy = time.Now().Add(time.Until(d) / 2)
+	}
+	var sendErrs int
+	var firstErr error
+	for subscribed.Load() < int64(conns) && time.Now().Before(subscribeBy) {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := room.Call(cctx, "sendMessage", "bench", "ready")
+		cancel()
+		if err != nil && ctx.Err() != nil {
 			return err
-		}
-		deadline := time.After(200 * time.Millisecond)
-		seen := 0
-	wait:
-		for seen < conns {
-			select {
-			case <-ready:
-				seen++
-			case <-deadline:
-				break wait
+		} else if err != nil { // RivetKit under load: try again
+			sendErrs++
+			if firstErr == nil {
+				firstErr = err
 			}
+			continue
 		}
-		if seen == conns {
-			break
+		deadline := time.Now().Add(250 * time.Millisecond)
+		for subscribed.Load() < int64(conns) && time.Now().Before(deadline) {
+			time.Sleep(2 * time.Millisecond)
 		}
-		if ctx.Err() != nil {
-			return errors.New("connections did not subscribe in time")
-		}
+	}
+	if s := subscribed.Load(); s == 0 {
+		return fmt.Errorf("no connection of %d received a message", conns)
+	} else if s < int64(conns) {
+		r.Note = fmt.Sprintf("%d of %d connections never received a message in the subscribe phase; their events count as lost", int64(conns)-s, conns)
 	}
 	t0 := time.Now()
 	for i := range n {
 		mu.Lock()
 		sent[i] = time.Now()
 		mu.Unlock()
-		if _, err := room.Call(ctx, "sendMessage", "bench", strconv.Itoa(i)); err != nil {
-			return err
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := room.Call(cctx, "sendMessage", "bench", strconv.Itoa(i))
+		cancel()
+		if err != nil { // its events count as lost
+			sendErrs++
+			if firstErr == nil {
+				firstErr = err
+			}
 		}
 	}
+	if sendErrs > 0 {
+		r.Note = strings.TrimPrefix(r.Note+fmt.Sprintf("; %d sendMessage calls failed, first: %v", sendErrs, firstErr), "; ")
+	}
+	// Wait until every event arrived, or until none has arrived for 5 s
+	// (the rest are lost).
 	want := int64(n * conns)
-	for got.Load() < want && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond)
-		if time.Since(t0) > 30*time.Second+time.Duration(n)*time.Millisecond {
-			break
+	last, lastChange := got.Load(), time.Now()
+	for got.Load() < want && ctx.Err() == nil && time.Since(lastChange) < 5*time.Second {
+		time.Sleep(2 * time.Millisecond)
+		if g := got.Load(); g != last {
+			last, lastChange = g, time.Now()
 		}
 	}
-	elapsed := time.Since(t0)
 	mu.Lock()
 	defer mu.Unlock()
-	summarize(r, lats, elapsed)
+	// The rate runs from the first send to the last delivery.
+	end := lastEvent
+	if end.IsZero() {
+		end = time.Now()
+	}
+	summarize(r, lats, end.Sub(t0))
 	r.N = int(want)
+	r.Messages = n
 	r.Lost = int(want - got.Load())
 	return nil
 }
 
-// rssMiB is this process's resident set (server and load generator
-// together for in-process targets), from /proc.
-func rssMiB() float64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
-			return float64(kb) / 1024
-		}
-	}
-	return 0
-}
-
 // spread calls n distinct counters once each from c callers.
-func spread(ctx context.Context, client *rivetclient.Client, c, n int, r *result) error {
+func spread(ctx context.Context, client *rivetclient.Client, prefix string, c, n int, r *result) error {
 	var next atomic.Int64
 	lats := make([][]time.Duration, c)
 	var firstErr atomic.Value
+	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for g := range c {
@@ -328,7 +250,10 @@ func spread(ctx context.Context, client *rivetclient.Client, c, n int, r *result
 					return
 				}
 				s := time.Now()
-				if _, err := client.GetOrCreate("counter", rivet.Key{"spread", strconv.Itoa(i)}).Call(ctx, "increment", 1); err != nil {
+				cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+				_, err := client.GetOrCreate("counter", rivet.Key{prefix, strconv.Itoa(i), nonce}).Call(cctx, "increment", 1)
+				cancel()
+				if err != nil {
 					firstErr.CompareAndSwap(nil, err)
 					continue
 				}
@@ -338,26 +263,46 @@ func spread(ctx context.Context, client *rivetclient.Client, c, n int, r *result
 	}
 	wg.Wait()
 	summarize(r, slices.Concat(lats...), time.Since(t0))
+	err, _ := firstErr.Load().(error)
+	return creationFailures(r, n, err)
+}
+
+// creationFailures records calls that failed to create their actor: they
+// count as lost and the first error goes into the note. Only a run in
+// which nothing succeeded is an error.
+func creationFailures(r *result, n int, first error) error {
 	r.Lost = n - r.OK
-	if err, _ := firstErr.Load().(error); err != nil {
-		return fmt.Errorf("%d of %d calls failed: %w", r.Lost, n, err)
+	if first == nil {
+		return nil
+	}
+	r.Note = fmt.Sprintf("%d of %d calls failed; first error: %v", r.Lost, n, first)
+	if r.OK == 0 {
+		return fmt.Errorf("all %d calls failed: %w", n, first)
 	}
 	return nil
 }
 
-// cold measures n sequential first calls on new keys.
+// cold measures n sequential first calls on new keys (each bounded by
+// 20 s; failures are counted, not fatal).
 func cold(ctx context.Context, client *rivetclient.Client, n int, r *result) error {
 	lats := make([]time.Duration, 0, n)
+	var first error
 	t0 := time.Now()
-	for i := range n {
+	for i := 0; i < n && ctx.Err() == nil; i++ {
 		s := time.Now()
-		if _, err := client.GetOrCreate("counter", rivet.Key{"cold", strconv.Itoa(i), strconv.FormatInt(t0.UnixNano(), 36)}).Call(ctx, "increment", 1); err != nil {
-			return err
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err := client.GetOrCreate("counter", rivet.Key{"cold", strconv.Itoa(i), strconv.FormatInt(t0.UnixNano(), 36)}).Call(cctx, "increment", 1)
+		cancel()
+		if err != nil {
+			if first == nil {
+				first = err
+			}
+			continue
 		}
 		lats = append(lats, time.Since(s))
 	}
 	summarize(r, lats, time.Since(t0))
-	return nil
+	return creationFailures(r, n, first)
 }
 
 // wake creates n actors, puts each to sleep, then measures one call each.
