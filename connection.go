@@ -68,8 +68,8 @@ func (c *Connection) ID() string { return c.ec.ID }
 // the actor's loop and must not block.
 type transport struct{ c *Connection }
 
-func (t transport) Event(name string, args []byte, gate *engine.Gate) { t.c.event(name, args, gate) }
-func (t transport) Close(reason string)                               { t.c.closeFromActor(reason) }
+func (t transport) Event(ev *engine.Event, gate *engine.Gate) { t.c.event(ev.Name, ev.Args, gate) }
+func (t transport) Close(reason string)                       { t.c.closeFromActor(reason) }
 
 func (c *Connection) event(name string, args []byte, gate *engine.Gate) {
 	c.mu.Lock()

@@ -220,7 +220,7 @@ func BenchmarkCommitter(b *testing.B) {
 // countingTransport counts the events delivered to one connection.
 type countingTransport struct{ n atomic.Int64 }
 
-func (c *countingTransport) Event(string, []byte, *Gate) { c.n.Add(1) }
+func (c *countingTransport) Event(*Event, *Gate) { c.n.Add(1) }
 func (c *countingTransport) Close(string)                {}
 
 // BenchmarkBroadcast is one broadcast to N subscribed connections (the

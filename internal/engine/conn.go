@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"sync/atomic"
 )
 
 // Transport carries a connection's events to its client. Implementations
@@ -13,9 +14,41 @@ import (
 // transport that cannot keep up closes its connection; it never stalls the
 // actor.
 type Transport interface {
-	Event(name string, args []byte, gate *Gate)
+	// Event delivers ev, which is shared by every connection a
+	// broadcast reaches: a transport may cache its encoding there.
+	Event(ev *Event, gate *Gate)
 	// Close closes the client side with a reason.
 	Close(reason string)
+}
+
+// Event is one emitted event. A broadcast makes one Event for all the
+// connections it reaches, so that each wire encoding of it is built once
+// (Encoded), not once per connection.
+type Event struct {
+	Name string
+	Args []byte
+	memo [4]atomic.Pointer[encodedEvent]
+}
+
+type encodedEvent struct {
+	b   []byte
+	err error
+}
+
+// Encoded returns build's result for slot (0-3, e.g. a wire encoding),
+// calling build at most once per slot unless callers race, in which case
+// the first result stored wins. It is safe for concurrent use.
+func (ev *Event) Encoded(slot int, build func() ([]byte, error)) ([]byte, error) {
+	if slot < 0 || slot >= len(ev.memo) {
+		return build()
+	}
+	if e := ev.memo[slot].Load(); e != nil {
+		return e.b, e.err
+	}
+	b, err := build()
+	ev.memo[slot].CompareAndSwap(nil, &encodedEvent{b: b, err: err})
+	e := ev.memo[slot].Load()
+	return e.b, e.err
 }
 
 // Conn is a client connection to an actor. Fields other than the

@@ -403,7 +403,7 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 	sent := 0
 	for _, ev := range t.events {
 		if !ev.conn.closed && ev.conn.transport != nil {
-			ev.conn.transport.Event(ev.name, ev.args, g)
+			ev.conn.transport.Event(ev.ev, g)
 			h.e.metrics.Events.Add(1)
 			sent++
 		}

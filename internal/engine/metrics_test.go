@@ -89,7 +89,7 @@ type nopTransport struct {
 	events int
 }
 
-func (n *nopTransport) Event(string, []byte, *Gate) { n.mu.Lock(); n.events++; n.mu.Unlock() }
+func (n *nopTransport) Event(*Event, *Gate) { n.mu.Lock(); n.events++; n.mu.Unlock() }
 func (n *nopTransport) Close(string)                {}
 
 func startEngine(t *testing.T, log *slog.Logger) *Engine {

@@ -54,8 +54,7 @@ type Turn struct {
 
 type outEvent struct {
 	conn *Conn
-	name string
-	args []byte
+	ev   *Event
 }
 
 type kvEntry struct {
@@ -109,9 +108,13 @@ func (t *Turn) Broadcast(name string, args []byte) {
 	if t.h.e.insp != nil {
 		t.broadcasts = append(t.broadcasts, EventRecord{Name: name, Args: args})
 	}
+	var ev *Event
 	for _, c := range t.h.connOrder {
 		if !c.closed && c.Subscribed(name) {
-			t.events = append(t.events, outEvent{conn: c, name: name, args: args})
+			if ev == nil {
+				ev = &Event{Name: name, Args: args}
+			}
+			t.events = append(t.events, outEvent{conn: c, ev: ev})
 		}
 	}
 }
@@ -119,7 +122,7 @@ func (t *Turn) Broadcast(name string, args []byte) {
 // Send emits an event to one connection, subscribed or not.
 func (t *Turn) Send(c *Conn, name string, args []byte) {
 	if c != nil && !c.closed {
-		t.events = append(t.events, outEvent{conn: c, name: name, args: args})
+		t.events = append(t.events, outEvent{conn: c, ev: &Event{Name: name, Args: args}})
 	}
 }
 

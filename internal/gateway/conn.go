@@ -129,8 +129,20 @@ func (wc *wsConn) endAction() {
 }
 
 // Event implements engine.Transport.
-func (wc *wsConn) Event(name string, args []byte, gate *engine.Gate) {
-	wc.out.push(frame{gate: gate, build: wc.message(protocol.Event{Name: name, Args: args}, nil)})
+// The encoding is built once per broadcast and encoding, shared by every
+// connection it reaches.
+func (wc *wsConn) Event(ev *engine.Event, gate *engine.Gate) {
+	enc := wc.enc
+	typ := websocket.MessageText
+	if enc.Binary() {
+		typ = websocket.MessageBinary
+	}
+	wc.out.push(frame{gate: gate, build: func() (websocket.MessageType, []byte, error) {
+		b, err := ev.Encoded(int(enc), func() ([]byte, error) {
+			return protocol.Encode(enc, protocol.Event{Name: ev.Name, Args: ev.Args})
+		})
+		return typ, b, err
+	}})
 }
 
 // Close implements engine.Transport: the actor disconnected the client,

@@ -92,9 +92,9 @@ type RawSocket struct {
 }
 
 // Event implements engine.Transport.
-func (s *RawSocket) Event(name string, data []byte, gate *engine.Gate) {
-	typ := websocket.MessageBinary
-	if name == "text" {
+func (s *RawSocket) Event(ev *engine.Event, gate *engine.Gate) {
+	typ, data := websocket.MessageBinary, ev.Args
+	if ev.Name == "text" {
 		typ = websocket.MessageText
 	}
 	s.out.push(frame{gate: gate, build: func() (websocket.MessageType, []byte, error) { return typ, data, nil }})

@@ -105,9 +105,12 @@ func (s *sender) abortErr() error {
 	return s.aborted
 }
 
-// run writes frames until the sender closes or ctx ends.
+// run writes frames until the sender closes or ctx ends. It takes every
+// frame queued at once and writes them under one write deadline, so a
+// busy socket pays for one timer per batch, not per message.
 func (s *sender) run(ctx context.Context) {
 	defer close(s.done)
+	var batch []frame
 	for {
 		s.mu.Lock()
 		if len(s.queue) == 0 {
@@ -126,10 +129,24 @@ func (s *sender) run(ctx context.Context) {
 				return
 			}
 		}
-		f := s.queue[0]
-		s.queue[0] = frame{}
-		s.queue = s.queue[1:]
+		batch = append(batch[:0], s.queue...)
+		clear(s.queue)
+		s.queue = s.queue[:0]
 		s.mu.Unlock()
+		s.write(ctx, batch)
+		clear(batch)
+	}
+}
+
+// write writes a batch of frames in order, each once its gate opens.
+func (s *sender) write(ctx context.Context, batch []frame) {
+	var wctx context.Context
+	cancel := func() {}
+	defer func() { cancel() }()
+	for _, f := range batch {
+		if s.abortErr() != nil {
+			return
+		}
 		if err := f.gate.Wait(ctx); err != nil {
 			continue // the turn never happened
 		}
@@ -138,11 +155,12 @@ func (s *sender) run(ctx context.Context) {
 			s.onErr(err)
 			continue
 		}
-		wctx, cancel := context.WithTimeout(ctx, writeTimeout)
-		err = s.c.Write(wctx, typ, b)
-		cancel()
-		if err != nil {
+		if wctx == nil {
+			wctx, cancel = context.WithTimeout(ctx, writeTimeout)
+		}
+		if err := s.c.Write(wctx, typ, b); err != nil {
 			s.abort(err)
+			return
 		}
 	}
 }
