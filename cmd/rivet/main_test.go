@@ -169,10 +169,19 @@ func TestServeWithConfigFile(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte("log_level: error\nadmin_token: tok\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	url, out := startServe(t, "--config", cfg)
+	url, out := startServe(t, "--config", cfg, "--pprof", "127.0.0.1:0")
 	if !strings.Contains(out.String(), "inspector  "+url+"/ui/ (token") {
 		t.Fatalf("the config file's admin token is not in effect:\n%s", out.String())
 	}
+	prof := regexp.MustCompile(`profiler at (http://\S+)`).FindStringSubmatch(out.String())
+	if prof == nil {
+		t.Fatalf("no profiler line:\n%s", out.String())
+	}
+	resp, err := http.Get(prof[1] + "goroutine?debug=1")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("profiler: %v %v", err, resp)
+	}
+	resp.Body.Close()
 	if _, err := cli(t, "actors", "state", "nope", "--server", url, "--token", "wrong"); err == nil || !strings.Contains(err.Error(), "auth.") {
 		t.Fatalf("wrong token: %v", err)
 	}
@@ -198,6 +207,7 @@ func TestCommandLineMistakes(t *testing.T) {
 		{[]string{"serve", "--log-level", "loud"}, "log_level", true},
 		{[]string{"serve", "--listen", "nowhere"}, "want host:port", true},
 		{[]string{"serve", "--config", badConfig}, `did you mean "listen"`, false},
+		{[]string{"serve", "--pprof", "0.0.0.0:6060"}, "only listen on loopback", true},
 		{[]string{"actors"}, "missing command", true},
 		{[]string{"actors", "frob"}, `unknown command "frob"`, true},
 		{[]string{"actors", "get"}, "give an actor ID", true},

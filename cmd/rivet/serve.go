@@ -7,7 +7,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -26,6 +28,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 	}
 	example := fs.String("example", "demo", "registry to serve: "+strings.Join(names, ", "))
 	configFile := fs.String("config", "", "config file, JSON or YAML (default $RIVET_CONFIG)")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiler (net/http/pprof, with mutex and block profiles on) at this loopback address, e.g. 127.0.0.1:6060")
 	// Each flag below is a setting of docs/configuration.md.
 	flagged := map[string]*string{}
 	for _, s := range []struct{ flag, setting, help string }{
@@ -59,7 +62,42 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 	}
+	if *pprofAddr != "" {
+		stop, err := startPprof(*pprofAddr, out)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return serve(ctx, x, cfg, out)
+}
+
+// startPprof serves net/http/pprof on its own listener, which must be on
+// loopback: profiles expose memory contents.
+func startPprof(addr string, out io.Writer) (stop func(), err error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, usagef("serve --pprof %q: want host:port", addr)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, usagef("serve --pprof %q: the profiler may only listen on loopback (127.0.0.1, [::1] or localhost)", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s for --pprof: %w", addr, err)
+	}
+	runtime.SetMutexProfileFraction(10)
+	runtime.SetBlockProfileRate(10_000) // one sample per 10 µs blocked
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(l) }()
+	fmt.Fprintf(out, "rivet: profiler at http://%s/debug/pprof/\n", l.Addr())
+	return func() { _ = srv.Close() }, nil
 }
 
 // serve runs x until ctx is canceled (Ctrl-C, SIGTERM), then stops
