@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,11 +19,10 @@ import (
 	"github.com/rivetgo/rivet/examples"
 	"github.com/rivetgo/rivet/examples/demo"
 	"github.com/rivetgo/rivet/examples/internal/readmecurl"
+	"github.com/rivetgo/rivet/internal/browsertest"
 	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
 	"github.com/rivetgo/rivet/rivettest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
 
 // serve starts the chat example in-process, as `rivet serve --example
 // chat` does: the embedded page at "/" and the gateway behind it.
@@ -51,45 +48,6 @@ func serve(t *testing.T) (*httptest.Server, *rivet.Runtime) {
 		}
 	})
 	return srv, rt
-}
-
-// startBrowser starts headless Chromium, or skips the test when it is
-// missing (failing instead when CI is set). It returns the browser's
-// context; tab opens tabs in it.
-func startBrowser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium is required in CI: %v", err)
-		}
-		t.Skipf("chromium not installed (%v)", err)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(900, 700),
-	)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
-	t.Cleanup(func() {
-		cancel()
-		cancelBrowser()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
 }
 
 // page is one browser tab and what its console printed.
@@ -209,8 +167,7 @@ func (p *page) send(t *testing.T, text string) {
 	)
 }
 
-// screenshot saves the tab as a PNG into $RIVET_TEST_ARTIFACTS (default
-// <tmp>/rivet-artifacts).
+// screenshot saves the tab as a PNG test artifact.
 func (p *page) screenshot(t *testing.T, file string) {
 	t.Helper()
 	png, err := chromedp.Run(p.ctx, chromedp.CaptureScreenshot())
@@ -220,18 +177,7 @@ func (p *page) screenshot(t *testing.T, file string) {
 	if !bytes.HasPrefix(png, []byte("\x89PNG\r\n\x1a\n")) {
 		t.Fatalf("screenshot is not a PNG")
 	}
-	dir := os.Getenv("RIVET_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "rivet-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, file)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
+	browsertest.SaveArtifact(t, file, png)
 }
 
 // TestChatInTwoTabs: what a newcomer does with the chat example. Two
@@ -240,7 +186,7 @@ func (p *page) screenshot(t *testing.T, file string) {
 // room is another actor with its own history.
 func TestChatInTwoTabs(t *testing.T) {
 	srv, rt := serve(t)
-	browser := startBrowser(t)
+	browser := browsertest.Start(t, 900, 700)
 	alice := tab(t, browser, "alice")
 	bob := tab(t, browser, "bob")
 

@@ -221,7 +221,7 @@ func BenchmarkCommitter(b *testing.B) {
 type countingTransport struct{ n atomic.Int64 }
 
 func (c *countingTransport) Event(*Event, *Gate) { c.n.Add(1) }
-func (c *countingTransport) Close(string)                {}
+func (c *countingTransport) Close(string)        {}
 
 // BenchmarkBroadcast is one broadcast to N subscribed connections (the
 // turn that emits it, and its hand-off to every connection's transport).

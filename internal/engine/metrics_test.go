@@ -90,7 +90,7 @@ type nopTransport struct {
 }
 
 func (n *nopTransport) Event(*Event, *Gate) { n.mu.Lock(); n.events++; n.mu.Unlock() }
-func (n *nopTransport) Close(string)                {}
+func (n *nopTransport) Close(string)        {}
 
 func startEngine(t *testing.T, log *slog.Logger) *Engine {
 	t.Helper()

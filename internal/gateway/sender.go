@@ -138,11 +138,19 @@ func (s *sender) run(ctx context.Context) {
 	}
 }
 
-// write writes a batch of frames in order, each once its gate opens.
+// write writes a batch of frames in order, each once its gate opens. The
+// write deadline starts at the first write, so waiting for a slow commit
+// does not eat into it.
 func (s *sender) write(ctx context.Context, batch []frame) {
-	var wctx context.Context
-	cancel := func() {}
-	defer func() { cancel() }()
+	var w struct {
+		ctx  context.Context
+		stop context.CancelFunc
+	}
+	defer func() {
+		if w.stop != nil {
+			w.stop()
+		}
+	}()
 	for _, f := range batch {
 		if s.abortErr() != nil {
 			return
@@ -155,10 +163,10 @@ func (s *sender) write(ctx context.Context, batch []frame) {
 			s.onErr(err)
 			continue
 		}
-		if wctx == nil {
-			wctx, cancel = context.WithTimeout(ctx, writeTimeout)
+		if w.ctx == nil {
+			w.ctx, w.stop = context.WithTimeout(ctx, writeTimeout)
 		}
-		if err := s.c.Write(wctx, typ, b); err != nil {
+		if err := s.c.Write(w.ctx, typ, b); err != nil {
 			s.abort(err)
 			return
 		}

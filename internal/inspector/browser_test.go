@@ -4,56 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/internal/browsertest"
 )
-
-const chromiumPath = "/usr/bin/chromium"
-
-// browser starts headless Chromium for a test, or skips the test when
-// Chromium is missing (failing it instead when CI is set).
-func browser(t *testing.T) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium is required in CI: %v", err)
-		}
-		t.Skipf("chromium not installed (%v)", err)
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1400, 1000),
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
-	t.Cleanup(func() {
-		cancel()
-		cancelBrowser()
-		cancelAlloc()
-	})
-	if err := chromedp.Do(ctx); err != nil { // start the browser now
-		t.Fatalf("start chromium: %v", err)
-	}
-	return ctx
-}
 
 func jsString(s string) string {
 	b, _ := json.Marshal(s)
@@ -88,30 +46,18 @@ func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Voi
 	}
 }
 
-// screenshot saves a full-page PNG into $RIVET_TEST_ARTIFACTS (default
-// <tmp>/rivet-artifacts).
+// screenshot saves a full-page PNG as a test artifact.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	dir := os.Getenv("RIVET_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join(os.TempDir(), "rivet-artifacts")
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("screenshot: %s", path)
+	browsertest.SaveArtifact(t, name, png)
 }
 
 func TestBrowserInspector(t *testing.T) {
-	ctx := browser(t)
+	ctx := browsertest.Start(t, 1400, 1000)
 	b := setup(t, "letmein")
 	bg := context.Background()
 	_, lobby := b.actor(t, "lobby")

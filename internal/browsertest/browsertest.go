@@ -1,0 +1,78 @@
+// Package browsertest starts headless Chromium for the repository's
+// browser tests (chromedp) and keeps their screenshots.
+//
+// Start skips the test when /usr/bin/chromium is missing, unless CI is set,
+// in which case the test fails: CI must run the browser tests (make test
+// installs Debian's chromium when it is absent).
+package browsertest
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// ChromiumPath is Debian's Chromium.
+const ChromiumPath = "/usr/bin/chromium"
+
+// Start launches a fresh headless Chromium (its own profile directory, no
+// background networking: this machine's network is closed) with a window
+// of width×height and returns its context, valid for two minutes. The
+// browser stops when the test ends.
+func Start(t testing.TB, width, height int) context.Context {
+	t.Helper()
+	if _, err := os.Stat(ChromiumPath); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("chromium is required in CI: %v", err)
+		}
+		t.Skipf("chromium not installed (%v)", err)
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(ChromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(width, height),
+	)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
+	t.Cleanup(func() {
+		cancel()
+		cancelBrowser()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil { // start the browser now
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// SaveArtifact writes a test artifact (a screenshot) into
+// $RIVET_TEST_ARTIFACTS, default <tmp>/rivet-artifacts, and logs its path.
+func SaveArtifact(t testing.TB, name string, data []byte) {
+	t.Helper()
+	dir := os.Getenv("RIVET_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "rivet-artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("artifact: %s", path)
+}
