@@ -1095,13 +1095,13 @@ func (e *encoder) writeKVListRequest(v KVListRequest) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.bool((*v.Reverse))
+		e.bool(*v.Reverse)
 	}
 	if v.Limit == nil {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.Limit))
+		e.u64(*v.Limit)
 	}
 }
 
@@ -1378,7 +1378,7 @@ func (e *encoder) writeSqliteFetchedPage(v SqliteFetchedPage) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.data((*v.Bytes))
+		e.data(*v.Bytes)
 	}
 }
 
@@ -1413,13 +1413,13 @@ func (e *encoder) writeSqliteGetPagesRequest(v SqliteGetPagesRequest) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.ExpectedGeneration))
+		e.u64(*v.ExpectedGeneration)
 	}
 	if v.ExpectedHeadTxid == nil {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.ExpectedHeadTxid))
+		e.u64(*v.ExpectedHeadTxid)
 	}
 }
 
@@ -1447,7 +1447,7 @@ func (e *encoder) writeSqliteGetPagesOK(v SqliteGetPagesOK) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.HeadTxid))
+		e.u64(*v.HeadTxid)
 	}
 }
 
@@ -1525,13 +1525,13 @@ func (e *encoder) writeSqliteCommitRequest(v SqliteCommitRequest) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.ExpectedGeneration))
+		e.u64(*v.ExpectedGeneration)
 	}
 	if v.ExpectedHeadTxid == nil {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.ExpectedHeadTxid))
+		e.u64(*v.ExpectedHeadTxid)
 	}
 }
 
@@ -1549,7 +1549,7 @@ func (e *encoder) writeSqliteCommitOK(v SqliteCommitOK) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.HeadTxid))
+		e.u64(*v.HeadTxid)
 	}
 }
 
@@ -1600,13 +1600,13 @@ func (e *encoder) writeSqliteCommitStageBeginRequest(v SqliteCommitStageBeginReq
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.ExpectedGeneration))
+		e.u64(*v.ExpectedGeneration)
 	}
 	if v.ExpectedHeadTxid == nil {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.ExpectedHeadTxid))
+		e.u64(*v.ExpectedHeadTxid)
 	}
 }
 
@@ -1669,7 +1669,7 @@ func (e *encoder) writeSqliteCommitStageSegmentRequest(v SqliteCommitStageSegmen
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.ExpectedGeneration))
+		e.u64(*v.ExpectedGeneration)
 	}
 	e.u64(v.Txid)
 	e.u32(v.FirstPgno)
@@ -1739,7 +1739,7 @@ func (e *encoder) writeSqliteCommitFinalizeRequest(v SqliteCommitFinalizeRequest
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.ExpectedGeneration))
+		e.u64(*v.ExpectedGeneration)
 	}
 	e.u64(v.Txid)
 	e.u32(v.NewDbSizePages)
@@ -1764,7 +1764,7 @@ func (e *encoder) writeSqliteCommitFinalizeOK(v SqliteCommitFinalizeOK) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64((*v.HeadTxid))
+		e.u64(*v.HeadTxid)
 	}
 }
 
@@ -1995,7 +1995,7 @@ func (e *encoder) writeSqliteExecuteResult(v SqliteExecuteResult) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64(uint64((*v.LastInsertRowID)))
+		e.u64(uint64(*v.LastInsertRowID))
 	}
 }
 
@@ -2041,7 +2041,7 @@ func (e *encoder) writeSqliteExecuteRequest(v SqliteExecuteRequest) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.uint(uint64(len((*v.Params))))
+		e.uint(uint64(len(*v.Params)))
 		for _, x0 := range *v.Params {
 			e.writeSqliteBindParam(x0)
 		}
@@ -2069,7 +2069,7 @@ func (e *encoder) writeSqliteBatchStatement(v SqliteBatchStatement) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.uint(uint64(len((*v.Params))))
+		e.uint(uint64(len(*v.Params)))
 		for _, x0 := range *v.Params {
 			e.writeSqliteBindParam(x0)
 		}
@@ -2263,14 +2263,14 @@ func (e *encoder) writeActorConfig(v ActorConfig) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.str((*v.Key))
+		e.str(*v.Key)
 	}
 	e.u64(uint64(v.CreateTs))
 	if v.Input == nil {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.data((*v.Input))
+		e.data(*v.Input)
 	}
 }
 
@@ -2341,7 +2341,7 @@ func (e *encoder) writeActorStateStopped(v ActorStateStopped) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.str((*v.Message))
+		e.str(*v.Message)
 	}
 }
 
@@ -2403,7 +2403,7 @@ func (e *encoder) writeEventActorSetAlarm(v EventActorSetAlarm) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u64(uint64((*v.AlarmTs)))
+		e.u64(uint64(*v.AlarmTs))
 	}
 }
 
@@ -2536,7 +2536,7 @@ func (e *encoder) writeCommandStartActor(v CommandStartActor) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.writePreloadedKV((*v.PreloadedKV))
+		e.writePreloadedKV(*v.PreloadedKV)
 	}
 }
 
@@ -2686,7 +2686,7 @@ func (e *encoder) writeToEnvoyRequestStart(v ToEnvoyRequestStart) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u32((*v.ActorGeneration))
+		e.u32(*v.ActorGeneration)
 	}
 	e.str(v.Method)
 	e.str(v.Path)
@@ -2700,7 +2700,7 @@ func (e *encoder) writeToEnvoyRequestStart(v ToEnvoyRequestStart) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.data((*v.Body))
+		e.data(*v.Body)
 	}
 	e.bool(v.Stream)
 	e.bool(v.ResponseStream)
@@ -2768,7 +2768,7 @@ func (e *encoder) writeHTTPStreamAbortReason(v HTTPStreamAbortReason) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.str((*v.Detail))
+		e.str(*v.Detail)
 	}
 }
 
@@ -2792,13 +2792,13 @@ func (e *encoder) writeToEnvoyRequestAbort(v ToEnvoyRequestAbort) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.str((*v.ActorID))
+		e.str(*v.ActorID)
 	}
 	if v.ActorGeneration == nil {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u32((*v.ActorGeneration))
+		e.u32(*v.ActorGeneration)
 	}
 	e.writeHTTPStreamAbortReason(v.Reason)
 }
@@ -2848,7 +2848,7 @@ func (e *encoder) writeToRivetResponseStart(v ToRivetResponseStart) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.data((*v.Body))
+		e.data(*v.Body)
 	}
 	e.bool(v.Stream)
 }
@@ -2915,7 +2915,7 @@ func (e *encoder) writeToEnvoyWebSocketOpen(v ToEnvoyWebSocketOpen) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u32((*v.ActorGeneration))
+		e.u32(*v.ActorGeneration)
 	}
 	e.str(v.Path)
 	e.uint(uint64(len(v.Headers)))
@@ -2956,13 +2956,13 @@ func (e *encoder) writeToEnvoyWebSocketClose(v ToEnvoyWebSocketClose) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u16((*v.Code))
+		e.u16(*v.Code)
 	}
 	if v.Reason == nil {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.str((*v.Reason))
+		e.str(*v.Reason)
 	}
 }
 
@@ -3015,13 +3015,13 @@ func (e *encoder) writeToRivetWebSocketClose(v ToRivetWebSocketClose) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.u16((*v.Code))
+		e.u16(*v.Code)
 	}
 	if v.Reason == nil {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.str((*v.Reason))
+		e.str(*v.Reason)
 	}
 	e.bool(v.Hibernate)
 }
@@ -3208,8 +3208,8 @@ func (e *encoder) writeToRivetMetadata(v ToRivetMetadata) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.uint(uint64(len((*v.PrepopulateActorNames))))
-		for _, k0 := range slices.Sorted(maps.Keys((*v.PrepopulateActorNames))) {
+		e.uint(uint64(len(*v.PrepopulateActorNames)))
+		for _, k0 := range slices.Sorted(maps.Keys(*v.PrepopulateActorNames)) {
 			e.str(k0)
 			v0 := (*v.PrepopulateActorNames)[k0]
 			e.writeActorName(v0)
@@ -3219,7 +3219,7 @@ func (e *encoder) writeToRivetMetadata(v ToRivetMetadata) {
 		e.u8(0)
 	} else {
 		e.u8(1)
-		e.str((*v.Metadata))
+		e.str(*v.Metadata)
 	}
 }
 

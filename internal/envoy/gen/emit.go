@@ -350,7 +350,7 @@ func (g *emitter) write(t *typ, expr string, depth int) {
 			g.p("e.u%s(math.Float%sbits(%s))", t.name[1:], t.name[1:], expr)
 		}
 	case kFixed:
-		g.p("e.raw(%s[:])", expr)
+		g.p("e.raw(%s[:])", paren(expr))
 	case kNamed:
 		d := g.s.byName[t.name]
 		if g.s.isDefined(d) {
@@ -363,7 +363,7 @@ func (g *emitter) write(t *typ, expr string, depth int) {
 		g.p("e.u8(0)")
 		g.p("} else {")
 		g.p("e.u8(1)")
-		g.write(t.elem, "(*"+expr+")", depth)
+		g.write(t.elem, "*"+expr, depth)
 		g.p("}")
 	case kList:
 		x := fmt.Sprintf("x%d", depth)
@@ -378,12 +378,20 @@ func (g *emitter) write(t *typ, expr string, depth int) {
 		g.p("e.uint(uint64(len(%s)))", expr)
 		g.p("for _, %s := range slices.Sorted(maps.Keys(%s)) {", k, expr)
 		g.write(t.key, k, depth+1)
-		g.p("%s := %s[%s]", v, expr, k)
+		g.p("%s := %s[%s]", v, paren(expr), k)
 		g.write(t.elem, v, depth+1)
 		g.p("}")
 	default:
 		panic(fmt.Sprintf("write of kind %d", t.kind))
 	}
+}
+
+// paren wraps a dereference so that it can be indexed or sliced.
+func paren(expr string) string {
+	if strings.HasPrefix(expr, "*") {
+		return "(" + expr + ")"
+	}
+	return expr
 }
 
 func (g *emitter) reader(d *decl) {
