@@ -71,3 +71,4 @@
 package envoy
 
 //go:generate go run ./gen -schema schema/v8.bare -out envoy_gen.go
+//go:generate go run ./gen -schema gen/testdata/primitives.bare -out primitives_gen_test.go

@@ -7,24 +7,29 @@ import (
 	"testing"
 )
 
-// TestGeneratedUpToDate fails while envoy_gen.go differs from what the
-// generator makes of schema/v8.bare: run go generate ./internal/envoy.
+// TestGeneratedUpToDate fails while a generated file differs from what the
+// generator makes of its schema: run go generate ./internal/envoy.
 func TestGeneratedUpToDate(t *testing.T) {
 	t.Parallel()
-	src, err := os.ReadFile("../schema/v8.bare")
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := generate(string(src), "envoy", "schema/v8.bare")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile("../envoy_gen.go")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatal("internal/envoy/envoy_gen.go is stale: run go generate ./internal/envoy")
+	for schema, out := range map[string]string{
+		"schema/v8.bare":               "envoy_gen.go",
+		"gen/testdata/primitives.bare": "primitives_gen_test.go",
+	} {
+		src, err := os.ReadFile("../" + schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := generate(string(src), "envoy", schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile("../" + out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("internal/envoy/%s is stale: run go generate ./internal/envoy", out)
+		}
 	}
 }
 
@@ -61,6 +66,7 @@ func TestSchemaErrors(t *testing.T) {
 		{"type V void\ntype A struct { b: list<V> }", "list elements must take at least one byte"},
 		{"type A str\ntype U union { A }", "variant A must be a struct, void, list or map type"},
 		{"type A struct { m: map<data><str> }", "map keys must be"},
+		{"type A struct { m: map<bool><str> }", "map keys must be"},
 		{"type A struct { l: list<u8>[4] }", "fixed-length lists are not supported"},
 		{"type A struct { s: struct { x: u8 } }", "anonymous struct"},
 		{"type A void\ntype A void", "declared twice"},

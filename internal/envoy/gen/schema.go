@@ -401,9 +401,6 @@ func (s *schema) check() error {
 		if err := s.checkType(d.t, d.t); err != nil {
 			return fmt.Errorf("type %s: %w", d.name, err)
 		}
-		if d.t.kind == kPrim && d.t.name == "void" {
-			continue
-		}
 	}
 	for _, d := range s.decls {
 		if _, err := s.minSize(d.t, map[string]bool{d.name: true}); err != nil {
@@ -433,8 +430,10 @@ func (s *schema) checkType(t, top *typ) error {
 			return fmt.Errorf("list elements must take at least one byte")
 		}
 	case kMap:
-		if t.key.kind != kPrim || t.key.name == "void" || t.key.name == "data" || t.key.name == "f32" || t.key.name == "f64" {
-			return fmt.Errorf("map keys must be str, bool or an integer")
+		switch {
+		case t.key.kind != kPrim, t.key.name == "void", t.key.name == "data", t.key.name == "bool",
+			t.key.name == "f32", t.key.name == "f64":
+			return fmt.Errorf("map keys must be str or an integer (they are encoded in ascending order)")
 		}
 		return s.checkType(t.elem, top)
 	case kStruct:
