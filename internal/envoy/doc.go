@@ -40,7 +40,8 @@
 // places:
 //
 //   - On the envoy's WebSocket to the engine, GET
-//     /envoys/connect?protocol_version=8&namespace=…&envoy_key=…&version=…&pool_name=…,
+//     /envoys/connect?protocol_version=8&namespace=…&envoy_key=…&version=…&pool_name=…
+//     (subprotocols "rivet" and, with a token, "rivet_token.<token>"),
 //     the version is fixed for the connection by the protocol_version
 //     query parameter, and each binary message is exactly one encoded
 //     ToRivet (envoy to engine) or ToEnvoy (engine to envoy).
