@@ -7,6 +7,7 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -49,13 +50,7 @@ type goldenCase struct {
 func goldens(tb testing.TB) []goldenCase {
 	tb.Helper()
 	var cases []goldenCase
-	for _, message := range slices.Sorted(func(yield func(string) bool) {
-		for m := range codecs {
-			if !yield(m) {
-				return
-			}
-		}
-	}) {
+	for _, message := range slices.Sorted(maps.Keys(codecs)) {
 		f, err := os.Open(filepath.Join("testdata", message+".golden"))
 		if err != nil {
 			tb.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/format"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -104,7 +105,7 @@ func generate(src, pkg, schemaPath string) ([]byte, error) {
 	fmt.Fprintf(&out, "package %s\n\n", pkg)
 	if len(g.imports) > 0 {
 		out.WriteString("import (\n")
-		for _, imp := range slices.Sorted(mapsKeys(g.imports)) {
+		for _, imp := range slices.Sorted(maps.Keys(g.imports)) {
 			fmt.Fprintf(&out, "\t%q\n", imp)
 		}
 		out.WriteString(")\n\n")
@@ -115,16 +116,6 @@ func generate(src, pkg, schemaPath string) ([]byte, error) {
 		return nil, fmt.Errorf("format generated code: %w\n%s", err, out.Bytes())
 	}
 	return code, nil
-}
-
-func mapsKeys(m map[string]bool) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // topLevel lists the declarations no other declaration refers to: the
