@@ -69,7 +69,7 @@ func (i *instance[S, C, V]) Start(t *engine.Turn) error {
 		}
 		i.vars = v
 	} else {
-		i.vars = o.Vars
+		i.vars = i.b.vars()
 	}
 	if o.OnStart != nil {
 		return finish(c, o.OnStart(c))
@@ -143,10 +143,14 @@ func argsError(name string, af *actionFn, rawArgs []byte, err error) error {
 	return ErrInvalidArguments.With("Action `%s`: %v", name, err)
 }
 
-func (i *instance[S, C, V]) BeforeActionResponse(t *engine.Turn, name string, out any) (any, error) {
+func (i *instance[S, C, V]) BeforeActionResponse(t *engine.Turn, name string, rawArgs []byte, out any) (any, error) {
 	if f := i.b.a.opts.OnBeforeActionResponse; f != nil {
+		args, err := codec.SplitArgs(rawArgs) // the action decoded them: valid
+		if err != nil {
+			return nil, err
+		}
 		c := i.ctx(t)
-		res, err := f(c, name, out)
+		res, err := f(c, name, Args{args}, out)
 		return res, finish(c, err)
 	}
 	return out, nil
@@ -180,7 +184,7 @@ func (i *instance[S, C, V]) CreateConnState(t *engine.Turn, ec *engine.Conn, par
 		}
 		*conn.State = s
 	} else {
-		*conn.State = o.ConnState
+		*conn.State = i.b.connState()
 	}
 	ec.State = conn
 	return nil
