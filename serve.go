@@ -203,7 +203,7 @@ func (a *Actor[S, C, V]) auth(log *slog.Logger, r *http.Request, name string, ke
 	if a.opts.OnAuth == nil {
 		return nil, nil
 	}
-	ac := &AuthContext{Request: r, Name: name, Key: Key(key)}
+	ac := &AuthContext{Request: r, Name: name, Key: append(Key(nil), key...)} // its own copy: the gateway still needs key
 	for _, i := range intents {
 		ac.Intents = append(ac.Intents, Intent(i))
 	}
