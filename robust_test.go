@@ -289,7 +289,6 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 		}
 		got <- n
 	})
-	conn.OnClose(func(string) { panic("OnClose exploded") })
 	must[rivet.Value](t)(h.Call(cx, "emit", 1))
 	must[rivet.Value](t)(h.Call(cx, "emit", 2))
 	if n := <-got; n != 2 {
@@ -329,14 +328,18 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 		}
 	}
 
-	// onSleep on shutdown.
+	// onSleep on shutdown, and an OnClose handler of a connection the
+	// stopping actor closes (it runs on the actor's goroutine).
 	if n := must[int](t)(rivet.Call[int](cx, h, "get")); n != 2 {
 		t.Fatalf("get = %d, want 2", n)
 	}
+	open := must[*rivet.Connection](t)(h.Connect(cx))
+	open.OnClose(func(string) { panic("OnClose exploded") })
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := rt.Stop(sctx); err != nil {
 		t.Fatal(err)
 	}
 	lc.waitLog(t, "panic in actor code", append(fields, "onSleep exploded")...)
+	lc.waitLog(t, "panic in connection OnClose handler", append(fields, "OnClose exploded")...)
 }
