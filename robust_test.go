@@ -303,10 +303,12 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 	// Over HTTP: onAuth and onRequest.
 	srv := httptest.NewServer(rt.Handler())
 	defer srv.Close()
-	for _, tc := range []struct{ what, path, log string }{
-		{"onAuth", "/gateway/fragile/action/get?rvt-namespace=default&rvt-method=get&rvt-key=authpanic", "onAuth exploded"},
-		{"onRequest", "/gateway/" + id + "/request/x", "onRequest exploded"},
+	for _, tc := range []struct{ what, path, msg, log string }{
+		{"onAuth", "/gateway/fragile/action/get?rvt-namespace=default&rvt-method=get&rvt-key=authpanic", "panic in actor code", "onAuth exploded"},
+		{"onRequest", "/gateway/" + id + "/request/x", "panic in actor code", "onRequest exploded"},
+		{"plain error over HTTP", "/gateway/" + id + "/action/plain", "actor code failed", "the database is down"},
 	} {
+		before := len(lc.find(tc.msg, tc.log))
 		req, _ := http.NewRequest(http.MethodPost, srv.URL+tc.path, strings.NewReader(`{"args":[]}`))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("X-Rivet-Encoding", "json")
@@ -319,12 +321,15 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 		if resp.StatusCode != http.StatusInternalServerError || !strings.Contains(string(body), `"group":"core"`) || !strings.Contains(string(body), `"code":"internal_error"`) {
 			t.Fatalf("%s: %d %s, want 500 core.internal_error", tc.what, resp.StatusCode, body)
 		}
-		line := lc.waitLog(t, "panic in actor code", tc.log)
-		if line["actor"] != "fragile" {
+		line := lc.waitLog(t, tc.msg, tc.log)
+		if line["actor"] != "fragile" || line["key"] == nil {
 			t.Fatalf("%s: log line without the actor: %v", tc.what, line)
 		}
+		if n := len(lc.find(tc.msg, tc.log)) - before; n != 1 {
+			t.Fatalf("%s: logged %d times, want once", tc.what, n)
+		}
 		if n := len(lc.find("request failed", tc.log)); n != 0 {
-			t.Fatalf("%s: the gateway logged it again", tc.what)
+			t.Fatalf("%s: the gateway logged it again, without the actor's fields", tc.what)
 		}
 	}
 
