@@ -348,3 +348,44 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 	lc.waitLog(t, "panic in actor code", append(fields, "onSleep exploded")...)
 	lc.waitLog(t, "panic in connection OnClose handler", append(fields, "OnClose exploded")...)
 }
+
+type statsVars struct{ Stats map[string]int }
+
+// TestErrorMetadataIsDetached: an error's metadata is copied when the
+// turn ends, so that a caller (or the gateway, encoding it on its own
+// goroutine) never reads a map the actor goes on writing.
+func TestErrorMetadataIsDetached(t *testing.T) {
+	type ctx = rivet.Context[regState, rivet.None, statsVars]
+	def := rivet.NewActor("stats", rivet.Options[regState, rivet.None, statsVars]{
+		CreateVars: func(c *ctx) (statsVars, error) { return statsVars{Stats: map[string]int{}}, nil },
+	}).
+		Action("bump", func(c *ctx) { c.Vars.Stats["n"]++ }).
+		Action("refuse", func(c *ctx) error {
+			return rivet.UserError("refused", rivet.WithMetadata(c.Vars.Stats))
+		})
+	rt, _ := startLogged(t, def)
+	cx := ctxT(t)
+	h := rt.Client().GetOrCreate("stats", rivet.Key{"s"})
+	must[rivet.Value](t)(h.Call(cx, "bump"))
+	_, err := h.Call(cx, "refuse")
+	var re *rivet.Error
+	if !errors.As(err, &re) || re.Code != "user_error" {
+		t.Fatalf("refuse: %v", err)
+	}
+	md := re.Metadata.(map[string]int)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for range 100 {
+			if _, err := h.Call(cx, "bump"); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	})
+	for range 100 {
+		if md["n"] != 1 {
+			t.Fatalf("metadata changed to %v after the call: it is the actor's own map", md)
+		}
+	}
+	wg.Wait()
+}
