@@ -207,9 +207,10 @@ func (h *host) activate() error {
 		}
 	} else {
 		if err := h.loadState(state, false); err != nil {
-			err = fmt.Errorf("decode state of actor %s: %w", h.id, err)
-			h.log().Error("load state", "err", err)
-			return err
+			if !Reported(err) {
+				h.log().Error("load state", "err", err)
+			}
+			return fmt.Errorf("decode state of actor %s: %w", h.id, err)
 		}
 		h.lastState = state
 	}
@@ -397,7 +398,7 @@ func (h *host) endTurn(t *Turn, turnErr error) (*Gate, error) {
 
 func (h *host) rollback(t *Turn) {
 	if h.lastState != nil {
-		if err := h.loadState(h.lastState, true); err != nil {
+		if err := h.loadState(h.lastState, true); err != nil && !Reported(err) {
 			h.log().Error("roll back state", "err", err)
 		}
 	}
