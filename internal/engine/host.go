@@ -259,12 +259,13 @@ func (h *host) restart() {
 	}
 }
 
-// call runs user code: what is "action", "onSleep", … and name the
-// action's name, if any, for the log. A panic, and an error that callers may not see (a plain Go error or
-// a *rivettype.Error that is not public), is logged here with the
-// actor's name, key and id and returned as a reported error: callers see
-// a panic or a plain error as core.internal_error, like RivetKit's
-// engine, and the gateway does not log it again.
+// call runs user code; what ("action", "onSleep", …) and name (the
+// action's, if any) are for the log. A panic, and an error that callers
+// may not see as is (a plain Go error, a *rivettype.Error that is not
+// public), is logged here with the actor's name, key and id and returned
+// as a reported error: callers see a panic or a plain error as
+// core.internal_error, like RivetKit's engine, and the gateway does not
+// log it again.
 func (h *host) call(what, name string, fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -416,7 +417,7 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 		var err error
 		enc, err = h.encodeState()
 		if err != nil {
-			return nil, fmt.Errorf("encode state: %w", err)
+			return nil, h.report("encode state", "", fmt.Errorf("encode state: %w", err))
 		}
 		if h.lastState != nil && !bytes.Equal(enc, h.lastState) && !t.stateSeen {
 			t.stateSeen = true
@@ -424,7 +425,7 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 				return nil, err
 			}
 			if enc, err = h.encodeState(); err != nil {
-				return nil, fmt.Errorf("encode state: %w", err)
+				return nil, h.report("encode state", "", fmt.Errorf("encode state: %w", err))
 			}
 		}
 	}
