@@ -223,6 +223,12 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 			}
 			return nil, nil
 		},
+		CreateConnState: func(c *ctx, params rivet.Value) (rivet.None, error) {
+			if params.Present() {
+				panic("createConnState exploded")
+			}
+			return rivet.None{}, nil
+		},
 		OnDisconnect: func(c *ctx, conn *rivet.Conn[rivet.None]) { panic("onDisconnect exploded") },
 		OnSleep:      func(c *ctx) error { panic("onSleep exploded") },
 		OnRequest: func(c *ctx, w http.ResponseWriter, r *http.Request) error {
@@ -299,6 +305,9 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	lc.waitLog(t, "panic in actor code", append(fields, "onDisconnect exploded")...)
+	_, err = rt.Client().GetOrCreate("fragile", rivet.Key{"k"}, rivet.WithParams("boom")).Connect(cx)
+	internal("createConnState panic", err)
+	lc.waitLog(t, "panic in actor code", append(fields, "createConnState exploded", `"in":"connection hooks"`)...)
 
 	// Over HTTP: onAuth and onRequest.
 	srv := httptest.NewServer(rt.Handler())
