@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/rivetgo/rivet"
 )
 
@@ -234,6 +236,10 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 		OnRequest: func(c *ctx, w http.ResponseWriter, r *http.Request) error {
 			panic("onRequest exploded")
 		},
+		OnWebSocket: func(c *ctx, ws *rivet.WebSocket[S, rivet.None, rivet.None]) error {
+			ws.OnMessage(func(c *ctx, msg rivet.WebSocketMessage) error { panic("onMessage exploded") })
+			return nil
+		},
 	}).
 		Action("get", func(c *ctx) int { return c.State.N }).
 		Action("inc", func(c *ctx) int { c.State.N++; return c.State.N }).
@@ -341,6 +347,22 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 			t.Fatalf("%s: the gateway logged it again, without the actor's fields", tc.what)
 		}
 	}
+
+	// A raw WebSocket whose message handler panics is closed with 1011
+	// and the error's group and code.
+	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/gateway/" + id + "/websocket/"
+	ws, _, err := websocket.Dial(cx, wsURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ws.Write(cx, websocket.MessageText, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = ws.Read(cx)
+	if websocket.CloseStatus(err) != websocket.StatusInternalError || !strings.Contains(err.Error(), "core.internal_error") {
+		t.Fatalf("raw WebSocket after a panic: %v, want close 1011 core.internal_error", err)
+	}
+	lc.waitLog(t, "panic in actor code", append(fields, "onMessage exploded")...)
 
 	// onSleep on shutdown, and an OnClose handler of a connection the
 	// stopping actor closes (it runs on the actor's goroutine).
