@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"reflect"
+	"regexp"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
@@ -38,8 +42,11 @@ type Options[S, C, V any] struct {
 	// OnCreate runs once when the actor is created, after CreateState.
 	OnCreate func(c *Context[S, C, V], input Value) error
 
-	// Vars is the initial value of the ephemeral vars (shallow-copied on
-	// each start). Vars are never persisted.
+	// Vars is the initial value of the ephemeral vars, copied for each
+	// start of each actor: maps, slices, arrays and structs are copied
+	// deeply, so no two actors share them; pointers, channels and funcs
+	// are shared (put per-actor objects behind pointers in CreateVars).
+	// Vars are never persisted.
 	Vars V
 	// CreateVars creates the vars on every start, instead of Vars.
 	CreateVars func(c *Context[S, C, V]) (V, error)
@@ -54,7 +61,8 @@ type Options[S, C, V any] struct {
 	// OnDestroy runs before the actor's data is deleted.
 	OnDestroy func(c *Context[S, C, V]) error
 
-	// ConnState is the initial state of each connection.
+	// ConnState is the initial state of each connection, copied for each
+	// connection the way Vars is copied for each actor.
 	ConnState C
 	// CreateConnState computes a connection's state from its params.
 	CreateConnState func(c *Context[S, C, V], params Value) (C, error)
@@ -64,8 +72,11 @@ type Options[S, C, V any] struct {
 	OnConnect func(c *Context[S, C, V], conn *Conn[C]) error
 	// OnDisconnect runs when a connection has left.
 	OnDisconnect func(c *Context[S, C, V], conn *Conn[C])
-	// OnBeforeActionResponse may replace an action's output.
-	OnBeforeActionResponse func(c *Context[S, C, V], action string, output any) (any, error)
+	// OnBeforeActionResponse may replace an action's output. args are
+	// the arguments the action was called with, as the caller sent them
+	// (decode them with args.Decode); output is what the action returned.
+	// It runs for calls from clients, not for scheduled actions.
+	OnBeforeActionResponse func(c *Context[S, C, V], action string, args Args, output any) (any, error)
 
 	// OnAuth runs at the gateway before any actor work, with the request,
 	// the connection params and what the caller intends. What it returns
@@ -125,6 +136,9 @@ type Actor[S, C, V any] struct {
 	opts    Options[S, C, V]
 	actions map[string]any
 	order   []string
+	// dups are action names given to Action more than once: NewRegistry
+	// refuses the definition rather than let the last one win.
+	dups []string
 }
 
 // NewActor starts an actor definition.
@@ -135,11 +149,14 @@ func NewActor[S, C, V any](name string, opts Options[S, C, V]) *Actor[S, C, V] {
 // Action adds an action. fn must be a function whose first parameter is
 // *Context[S, C, V], whose other parameters are the action's arguments
 // (any encodable types), and which returns (R, error), error, R or
-// nothing. A signature that cannot be served is reported by NewRegistry.
+// nothing. A signature that cannot be served, or a name used twice, is
+// reported by NewRegistry.
 func (a *Actor[S, C, V]) Action(name string, fn any) *Actor[S, C, V] {
-	if _, dup := a.actions[name]; !dup {
-		a.order = append(a.order, name)
+	if _, dup := a.actions[name]; dup {
+		a.dups = append(a.dups, name)
+		return a
 	}
+	a.order = append(a.order, name)
 	a.actions[name] = fn
 	return a
 }
@@ -152,7 +169,7 @@ type Definition interface {
 	Name() string
 	build() (engine.Behavior, error)
 	// The gateway hooks (serve.go).
-	auth(r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
+	auth(log *slog.Logger, r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
 	serveRequest(ctx context.Context, e *engine.Engine, id string, w http.ResponseWriter, r *http.Request) error
 	serveWebSocket(ctx context.Context, e *engine.Engine, id string, ws *gateway.RawSocket, r *http.Request) error
 }
@@ -226,6 +243,15 @@ func checkEncodable(t reflect.Type) error {
 }
 
 func (a *Actor[S, C, V]) buildAction(name string, fn any) (*actionFn, error) {
+	switch {
+	case name == "":
+		return nil, errors.New("an action has an empty name")
+	case strings.Contains(name, "/"):
+		// Not routable: POST /action/{name} is one path segment.
+		return nil, fmt.Errorf("action %q: a name may not contain '/'", name)
+	case !utf8.ValidString(name):
+		return nil, fmt.Errorf("action %q: a name must be valid UTF-8", name)
+	}
 	v := reflect.ValueOf(fn)
 	if !v.IsValid() || v.Kind() != reflect.Func || v.IsNil() {
 		return nil, fmt.Errorf("action %q: not a function", name)
@@ -233,7 +259,11 @@ func (a *Actor[S, C, V]) buildAction(name string, fn any) (*actionFn, error) {
 	t := v.Type()
 	ctxType := reflect.TypeFor[*Context[S, C, V]]()
 	if t.NumIn() < 1 || t.In(0) != ctxType {
-		return nil, fmt.Errorf("action %q: first parameter must be %s", name, ctxType)
+		got := "none"
+		if t.NumIn() > 0 {
+			got = typeName(t.In(0))
+		}
+		return nil, fmt.Errorf("action %q: first parameter must be %s, not %s", name, contextName[S, C, V](), got)
 	}
 	if t.IsVariadic() {
 		return nil, fmt.Errorf("action %q: variadic actions are not supported", name)
@@ -284,6 +314,9 @@ func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
 	if a.name == "" {
 		return nil, errors.New("rivet: actor with an empty name")
 	}
+	if len(a.dups) > 0 {
+		return nil, fmt.Errorf("rivet: actor %q: action %q is defined twice", a.name, a.dups[0])
+	}
 	b := &behavior[S, C, V]{a: a, actions: map[string]*actionFn{}}
 	for _, name := range a.order {
 		af, err := a.buildAction(name, a.actions[name])
@@ -300,6 +333,8 @@ func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
 		return nil, fmt.Errorf("rivet: actor %q: encode initial state: %w", a.name, err)
 	}
 	b.initState = init
+	b.copyVars = !reflect.ValueOf(&a.opts.Vars).Elem().IsZero() && !flat(reflect.TypeFor[V]())
+	b.copyConnState = !reflect.ValueOf(&a.opts.ConnState).Elem().IsZero() && !flat(reflect.TypeFor[C]())
 	o := a.opts
 	b.engOpts = engine.Options{
 		SleepTimeout:  o.SleepTimeout,
@@ -326,6 +361,25 @@ type behavior[S, C, V any] struct {
 	actions   map[string]*actionFn
 	initState []byte
 	engOpts   engine.Options
+	// copyVars and copyConnState: Options.Vars and Options.ConnState
+	// hold maps, slices or interfaces, so each use needs its own copy.
+	copyVars, copyConnState bool
+}
+
+// vars returns the initial vars of an actor start.
+func (b *behavior[S, C, V]) vars() V {
+	if b.copyVars {
+		return cloneValue(&b.a.opts.Vars)
+	}
+	return b.a.opts.Vars
+}
+
+// connState returns the initial state of a new connection.
+func (b *behavior[S, C, V]) connState() C {
+	if b.copyConnState {
+		return cloneValue(&b.a.opts.ConnState)
+	}
+	return b.a.opts.ConnState
 }
 
 func (b *behavior[S, C, V]) Name() string            { return b.a.name }
@@ -333,3 +387,35 @@ func (b *behavior[S, C, V]) Options() engine.Options { return b.engOpts }
 func (b *behavior[S, C, V]) NewInstance(info engine.Info) engine.Instance {
 	return &instance[S, C, V]{b: b, info: info}
 }
+
+// contextName is how a user writes *Context[S, C, V]: *rivet.Ctx[S] for
+// an actor with state only, as the docs do, else with rivet.None for the
+// unused parameters.
+func contextName[S, C, V any]() string {
+	none := reflect.TypeFor[None]()
+	c, v := reflect.TypeFor[C](), reflect.TypeFor[V]()
+	if c == none && v == none {
+		return "*rivet.Ctx[" + typeName(reflect.TypeFor[S]()) + "]"
+	}
+	return "*rivet.Context[" + typeName(reflect.TypeFor[S]()) + ", " + typeName(c) + ", " + typeName(v) + "]"
+}
+
+// typeName is t as Go source names it: reflect's spelling with the import
+// paths of type arguments cut to the package name, without the numbers
+// of function-local types, struct{} as rivet.None and
+// *rivet.Context[S,rivet.None,rivet.None] as *rivet.Ctx[S].
+func typeName(t reflect.Type) string {
+	s := importDirs.ReplaceAllString(t.String(), "")
+	s = localSuffix.ReplaceAllString(s, "")
+	s = strings.ReplaceAll(s, "struct {}", "rivet.None")
+	const ctx, tail = "rivet.Context[", ",rivet.None,rivet.None]"
+	if i := strings.Index(s, ctx); i >= 0 && strings.HasSuffix(s, tail) && !strings.Contains(s[i+len(ctx):len(s)-len(tail)], "rivet.Context[") {
+		s = s[:i] + "rivet.Ctx[" + s[i+len(ctx):len(s)-len(tail)] + "]"
+	}
+	return s
+}
+
+var (
+	importDirs  = regexp.MustCompile(`(?:[\w.~-]+/)+`)
+	localSuffix = regexp.MustCompile(`·\d+`)
+)

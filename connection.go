@@ -3,6 +3,7 @@ package rivet
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"sync"
 
 	"github.com/rivetgo/rivet/internal/codec"
@@ -108,8 +109,20 @@ func (c *Connection) closeFromActor(reason string) {
 	default:
 	}
 	for _, fn := range fns {
-		fn(reason)
+		c.safely("OnClose handler", func() { fn(reason) })
 	}
+}
+
+// safely runs a handler the user gave the connection (On, OnClose): it
+// runs on the runtime's goroutines, so a panic in it is logged with the
+// actor's fields and swallowed rather than ending the process.
+func (c *Connection) safely(what string, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.h.c.e.ActorLog(c.id).Error("panic in connection "+what, "conn", c.ec.ID, "panic", r, "stack", string(debug.Stack()))
+		}
+	}()
+	fn()
 }
 
 func (c *Connection) deliver() {
@@ -147,7 +160,7 @@ func (c *Connection) deliver() {
 		c.handlers[ev.name] = keep
 		c.mu.Unlock()
 		for _, eh := range hs {
-			eh.fn(Args{args})
+			c.safely("event handler", func() { eh.fn(Args{args}) })
 		}
 	}
 }

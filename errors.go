@@ -31,7 +31,9 @@ var (
 // UserError returns an error that reaches callers as is: group "user",
 // the given code (default "user_error"), message and metadata. Any other
 // error returned or panicking out of actor code reaches callers as
-// internal_error with no detail, and is logged in full.
+// core.internal_error ("An internal error occurred", as RivetKit sends
+// it) and is logged in full with the actor's name, key and id. A
+// *rivet.Error that is not public keeps its group and code.
 func UserError(message string, opts ...UserErrorOption) *Error {
 	e := &Error{Group: "user", Code: "user_error", Message: message, Public: true}
 	for _, o := range opts {
@@ -60,5 +62,5 @@ func publicError(err error) error {
 		}
 		return &Error{Group: e.Group, Code: e.Code, Message: rivettype.InternalMessage}
 	}
-	return &Error{Group: "actor", Code: "internal_error", Message: rivettype.InternalMessage}
+	return &Error{Group: ErrInternal.Group, Code: ErrInternal.Code, Message: rivettype.InternalMessage}
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/rivettype"
 )
 
 // instance is one live incarnation of a typed actor; the engine drives it.
@@ -27,9 +28,23 @@ func (i *instance[S, C, V]) ctx(t *engine.Turn) *Context[S, C, V] {
 // not be encoded) into a hook's result.
 func finish[S, C, V any](c *Context[S, C, V], err error) error {
 	if err != nil {
-		return err
+		return detachMetadata(err)
 	}
 	return c.err
+}
+
+// detachMetadata gives a public error's metadata its own copy before the
+// turn ends: callers read it, and the gateway encodes it, on other
+// goroutines, while the actor may go on changing a map it came from (its
+// state, say). Go types are kept (see cloneValue).
+func detachMetadata(err error) error {
+	e, ok := rivettype.As(err)
+	if !ok || !e.Public || e.Metadata == nil || flat(reflect.TypeOf(e.Metadata)) {
+		return err
+	}
+	cp := *e
+	cp.Metadata = cloneValue(&e.Metadata)
+	return &cp
 }
 
 func (i *instance[S, C, V]) Create(t *engine.Turn, input []byte) error {
@@ -37,7 +52,7 @@ func (i *instance[S, C, V]) Create(t *engine.Turn, input []byte) error {
 	c := i.ctx(t)
 	if o.CreateState != nil {
 		s, err := o.CreateState(c, Value{input})
-		if err != nil {
+		if err := finish(c, err); err != nil {
 			return err
 		}
 		i.state = s
@@ -64,12 +79,12 @@ func (i *instance[S, C, V]) Start(t *engine.Turn) error {
 	c := i.ctx(t)
 	if o.CreateVars != nil {
 		v, err := o.CreateVars(c)
-		if err != nil {
+		if err := finish(c, err); err != nil {
 			return err
 		}
 		i.vars = v
 	} else {
-		i.vars = o.Vars
+		i.vars = i.b.vars()
 	}
 	if o.OnStart != nil {
 		return finish(c, o.OnStart(c))
@@ -143,10 +158,14 @@ func argsError(name string, af *actionFn, rawArgs []byte, err error) error {
 	return ErrInvalidArguments.With("Action `%s`: %v", name, err)
 }
 
-func (i *instance[S, C, V]) BeforeActionResponse(t *engine.Turn, name string, out any) (any, error) {
+func (i *instance[S, C, V]) BeforeActionResponse(t *engine.Turn, name string, rawArgs []byte, out any) (any, error) {
 	if f := i.b.a.opts.OnBeforeActionResponse; f != nil {
+		args, err := codec.SplitArgs(rawArgs) // the action decoded them: valid
+		if err != nil {
+			return nil, err
+		}
 		c := i.ctx(t)
-		res, err := f(c, name, out)
+		res, err := f(c, name, Args{args}, out)
 		return res, finish(c, err)
 	}
 	return out, nil
@@ -180,7 +199,7 @@ func (i *instance[S, C, V]) CreateConnState(t *engine.Turn, ec *engine.Conn, par
 		}
 		*conn.State = s
 	} else {
-		*conn.State = o.ConnState
+		*conn.State = i.b.connState()
 	}
 	ec.State = conn
 	return nil

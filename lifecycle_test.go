@@ -107,9 +107,13 @@ func lifecycleDef(rec *recorder) *rivet.Actor[lcState, connState, lcVars] {
 		OnDisconnect: func(c *rivet.Context[lcState, connState, lcVars], conn *rivet.Conn[connState]) {
 			rec.add("onDisconnect:" + conn.State.User)
 		},
-		OnBeforeActionResponse: func(c *rivet.Context[lcState, connState, lcVars], action string, out any) (any, error) {
+		OnBeforeActionResponse: func(c *rivet.Context[lcState, connState, lcVars], action string, args rivet.Args, out any) (any, error) {
 			if action == "wrapped" {
-				return map[string]any{"wrapped": out}, nil
+				var who string
+				if err := args.Decode(0, &who); err != nil {
+					return nil, err
+				}
+				return map[string]any{"wrapped": out, "who": who, "argc": args.Len()}, nil
 			}
 			return out, nil
 		},
@@ -155,7 +159,7 @@ func lifecycleDef(rec *recorder) *rivet.Actor[lcState, connState, lcVars] {
 				}
 			}
 		}).
-		Action("wrapped", func(c *rivet.Context[lcState, connState, lcVars]) int { return 1 }).
+		Action("wrapped", func(c *rivet.Context[lcState, connState, lcVars], who string, n int) int { return n }).
 		Action("meta", func(c *rivet.Context[lcState, connState, lcVars]) map[string]any {
 			return map[string]any{"id": c.ActorID(), "name": c.Name(), "key": c.Key(), "region": c.Region()}
 		}).
@@ -319,9 +323,15 @@ func TestBeforeActionResponseAndMetadata(t *testing.T) {
 	rec := &recorder{}
 	k := kit(t, rivetmem.New(), lifecycleDef(rec))
 	h := k.Client.GetOrCreate("lifecycle", rivet.Key{"x", "y"})
-	got := must[map[string]int](t)(rivet.Call[map[string]int](ctx, h, "wrapped"))
-	if got["wrapped"] != 1 {
-		t.Fatalf("wrapped = %v", got)
+	// The hook sees the action's arguments as the caller sent them.
+	type wrapped struct {
+		Wrapped int    `json:"wrapped"`
+		Who     string `json:"who"`
+		Argc    int    `json:"argc"`
+	}
+	got := must[wrapped](t)(rivet.Call[wrapped](ctx, h, "wrapped", "ann", 7))
+	if got != (wrapped{Wrapped: 7, Who: "ann", Argc: 2}) {
+		t.Fatalf("wrapped = %+v, want the output 7 and the arguments (ann, 7)", got)
 	}
 	var md struct {
 		ID     string   `json:"id"`

@@ -5,14 +5,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/gateway"
 	"github.com/rivetgo/rivet/internal/inspector"
+	"github.com/rivetgo/rivet/rivettype"
 )
 
 // DefaultAddr is where ListenAndServe listens without an address or
@@ -60,7 +64,7 @@ func (rt *Runtime) Handler() http.Handler {
 	rt.gwOnce.Do(func() {
 		c := rt.gwConfig
 		rt.gw = gateway.New(gateway.Config{
-			Engine: rt.e, Hooks: hooks{defs: rt.reg.defs, e: rt.e}, Log: rt.log,
+			Engine: rt.e, Hooks: hooks{defs: rt.reg.defs, e: rt.e, log: rt.log}, Log: rt.log,
 			Origins: c.AllowedOrigins, MaxIncoming: c.MaxIncomingMessageSize,
 			MaxOutgoing: c.MaxOutgoingMessageSize, MaxInput: c.MaxInputSize, SendQueue: c.SendQueue,
 			Version: Version, Inspector: rt.inspectorHandler(), InspectorPath: inspector.Owns,
@@ -169,11 +173,12 @@ func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config
 type hooks struct {
 	defs map[string]Definition
 	e    *engine.Engine
+	log  *slog.Logger
 }
 
 func (h hooks) Auth(r *http.Request, name string, key []string, params []byte, intents []string) (any, error) {
 	if d := h.defs[name]; d != nil {
-		return d.auth(r, name, key, params, intents)
+		return d.auth(h.log, r, name, key, params, intents)
 	}
 	return nil, nil
 }
@@ -194,22 +199,35 @@ func (h hooks) WebSocket(ctx context.Context, id, name string, ws *gateway.RawSo
 	return d.serveWebSocket(ctx, h.e, id, ws, r)
 }
 
-func (a *Actor[S, C, V]) auth(r *http.Request, name string, key []string, params []byte, intents []string) (any, error) {
+func (a *Actor[S, C, V]) auth(log *slog.Logger, r *http.Request, name string, key []string, params []byte, intents []string) (any, error) {
 	if a.opts.OnAuth == nil {
 		return nil, nil
 	}
-	ac := &AuthContext{Request: r, Name: name, Key: Key(key)}
+	ac := &AuthContext{Request: r, Name: name, Key: append(Key(nil), key...)} // its own copy: the gateway still needs key
 	for _, i := range intents {
 		ac.Intents = append(ac.Intents, Intent(i))
 	}
-	out, err := a.opts.OnAuth(ac, Value{params})
-	if err != nil {
-		if _, ok := err.(*Error); !ok {
-			return nil, fmt.Errorf("onAuth: %w", err)
+	out, err := a.callAuth(log, ac, params)
+	if err != nil && !engine.Reported(err) {
+		if e, ok := rivettype.As(err); !ok || !e.Public {
+			log.Error("actor code failed", "in", "onAuth", "actor", name, "key", strings.Join(key, "/"), "err", err)
+			return nil, engine.AsReported(fmt.Errorf("onAuth: %w", err))
 		}
-		return nil, err
 	}
-	return out, nil
+	return out, err
+}
+
+// callAuth runs OnAuth, turning a panic into core.internal_error logged
+// with the actor's name and key (there may be no actor yet to have an id).
+func (a *Actor[S, C, V]) callAuth(log *slog.Logger, ac *AuthContext, params []byte) (out any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			log.Error("panic in actor code", "in", "onAuth", "actor", a.name, "key", strings.Join(ac.Key, "/"),
+				"panic", r, "stack", string(debug.Stack()))
+			out, err = nil, engine.AsReported(fmt.Errorf("panic: %v", r))
+		}
+	}()
+	return a.opts.OnAuth(ac, Value{params})
 }
 
 // responseBuffer holds an onRequest response until its turn is durable.

@@ -57,8 +57,9 @@ type Instance interface {
 	// array; empty means no arguments). The result is encoded by the
 	// engine.
 	Action(t *Turn, name string, args []byte) (any, error)
-	// BeforeActionResponse may replace an action's output.
-	BeforeActionResponse(t *Turn, name string, out any) (any, error)
+	// BeforeActionResponse may replace an action's output; args is the
+	// argument list the action was called with, as Action received it.
+	BeforeActionResponse(t *Turn, name string, args []byte, out any) (any, error)
 	// StateChanged runs onStateChange after a turn changed the state.
 	StateChanged(t *Turn) error
 

@@ -592,7 +592,7 @@ func (e *Engine) runTurn(ctx context.Context, id string, c *Conn, prepare func(h
 			return
 		}
 		t := newTurn(h, ctx, c)
-		terr = h.call(func() error { return fn(t) })
+		terr = h.call("turn", "", func() error { return fn(t) })
 		e.metrics.Turns.Add(1)
 		if terr != nil && undo != nil {
 			undo(h)
@@ -626,9 +626,9 @@ func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
 		}
 		t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
 		h.e.metrics.Turns.Add(1)
-		err := h.call(func() error { return fn(t) })
-		if err != nil {
-			h.log().Warn("raw connection close handler failed", "conn", c.ID, "err", err)
+		err := h.call("raw WebSocket onClose", "", func() error { return fn(t) })
+		if err != nil && !Reported(err) {
+			h.log().Warn("raw WebSocket onClose failed", "conn", c.ID, "err", err)
 		}
 		_, _ = h.endTurn(t, err)
 	})
@@ -691,7 +691,7 @@ func (e *Engine) deliverAlarm(actorID, alarmID string) {
 		err := e.do(e.ctx, actorID, func(h *host) { h.runAlarm(alarmID) })
 		if err != nil && !errors.Is(err, rivettype.ErrStopping) && !errors.Is(err, context.Canceled) &&
 			!errors.Is(err, rivettype.ErrActorNotFound) {
-			e.actorLog(actorID).Warn("deliver alarm", "alarm", alarmID, "err", err)
+			e.ActorLog(actorID).Warn("deliver alarm", "alarm", alarmID, "err", err)
 		}
 	}
 	if e.syncTimers {

@@ -73,7 +73,7 @@ func (h *host) log() *slog.Logger {
 		return l
 	}
 	if h.preLog == nil {
-		h.preLog = h.e.actorLog(h.id)
+		h.preLog = h.e.ActorLog(h.id)
 	}
 	return h.preLog
 }
@@ -198,22 +198,27 @@ func (h *host) activate() error {
 	if !rec.Initialized {
 		h.lastState = nil
 		t.initial = true
-		if err := h.call(func() error { return h.inst.Create(t, rec.Input) }); err != nil {
+		if err := h.call("create hooks", "", func() error { return h.inst.Create(t, rec.Input) }); err != nil {
 			h.countError(err)
-			h.log().Warn("actor create hooks failed", "err", err)
+			if !Reported(err) {
+				h.log().Warn("actor create hooks failed", "err", err)
+			}
 			return err
 		}
 	} else {
-		if err := h.inst.Load(state); err != nil {
-			err = fmt.Errorf("decode state of actor %s: %w", h.id, err)
-			h.log().Error("load state", "err", err)
-			return err
+		if err := h.loadState(state, false); err != nil {
+			if !Reported(err) {
+				h.log().Error("load state", "err", err)
+			}
+			return fmt.Errorf("decode state of actor %s: %w", h.id, err)
 		}
 		h.lastState = state
 	}
-	if err := h.call(func() error { return h.inst.Start(t) }); err != nil {
+	if err := h.call("start hooks", "", func() error { return h.inst.Start(t) }); err != nil {
 		h.countError(err)
-		h.log().Warn("actor start hooks failed", "err", err)
+		if !Reported(err) {
+			h.log().Warn("actor start hooks failed", "err", err)
+		}
 		return err
 	}
 	// A new actor's commit is held for the job that activated it (see
@@ -254,15 +259,107 @@ func (h *host) restart() {
 	}
 }
 
-// call runs user code, turning a panic into an error.
-func (h *host) call(fn func() error) (err error) {
+// call runs user code; what ("action", "onSleep", …) and name (the
+// action's, if any) are for the log. A panic, and an error that callers
+// may not see as is (a plain Go error, a *rivettype.Error that is not
+// public), is logged here with the actor's name, key and id and returned
+// as a reported error: callers see a panic or a plain error as
+// core.internal_error, like RivetKit's engine, and the gateway does not
+// log it again.
+func (h *host) call(what, name string, fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			h.log().Error("panic in actor code", "panic", r, "stack", string(debug.Stack()))
-			err = rivettype.ErrInternal.With("panic: %v", r)
+			err = h.panicked(what, name, r)
 		}
 	}()
-	return fn()
+	return h.report(what, name, fn())
+}
+
+// panicked logs a panic of actor code and returns the error it fails with.
+func (h *host) panicked(what, name string, r any) error {
+	args := []any{"in", what, "panic", r, "stack", string(debug.Stack())}
+	if name != "" {
+		args = append(args, "action", name)
+	}
+	h.log().Error("panic in actor code", args...)
+	return &reportedError{pub: rivettype.ErrInternal, cause: fmt.Errorf("panic: %v", r)}
+}
+
+// encodeState encodes the instance's state. User types may encode
+// themselves (cbor.Marshaler, encoding.BinaryMarshaler): a panic there is
+// the turn's error, not the process's end.
+func (h *host) encodeState() (b []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = h.panicked("encode state", "", r)
+		}
+	}()
+	return h.inst.EncodeState()
+}
+
+// loadState decodes persisted state into the instance (Load), or rolls it
+// back to an encoding (Restore); a panic in a user type's decoder is an
+// error.
+func (h *host) loadState(state []byte, restore bool) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = h.panicked("decode state", "", r)
+		}
+	}()
+	if restore {
+		return h.inst.Restore(state)
+	}
+	return h.inst.Load(state)
+}
+
+// report logs err once with the actor's fields unless callers may see it
+// as is (a public error) or it says only that the turn's context ended.
+func (h *host) report(what, name string, err error) error {
+	if err == nil || isPublic(err) || Reported(err) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	args := []any{"in", what, "err", err}
+	if name != "" {
+		args = append(args, "action", name)
+	}
+	h.log().Error("actor code failed", args...)
+	return AsReported(err)
+}
+
+// reportedError is an error of actor code that is already logged with the
+// actor's fields. errors.As finds pub (what callers see) first, then the
+// cause; errors.Is sees both.
+type reportedError struct {
+	pub   *rivettype.Error // nil when the cause is itself a *rivettype.Error
+	cause error
+}
+
+func (e *reportedError) Error() string { return e.cause.Error() }
+
+func (e *reportedError) Unwrap() []error {
+	if e.pub == nil {
+		return []error{e.cause}
+	}
+	return []error{e.pub, e.cause}
+}
+
+// AsReported marks err, an error of actor code that its caller has
+// logged with the actor's fields (package rivet's onAuth), the way the
+// engine marks its own: callers see core.internal_error unless err is a
+// *rivettype.Error, and the gateway does not log it again.
+func AsReported(err error) error {
+	if _, ok := rivettype.As(err); ok {
+		return &reportedError{cause: err}
+	}
+	return &reportedError{pub: rivettype.ErrInternal, cause: err}
+}
+
+// Reported reports whether err was already logged with its actor's
+// fields, so that the gateway need not log it again.
+func Reported(err error) bool {
+	var r *reportedError
+	return errors.As(err, &r)
 }
 
 // endTurn finishes a turn: on success its changes are flushed as one
@@ -302,7 +399,7 @@ func (h *host) endTurn(t *Turn, turnErr error) (*Gate, error) {
 
 func (h *host) rollback(t *Turn) {
 	if h.lastState != nil {
-		if err := h.inst.Restore(h.lastState); err != nil {
+		if err := h.loadState(h.lastState, true); err != nil && !Reported(err) {
 			h.log().Error("roll back state", "err", err)
 		}
 	}
@@ -318,17 +415,17 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 	var enc []byte
 	if h.inst != nil {
 		var err error
-		enc, err = h.inst.EncodeState()
+		enc, err = h.encodeState()
 		if err != nil {
-			return nil, fmt.Errorf("encode state: %w", err)
+			return nil, h.report("encode state", "", fmt.Errorf("encode state: %w", err))
 		}
 		if h.lastState != nil && !bytes.Equal(enc, h.lastState) && !t.stateSeen {
 			t.stateSeen = true
-			if err := h.call(func() error { return h.inst.StateChanged(t) }); err != nil {
+			if err := h.call("onStateChange", "", func() error { return h.inst.StateChanged(t) }); err != nil {
 				return nil, err
 			}
-			if enc, err = h.inst.EncodeState(); err != nil {
-				return nil, fmt.Errorf("encode state: %w", err)
+			if enc, err = h.encodeState(); err != nil {
+				return nil, h.report("encode state", "", fmt.Errorf("encode state: %w", err))
 			}
 		}
 	}
@@ -576,11 +673,11 @@ func (h *host) stop(mode stopMode) {
 	t := newTurn(h, ctx, nil)
 	var err error
 	if mode == stopDestroy {
-		err = h.call(func() error { return h.inst.Destroy(t) })
+		err = h.call("onDestroy", "", func() error { return h.inst.Destroy(t) })
 	} else {
-		err = h.call(func() error { return h.inst.Sleep(t) })
+		err = h.call("onSleep", "", func() error { return h.inst.Sleep(t) })
 	}
-	if err != nil {
+	if err != nil && !Reported(err) {
 		h.log().Warn("actor stop hook failed", "err", err)
 	}
 	if mode == stopDestroy {
@@ -589,8 +686,8 @@ func (h *host) stop(mode stopMode) {
 		g := &Gate{commit: rivetdriver.Commit{ActorID: h.id, Generation: h.inc.generation, Destroy: true}, inc: h.inc, done: make(chan struct{})}
 		h.e.committer.submit(g)
 		h.last = g
-	} else if _, err := h.endTurn(t, err); err != nil {
-		h.log().Warn("actor stop hook failed", "err", err)
+	} else if _, ferr := h.endTurn(t, err); ferr != nil && err == nil {
+		h.log().Warn("actor stop hook: commit failed", "err", ferr)
 	}
 	h.releaseHeld()
 	if g := h.last; g != nil {

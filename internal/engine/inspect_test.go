@@ -49,7 +49,7 @@ func (i *inspCounterInst) Action(t *Turn, name string, _ []byte) (any, error) {
 	}
 	return i.n, nil
 }
-func (i *inspCounterInst) BeforeActionResponse(_ *Turn, _ string, out any) (any, error) {
+func (i *inspCounterInst) BeforeActionResponse(_ *Turn, _ string, _ []byte, out any) (any, error) {
 	return out, nil
 }
 func (i *inspCounterInst) StateChanged(*Turn) error                   { return nil }
@@ -131,8 +131,10 @@ func TestInspectKeepsEventsAndLogs(t *testing.T) {
 		}
 	}
 	logs := e.RecentLogs(id)
-	if len(logs) != 4 { // the failed turn logged too: logs are not transactional
-		t.Fatalf("%d log lines, want 4", len(logs))
+	// The failed turn logged too (logs are not transactional), and the
+	// engine logged its plain error with the actor's fields.
+	if len(logs) != 5 || logs[4].Message != "actor code failed" || logs[4].Level != slog.LevelError {
+		t.Fatalf("%d log lines (%+v), want 4 and the failure", len(logs), logs)
 	}
 	if l := logs[0]; l.Message != "incremented" || l.Level != slog.LevelInfo || len(l.Attrs) != 1 || l.Attrs[0] != (LogAttr{Key: "n", Value: "1"}) {
 		t.Fatalf("first log line %+v", l)

@@ -208,11 +208,11 @@ func (e *Engine) countStoredActors(ctx context.Context) error {
 	return nil
 }
 
-// actorLog returns a logger carrying an actor's name, key and id: the
+// ActorLog returns a logger carrying an actor's name, key and id: the
 // logger of its host when it is awake, else one built from its record
 // (empty name and key when the record cannot be read). It is meant for
 // rare paths (errors), not per turn.
-func (e *Engine) actorLog(id string) *slog.Logger {
+func (e *Engine) ActorLog(id string) *slog.Logger {
 	e.mu.Lock()
 	h := e.mu.hosts[id]
 	e.mu.Unlock()

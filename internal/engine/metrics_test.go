@@ -48,7 +48,7 @@ func (i *tallyInst) Restore(b []byte) error {
 }
 func (i *tallyInst) HasAction(name string) bool {
 	switch name {
-	case "inc", "fail", "panic", "late", "log":
+	case "inc", "fail", "plain", "panic", "late", "log":
 		return true
 	}
 	return false
@@ -62,6 +62,8 @@ func (i *tallyInst) Action(t *Turn, name string, _ []byte) (any, error) {
 	case "fail":
 		i.n += 100 // rolled back
 		return nil, errNope
+	case "plain":
+		return nil, errors.New("plain failure")
 	case "panic":
 		panic("boom")
 	case "late":
@@ -74,14 +76,16 @@ func (i *tallyInst) Action(t *Turn, name string, _ []byte) (any, error) {
 	}
 	return nil, rivettype.ErrActionNotFound
 }
-func (i *tallyInst) BeforeActionResponse(_ *Turn, _ string, out any) (any, error) { return out, nil }
-func (i *tallyInst) StateChanged(*Turn) error                                     { return nil }
-func (i *tallyInst) BeforeConnect(*Turn, []byte) error                            { return nil }
-func (i *tallyInst) CreateConnState(*Turn, *Conn, []byte) error                   { return nil }
-func (i *tallyInst) Connect(*Turn, *Conn) error                                   { return nil }
-func (i *tallyInst) Disconnect(*Turn, *Conn) error                                { return nil }
-func (i *tallyInst) Sleep(*Turn) error                                            { return nil }
-func (i *tallyInst) Destroy(*Turn) error                                          { return nil }
+func (i *tallyInst) BeforeActionResponse(_ *Turn, _ string, _ []byte, out any) (any, error) {
+	return out, nil
+}
+func (i *tallyInst) StateChanged(*Turn) error                   { return nil }
+func (i *tallyInst) BeforeConnect(*Turn, []byte) error          { return nil }
+func (i *tallyInst) CreateConnState(*Turn, *Conn, []byte) error { return nil }
+func (i *tallyInst) Connect(*Turn, *Conn) error                 { return nil }
+func (i *tallyInst) Disconnect(*Turn, *Conn) error              { return nil }
+func (i *tallyInst) Sleep(*Turn) error                          { return nil }
+func (i *tallyInst) Destroy(*Turn) error                        { return nil }
 
 // nopTransport receives events and counts them.
 type nopTransport struct {
@@ -256,10 +260,13 @@ func TestEngineMetrics(t *testing.T) {
 	if _, err := e.Call(ctx, id, nil, nil, "panic", nil, encodeAny, 0); err == nil {
 		t.Fatal("panic: no error")
 	}
+	if _, err := e.Call(ctx, id, nil, nil, "plain", nil, encodeAny, 0); err == nil {
+		t.Fatal("plain: no error")
+	}
 	if _, err := e.Call(ctx, id, nil, nil, "missing", nil, encodeAny, 0); !errors.Is(err, rivettype.ErrActionNotFound) {
 		t.Fatalf("missing: %v", err)
 	}
-	for code, want := range map[string]float64{"user.nope": 1, "actor.internal_error": 1, "actor.action_not_found": 1} {
+	for code, want := range map[string]float64{"user.nope": 1, "core.internal_error": 2, "actor.action_not_found": 1} {
 		if v := mustSample(t, e, "rivet_actor_errors_total", map[string]string{"actor": "tally", "code": code}); v != want {
 			t.Fatalf("errors{code=%s} = %v, want %v", code, v, want)
 		}
@@ -357,16 +364,16 @@ func TestActorLogFields(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, action := range []string{"log", "panic"} {
+	for _, action := range []string{"log", "panic", "plain"} {
 		_, _ = e.Call(ctx, rec.ID, nil, nil, action, nil, encodeAny, 0)
 	}
 	if err := e.Sleep(ctx, rec.ID); err != nil {
 		t.Fatal(err)
 	}
 	// A sleeping actor's logger is built from its stored record.
-	e.actorLog(rec.ID).Warn("about a sleeping actor")
+	e.ActorLog(rec.ID).Warn("about a sleeping actor")
 
-	want := map[string]bool{"hello from the actor": false, "panic in actor code": false, "actor sleeping": false, "about a sleeping actor": false}
+	want := map[string]bool{"hello from the actor": false, "panic in actor code": false, "actor code failed": false, "actor sleeping": false, "about a sleeping actor": false}
 	for _, r := range cap.records() {
 		if _, ok := want[r["msg"]]; !ok {
 			continue
@@ -382,7 +389,7 @@ func TestActorLogFields(t *testing.T) {
 		}
 	}
 	// Unknown actors still get the three fields (empty name and key).
-	e.actorLog("nosuchactor").Warn("about nothing")
+	e.ActorLog("nosuchactor").Warn("about nothing")
 	recs := cap.records()
 	last := recs[len(recs)-1]
 	if _, ok := last["actor"]; !ok || last["actor_id"] != "nosuchactor" || !strings.Contains(last["msg"], "nothing") {
@@ -399,5 +406,51 @@ func BenchmarkInstrumentation(b *testing.B) {
 		start := time.Now()
 		nm.observeTurn(start)
 		nm.actionSeconds.Observe(time.Since(start).Seconds())
+	}
+}
+
+// TestInternalErrorShape: a plain error returned by actor code and a
+// panic reach the caller the same way, as core.internal_error (what
+// RivetKit sends), are logged once by the engine with the actor's fields
+// (the cause in full) and marked so that the gateway does not log them
+// again; a public error is neither wrapped nor logged.
+func TestInternalErrorShape(t *testing.T) {
+	cap := newCapture()
+	e := startEngine(t, slog.New(cap))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, _, err := e.Create(ctx, "default", "tally", []string{"k"}, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for action, cause := range map[string]string{"plain": "plain failure", "panic": "panic: boom"} {
+		_, err := e.Call(ctx, rec.ID, nil, nil, action, nil, encodeAny, 0)
+		re, ok := rivettype.As(err)
+		if !ok || re.Group != "core" || re.Code != "internal_error" || re.Public || !errors.Is(err, rivettype.ErrInternal) {
+			t.Fatalf("%s: err = %#v, want core.internal_error", action, err)
+		}
+		if !Reported(err) || !strings.Contains(err.Error(), cause) {
+			t.Fatalf("%s: err %q not reported with its cause %q", action, err, cause)
+		}
+		n := 0
+		for _, r := range cap.records() {
+			if (r["msg"] == "actor code failed" && strings.Contains(r["err"], cause)) ||
+				(r["msg"] == "panic in actor code" && cause == "panic: "+r["panic"]) {
+				n++
+				if r["actor"] != "tally" || r["key"] != "k" || r["actor_id"] != rec.ID || r["in"] != "action" || r["action"] != action {
+					t.Errorf("%s: log line %v lacks the actor's fields", action, r)
+				}
+			}
+		}
+		if n != 1 {
+			t.Errorf("%s: logged %d times, want once: %v", action, n, cap.records())
+		}
+	}
+	before := len(cap.records())
+	if _, err := e.Call(ctx, rec.ID, nil, nil, "fail", nil, encodeAny, 0); err != errNope || Reported(err) {
+		t.Fatalf("public error: %v (reported %v), want errNope as is", err, Reported(err))
+	}
+	if recs := cap.records(); len(recs) != before {
+		t.Fatalf("a public error was logged: %v", recs[before:])
 	}
 }

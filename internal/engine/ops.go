@@ -34,12 +34,12 @@ func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, param
 	t.deadline = deadline
 	h.e.metrics.Turns.Add(1)
 	var out []byte
-	err := h.call(func() error {
+	err := h.call("action", name, func() error {
 		res, err := h.inst.Action(t, name, rawArgs)
 		if err != nil {
 			return err
 		}
-		res, err = h.inst.BeforeActionResponse(t, name, res)
+		res, err = h.inst.BeforeActionResponse(t, name, rawArgs, res)
 		if err != nil {
 			return err
 		}
@@ -54,7 +54,7 @@ func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, param
 func (h *host) connect(ctx context.Context, c *Conn) (*Gate, error) {
 	t := newTurn(h, ctx, c)
 	h.e.metrics.Turns.Add(1)
-	err := h.call(func() error {
+	err := h.call("connection hooks", "", func() error {
 		if err := h.inst.BeforeConnect(t, c.Params); err != nil {
 			return err
 		}
@@ -89,8 +89,8 @@ func (h *host) disconnect(c *Conn, reason string) {
 	}
 	t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
 	h.e.metrics.Turns.Add(1)
-	err := h.call(func() error { return h.inst.Disconnect(t, c) })
-	if err != nil {
+	err := h.call("onDisconnect", "", func() error { return h.inst.Disconnect(t, c) })
+	if err != nil && !Reported(err) {
 		h.log().Warn("onDisconnect failed", "conn", c.ID, "err", err)
 	}
 	_, _ = h.endTurn(t, err)
@@ -118,7 +118,7 @@ func (h *host) runAlarm(id string) {
 	}
 	t := newTurn(h, h.e.ctx, nil)
 	h.e.metrics.Turns.Add(1)
-	err := h.call(func() error {
+	err := h.call("scheduled action", a.Action, func() error {
 		if !h.inst.HasAction(a.Action) {
 			return rivettype.ErrActionNotFound.With("Action `%s` was not found.", a.Action)
 		}
@@ -132,7 +132,9 @@ func (h *host) runAlarm(id string) {
 		if err == nil {
 			err = ferr
 		}
-		h.log().Warn("scheduled action failed", "action", a.Action, "alarm", id, "err", err)
+		if !Reported(err) {
+			h.log().Warn("scheduled action failed", "action", a.Action, "alarm", id, "err", err)
+		}
 		if !errors.Is(err, rivettype.ErrCommitFailed) {
 			t := newTurn(h, h.e.ctx, nil)
 			t.CancelAlarm(id)

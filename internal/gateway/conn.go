@@ -77,7 +77,7 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request) (*websocket.Con
 // "group.code", as RivetKit's engine does for routing errors.
 func (g *Gateway) rejectWebSocket(w http.ResponseWriter, r *http.Request, err error) {
 	g.metrics.countError(public(err))
-	if e, ok := rivettype.As(err); !ok || !e.Public {
+	if !quiet(err) {
 		g.log.Error("websocket rejected", "path", r.URL.Path, "err", err)
 	}
 	c, aerr := g.accept(w, r)
@@ -232,7 +232,7 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 func (g *Gateway) openFailed(c *websocket.Conn, enc protocol.Encoding, err error) {
 	e := public(err)
 	g.metrics.countError(e)
-	if pe, ok := rivettype.As(err); !ok || !pe.Public {
+	if !quiet(err) {
 		g.log.Error("connection rejected", "err", err)
 	}
 	b, eerr := protocol.Encode(enc, protocol.Error{Group: e.Group, Code: e.Code, Message: e.Message, Metadata: metadataCBOR(e)})
@@ -304,7 +304,7 @@ func (wc *wsConn) dispatch(m protocol.ActionRequest, timeout time.Duration) {
 		}
 		e := public(err)
 		wc.g.metrics.countError(e)
-		if pe, ok := rivettype.As(err); !ok || !pe.Public {
+		if !quiet(err) {
 			wc.log.Error("action failed", "action", m.Name, "err", err)
 		}
 		wc.out.push(frame{build: wc.message(protocol.Error{Group: e.Group, Code: e.Code, Message: e.Message, Metadata: metadataCBOR(e), ActionID: &id}, nil)})

@@ -265,6 +265,13 @@ func public(err error) *rivettype.Error {
 	return &rivettype.Error{Group: e.Group, Code: e.Code, Message: rivettype.InternalMessage}
 }
 
+// quiet reports whether a failure needs no log line here: callers see
+// it as is, or the engine already logged it with the actor's fields.
+func quiet(err error) bool {
+	e, ok := rivettype.As(err)
+	return ok && e.Public || engine.Reported(err)
+}
+
 // status is the HTTP status of an error.
 func status(e *rivettype.Error) int {
 	switch e.Group + "." + e.Code {
@@ -299,7 +306,7 @@ func status(e *rivettype.Error) int {
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := public(err)
 	g.metrics.countError(e)
-	if pe, ok := rivettype.As(err); !ok || !pe.Public {
+	if !quiet(err) {
 		g.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	body := map[string]any{"group": e.Group, "code": e.Code, "message": e.Message}

@@ -71,7 +71,7 @@ func actorRequest(ctx context.Context, r *http.Request, escPath, rawQuery string
 func (g *Gateway) failStatus(w http.ResponseWriter, r *http.Request, code int, err error) {
 	e := public(err)
 	g.metrics.countError(e)
-	if pe, ok := rivettype.As(err); !ok || !pe.Public {
+	if !quiet(err) {
 		g.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	body := map[string]any{"group": e.Group, "code": e.Code, "message": e.Message}
@@ -162,7 +162,7 @@ func (g *Gateway) rawWebSocket(w http.ResponseWriter, r *http.Request, t target,
 	sock := &RawSocket{c: c, limit: g.cfg.MaxIncoming, out: newSender(c, g.cfg.SendQueue, func(error) {})}
 	go sock.out.run(ctx)
 	if err := g.cfg.Hooks.WebSocket(ctx, ref.ID, ref.Name, sock, r2); err != nil {
-		if e, ok := rivettype.As(err); !ok || !e.Public {
+		if !quiet(err) {
 			g.actorLog(ref).Error("raw websocket failed", "err", err)
 		}
 		sock.out.abort(err)
