@@ -1,0 +1,102 @@
+package enginetest_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/rivetgo/rivet/internal/enginetest"
+)
+
+type namespaceList struct {
+	Namespaces []struct {
+		Name string `json:"name"`
+	} `json:"namespaces"`
+}
+
+type runnerConfigList struct {
+	RunnerConfigs map[string]struct {
+		Datacenters map[string]struct {
+			Normal *struct{} `json:"normal"`
+		} `json:"datacenters"`
+	} `json:"runner_configs"`
+}
+
+func hasNamespace(l namespaceList, name string) bool {
+	for _, n := range l.Namespaces {
+		if n.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// One node on its file store: the public API answers through guard (the
+// client endpoint) and api_peer, a runner config can be created, and the
+// engine comes back with its data after a kill -9.
+func TestSingleNode(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	for _, base := range []string{e.GuardURL(), e.PeerURL()} {
+		var l namespaceList
+		if err := enginetest.Do(ctx, http.MethodGet, base, "/namespaces", nil, &l); err != nil {
+			t.Fatal(err)
+		}
+		if !hasNamespace(l, "default") {
+			t.Fatalf("%s/namespaces: no default namespace in %+v", base, l)
+		}
+	}
+
+	e.EnsureRunnerConfig(t, "default", "default")
+	var rc runnerConfigList
+	if err := enginetest.Do(ctx, http.MethodGet, e.GuardURL(), "/runner-configs?namespace=default", nil, &rc); err != nil {
+		t.Fatal(err)
+	}
+	if rc.RunnerConfigs["default"].Datacenters["default"].Normal == nil {
+		t.Fatalf("runner config default not listed as normal in datacenter default: %+v", rc)
+	}
+
+	e.CreateNamespace(t, "crash-survivor")
+	e.Kill9()
+	if err := enginetest.Do(ctx, http.MethodGet, e.GuardURL(), "/health", nil, nil); err == nil {
+		t.Fatal("engine still answers after Kill9")
+	}
+	e.Restart()
+	var l namespaceList
+	if err := enginetest.Do(ctx, http.MethodGet, e.GuardURL(), "/namespaces?name=crash-survivor", nil, &l); err != nil {
+		t.Fatal(err)
+	}
+	if !hasNamespace(l, "crash-survivor") {
+		t.Fatalf("namespace created before kill -9 is gone after restart: %+v", l)
+	}
+}
+
+// Two nodes on one PostgreSQL database and NATS are one engine: what is
+// written through one node is read through the other.
+func TestTwoNodes(t *testing.T) {
+	nodes := enginetest.StartCluster(t, 2, enginetest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	nodes[0].CreateNamespace(t, "shared")
+	nodes[1].EnsureRunnerConfig(t, "shared", "default")
+	for i, n := range nodes {
+		var l namespaceList
+		if err := enginetest.Do(ctx, http.MethodGet, n.GuardURL(), "/namespaces?name=shared", nil, &l); err != nil {
+			t.Fatal(err)
+		}
+		if !hasNamespace(l, "shared") {
+			t.Fatalf("node %d does not list the namespace created on node 0: %+v", i, l)
+		}
+		var rc runnerConfigList
+		if err := enginetest.Do(ctx, http.MethodGet, n.GuardURL(), "/runner-configs?namespace=shared", nil, &rc); err != nil {
+			t.Fatal(err)
+		}
+		if rc.RunnerConfigs["default"].Datacenters["default"].Normal == nil {
+			t.Fatalf("node %d does not list the runner config created on node 1: %+v", i, rc)
+		}
+	}
+}
