@@ -1,0 +1,341 @@
+package enginetest_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rivetgo/rivet/internal/enginetest"
+)
+
+// TestCaptureRunnerFrames records what RivetKit 2.3.19's runner (its Rust
+// envoy client, through rivetkit-napi) and the engine say to each other:
+// testdata/capture/runner.mjs runs a registry whose RIVET_ENDPOINT is a
+// recording proxy in front of the engine, and drives it with the official
+// client (first action, KV, raw HTTP, a WebSocket connection with an
+// event, an alarm, sleep and wake, destroy). Every WebSocket message of
+// the runner connection is written, with its hex bytes, its direction and
+// the scenario step, to testdata/frames/session.jsonl and decoded there by
+// the npm package @rivetkit/engine-envoy-protocol itself
+// (testdata/capture/decode.mjs), which makes the file golden data for the
+// Go codec.
+//
+// It runs only when RIVET_CAPTURE_NODE_DIR names a directory where
+// rivetkit 2.3.19 is installed (e.g. a copy of bench/peer after npm
+// install); RIVET_CAPTURE_OUT overrides the output directory.
+func TestCaptureRunnerFrames(t *testing.T) {
+	nodeDir := os.Getenv("RIVET_CAPTURE_NODE_DIR")
+	if nodeDir == "" {
+		t.Skip("set RIVET_CAPTURE_NODE_DIR to a directory with rivetkit 2.3.19 installed to record runner frames")
+	}
+	out := os.Getenv("RIVET_CAPTURE_OUT")
+	if out == "" {
+		out = filepath.Join("testdata", "frames")
+	}
+	for _, f := range []string{"runner.mjs", "decode.mjs"} {
+		b, err := os.ReadFile(filepath.Join("testdata", "capture", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(nodeDir, "rivetgo-capture-"+f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	e := enginetest.Start(t, enginetest.Options{})
+	e.EnsureRunnerConfig(t, "default", "default")
+	rec := &recorder{start: time.Now()}
+	proxyURL := startRecordingProxy(t, e.GuardURL(), rec)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "node", "rivetgo-capture-runner.mjs")
+	cmd.Dir = nodeDir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Env = append(os.Environ(),
+		"HOME="+t.TempDir(),
+		"RIVET_ENDPOINT="+proxyURL,
+		"RIVET_NAMESPACE=default",
+		"RIVET_POOL=default",
+		"RIVET_ENVOY_VERSION=1",
+		"RIVET_RUN_ENGINE=0",
+		"RIVET_RUN_SERVICES=0",
+		"CLIENT_ENDPOINT="+e.GuardURL(),
+	)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var nodeOut bytes.Buffer
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			nodeOut.WriteString(line + "\n")
+			if name, ok := strings.CutPrefix(line, "step "); ok {
+				rec.setStep(name)
+			}
+		}
+	}()
+	<-scanned
+	werr := cmd.Wait()
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	if werr != nil {
+		t.Fatalf("runner.mjs: %v\nstdout:\n%s\nstderr (tail):\n%s", werr, nodeOut.String(), tail(stderr.Bytes(), 8000))
+	}
+	t.Logf("runner.mjs output:\n%s", nodeOut.String())
+
+	raw := rec.jsonl(t)
+	dec := exec.CommandContext(ctx, "node", "rivetgo-capture-decode.mjs")
+	dec.Dir = nodeDir
+	dec.Stdin = bytes.NewReader(raw)
+	decoded, err := dec.Output()
+	if err != nil {
+		t.Fatalf("decode.mjs: %v", err)
+	}
+	decoded = trimLarge(t, decoded)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(out, "session.jsonl"), decoded, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %d records to %s", bytes.Count(decoded, []byte("\n")), filepath.Join(out, "session.jsonl"))
+	if bytes.Contains(decoded, []byte(`"decode_error"`)) {
+		t.Error("some frames did not decode with the npm package; see decode_error in session.jsonl")
+	}
+}
+
+// maxGoldenFrame bounds the frames kept whole in session.jsonl: RivetKit's
+// SQLite page traffic (8 KiB pages; rivetgo's runner does not use it)
+// would otherwise make the file a megabyte.
+const maxGoldenFrame = 4 << 10
+
+// trimLarge replaces the bytes and decoding of frames larger than
+// maxGoldenFrame by their size and message tag.
+func trimLarge(t *testing.T, jsonl []byte) []byte {
+	var out bytes.Buffer
+	for _, line := range bytes.Split(bytes.TrimSpace(jsonl), []byte("\n")) {
+		var f map[string]any
+		if err := json.Unmarshal(line, &f); err != nil {
+			t.Fatalf("decode.mjs output %q: %v", line, err)
+		}
+		if h, ok := f["hex"].(string); ok && len(h)/2 > maxGoldenFrame {
+			if d, ok := f["decoded"].(map[string]any); ok {
+				f["tag"] = d["tag"]
+			}
+			f["size"] = len(h) / 2
+			f["omitted"] = true
+			delete(f, "hex")
+			delete(f, "decoded")
+			b, err := json.Marshal(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			line = b
+		}
+		out.Write(line)
+		out.WriteByte('\n')
+	}
+	return out.Bytes()
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// record is one line of session.jsonl before decoding.
+type record struct {
+	Seq       int    `json:"seq"`
+	Ms        int64  `json:"ms"`
+	Step      string `json:"step"`
+	Kind      string `json:"kind"`           // ws_open, frame, ws_close, http
+	Conn      int    `json:"conn,omitempty"` // runner connection number
+	Dir       string `json:"dir,omitempty"`  // to_rivet (runner -> engine), to_envoy
+	Hex       string `json:"hex,omitempty"`
+	Text      string `json:"text,omitempty"` // a text frame, which the protocol does not use
+	URL       string `json:"url,omitempty"`
+	Protocols string `json:"protocols,omitempty"`
+	Method    string `json:"method,omitempty"`
+	Status    int    `json:"status,omitempty"`
+	Code      int    `json:"code,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+type recorder struct {
+	start time.Time
+	mu    sync.Mutex
+	step  string
+	conns int
+	recs  []record
+}
+
+func (r *recorder) setStep(s string) {
+	r.mu.Lock()
+	r.step = s
+	r.mu.Unlock()
+}
+
+func (r *recorder) add(rec record) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rec.Seq = len(r.recs) + 1
+	rec.Ms = time.Since(r.start).Milliseconds()
+	rec.Step = r.step
+	r.recs = append(r.recs, rec)
+}
+
+func (r *recorder) newConn() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.conns++
+	return r.conns
+}
+
+func (r *recorder) jsonl(t *testing.T) []byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	for _, rec := range r.recs {
+		if err := enc.Encode(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Bytes()
+}
+
+// startRecordingProxy serves a proxy to upstream on a loopback port:
+// WebSocket upgrades are relayed message by message (and recorded), other
+// requests pass through a reverse proxy (and are logged).
+func startRecordingProxy(t *testing.T, upstream string, rec *recorder) string {
+	up, err := url.Parse(upstream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(up)
+	rp.ModifyResponse = func(resp *http.Response) error {
+		rec.add(record{Kind: "http", Method: resp.Request.Method, URL: resp.Request.URL.RequestURI(), Status: resp.StatusCode})
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		wg.Add(1)
+		defer wg.Done()
+		relayWebSocket(ctx, t, w, r, upstream, rec)
+	})}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() {
+		cancel()
+		_ = srv.Close()
+		wg.Wait()
+	})
+	return "http://" + l.Addr().String()
+}
+
+func relayWebSocket(ctx context.Context, t *testing.T, w http.ResponseWriter, r *http.Request, upstream string, rec *recorder) {
+	var protocols []string
+	for _, p := range strings.Split(r.Header.Get("Sec-WebSocket-Protocol"), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			protocols = append(protocols, p)
+		}
+	}
+	n := rec.newConn()
+	redacted := make([]string, len(protocols))
+	for i, p := range protocols {
+		if strings.HasPrefix(p, "rivet_token.") {
+			p = "rivet_token.<redacted>"
+		}
+		redacted[i] = p
+	}
+	rec.add(record{Kind: "ws_open", Conn: n, URL: r.URL.RequestURI(), Protocols: strings.Join(redacted, ", ")})
+	engine, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(upstream, "http")+r.URL.RequestURI(), &websocket.DialOptions{Subprotocols: protocols})
+	if err != nil {
+		status := http.StatusBadGateway
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		rec.add(record{Kind: "ws_close", Conn: n, Dir: "to_envoy", Reason: "dial: " + err.Error(), Status: status})
+		http.Error(w, err.Error(), status)
+		return
+	}
+	runner, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{engine.Subprotocol()}})
+	if err != nil {
+		_ = engine.CloseNow()
+		return
+	}
+	engine.SetReadLimit(256 << 20)
+	runner.SetReadLimit(256 << 20)
+	var wg sync.WaitGroup
+	pump := func(from, to *websocket.Conn, dir string) {
+		defer wg.Done()
+		for {
+			typ, data, err := from.Read(ctx)
+			if err != nil {
+				code, reason := int(websocket.CloseStatus(err)), ""
+				var ce websocket.CloseError
+				if errors.As(err, &ce) {
+					reason = ce.Reason
+				}
+				rec.add(record{Kind: "ws_close", Conn: n, Dir: dir, Code: code, Reason: reason})
+				if code > 0 {
+					_ = to.Close(websocket.StatusCode(code), reason)
+				} else {
+					_ = to.CloseNow()
+				}
+				return
+			}
+			fr := record{Kind: "frame", Conn: n, Dir: dir}
+			if typ == websocket.MessageBinary {
+				fr.Hex = hex.EncodeToString(data)
+			} else {
+				fr.Text = string(data)
+			}
+			rec.add(fr)
+			if err := to.Write(ctx, typ, data); err != nil {
+				_ = from.CloseNow()
+				return
+			}
+		}
+	}
+	wg.Add(2)
+	go pump(runner, engine, "to_rivet")
+	go pump(engine, runner, "to_envoy")
+	wg.Wait()
+}
