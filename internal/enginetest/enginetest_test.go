@@ -2,10 +2,13 @@ package enginetest_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/rivetgo/rivet/internal/enginetest"
 )
 
@@ -98,5 +101,57 @@ func TestTwoNodes(t *testing.T) {
 		if rc.RunnerConfigs["default"].Datacenters["default"].Normal == nil {
 			t.Fatalf("node %d does not list the runner config created on node 1: %+v", i, rc)
 		}
+	}
+}
+
+// The engine behaviour our runner's connection loop is built on (see
+// docs/engine-runner.md §3): a pool without a runner config is refused
+// with a close reason "ws.no_runner_config#<ray id>", a configured one
+// gets its init without sending anything first, and a second connection
+// with the same envoy key evicts the first with "ws.eviction#…".
+func TestRunnerEndpoint(t *testing.T) {
+	e := enginetest.Start(t, enginetest.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	connect := func(pool string) *websocket.Conn {
+		t.Helper()
+		u := "ws" + strings.TrimPrefix(e.GuardURL(), "http") +
+			"/envoys/connect?protocol_version=8&namespace=default&envoy_key=enginetest-key&version=1&pool_name=" + pool
+		c, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{"rivet"}})
+		if err != nil {
+			t.Fatalf("dial %s: %v", pool, err)
+		}
+		t.Cleanup(func() { _ = c.CloseNow() })
+		return c
+	}
+	closeReason := func(c *websocket.Conn) (websocket.StatusCode, string) {
+		t.Helper()
+		for {
+			if _, _, err := c.Read(ctx); err != nil {
+				var ce websocket.CloseError
+				if !errors.As(err, &ce) {
+					t.Fatalf("read: %v", err)
+				}
+				return ce.Code, ce.Reason
+			}
+		}
+	}
+
+	code, reason := closeReason(connect("unconfigured"))
+	if code != websocket.StatusInternalError || !strings.HasPrefix(reason, "ws.no_runner_config#") {
+		t.Fatalf("unconfigured pool: close %v %q, want 1011 ws.no_runner_config#…", code, reason)
+	}
+
+	e.EnsureRunnerConfig(t, "default", "default")
+	first := connect("default")
+	typ, msg, err := first.Read(ctx)
+	// ToEnvoy union tag 0 is ToEnvoyInit.
+	if err != nil || typ != websocket.MessageBinary || len(msg) == 0 || msg[0] != 0 {
+		t.Fatalf("first message: %v %x %v, want a binary ToEnvoyInit (tag 0)", typ, msg, err)
+	}
+	connect("default")
+	code, reason = closeReason(first)
+	if code != websocket.StatusNormalClosure || !strings.HasPrefix(reason, "ws.eviction#") {
+		t.Fatalf("older connection: close %v %q, want 1000 ws.eviction#…", code, reason)
 	}
 }
