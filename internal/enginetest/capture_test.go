@@ -28,8 +28,10 @@ import (
 // envoy client, through rivetkit-napi) and the engine say to each other:
 // testdata/capture/runner.mjs runs a registry whose RIVET_ENDPOINT is a
 // recording proxy in front of the engine, and drives it with the official
-// client (first action, KV, raw HTTP, a WebSocket connection with an
-// event, an alarm, sleep and wake, destroy). Every WebSocket message of
+// client: first action, KV, raw HTTP, a WebSocket connection with an
+// event, a raw WebSocket, an alarm, sleep with a connection kept open and
+// a wake through that hibernated socket, destroy by the actor, destroy
+// through the API, and a graceful runner shutdown. Every WebSocket message of
 // the runner connection is written, with its hex bytes, its direction and
 // the scenario step, to testdata/frames/session.jsonl and decoded there by
 // the npm package @rivetkit/engine-envoy-protocol itself

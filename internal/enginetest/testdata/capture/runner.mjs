@@ -38,10 +38,15 @@ const counter = actor({
 		},
 	},
 	onRequest: (_c, request) => new Response(`hello ${new URL(request.url).pathname}`),
+	onWebSocket: (_c, ws) => {
+		ws.addEventListener("message", (e) => ws.send(`echo ${e.data}`));
+	},
 });
 
 const registry = setup({ use: { counter } });
 registry.start();
+// A safety net: never outlive the Go test's own timeout.
+setTimeout(() => process.exit(3), 90_000).unref();
 
 const step = (name) => console.log(`step ${name}`);
 const until = async (what, fn, ms = 20_000) => {
@@ -56,6 +61,10 @@ const until = async (what, fn, ms = 20_000) => {
 
 const client = createClient({ endpoint: process.env.CLIENT_ENDPOINT, namespace: "default" });
 const h = client.counter.getOrCreate(["capture"]);
+const actorsOf = async (key) => {
+	const r = await fetch(`${process.env.CLIENT_ENDPOINT}/actors?namespace=default&name=counter&key=${key}`);
+	return (await r.json()).actors ?? [];
+};
 
 step("first-action");
 await until("first action", () => h.increment(1));
@@ -75,28 +84,48 @@ await conn.increment(2);
 await until("event", async () => seen === 3);
 await conn.dispose();
 
+step("raw-websocket");
+const raw = await h.webSocket("/echo");
+await new Promise((resolve, reject) => {
+	raw.addEventListener("open", resolve, { once: true });
+	raw.addEventListener("error", reject, { once: true });
+});
+const echoed = new Promise((resolve) => raw.addEventListener("message", (e) => resolve(e.data), { once: true }));
+raw.send("ping");
+console.log("raw ws", await echoed);
+raw.close(1000, "bye");
+
 step("alarm");
 await h.scheduleTick(300);
 await until("tick", async () => (await h.getTicks()) === 1);
 
 step("sleep");
+// A connection stays open across the sleep: its socket hibernates.
+const kept = h.connect();
+await kept.getCount();
 await h.goToSleep();
-// Wait until the engine reports the actor asleep, then wake it.
-await until("sleeping", async () => {
-	const r = await fetch(`${process.env.CLIENT_ENDPOINT}/actors?namespace=default&name=counter`);
-	const j = await r.json();
-	return j.actors?.some((a) => a.sleep_ts != null);
-});
+await until("sleeping", async () => (await actorsOf("capture")).some((a) => a.sleep_ts != null));
 step("wake");
-console.log("count after wake", await h.getCount());
+// A message on the hibernated socket wakes the actor.
+console.log("count after wake", await kept.increment(1));
+await kept.dispose();
 
 step("destroy");
 await h.destroyMe();
-await until("destroyed", async () => {
-	const r = await fetch(`${process.env.CLIENT_ENDPOINT}/actors?namespace=default&name=counter`);
-	const j = await r.json();
-	return j.actors?.every((a) => a.destroy_ts != null);
-});
+await until("destroyed", async () => (await actorsOf("capture")).length === 0);
+
+step("api-destroy");
+const other = client.counter.getOrCreate(["capture-api"]);
+await other.increment(1);
+const otherId = await other.resolve();
+const del = await fetch(`${process.env.CLIENT_ENDPOINT}/actors/${otherId}?namespace=default`, { method: "DELETE" });
+console.log("api destroy", del.status);
+await until("api destroyed", async () => (await actorsOf("capture-api")).length === 0);
+
+step("shutdown");
+// A running actor, then a graceful runner shutdown.
+await client.counter.getOrCreate(["capture-shutdown"]).increment(1);
+await registry.shutdown();
 
 step("done");
 process.exit(0);
