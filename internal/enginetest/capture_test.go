@@ -42,6 +42,60 @@ import (
 // rivetkit 2.3.19 is installed (e.g. a copy of bench/peer after npm
 // install); RIVET_CAPTURE_OUT overrides the output directory.
 func TestCaptureRunnerFrames(t *testing.T) {
+	c := newCapture(t, enginetest.Options{})
+	p := c.runNode("runner.mjs", "")
+	if err := p.wait(); err != nil {
+		t.Fatalf("runner.mjs: %v\n%s", err, p.output())
+	}
+	t.Logf("runner.mjs output:\n%s", p.output())
+	c.write("session.jsonl")
+}
+
+// TestCaptureRunnerLost records what happens when a runner dies: runner A
+// (testdata/capture/lost.mjs, role hold) serves an actor and is killed
+// with SIGKILL; runner B (role takeover) calls the actor until it answers
+// again, with its state, from B. The engine's lost thresholds are cut to
+// 4 s to keep it short. Frames go to testdata/frames/lost.jsonl; the
+// takeover time is logged. Same environment variables as
+// TestCaptureRunnerFrames.
+func TestCaptureRunnerLost(t *testing.T) {
+	c := newCapture(t, enginetest.Options{Pegboard: map[string]any{
+		"envoy_ping_timeout":   4000,
+		"envoy_lost_threshold": 4000,
+	}})
+	a := c.runNode("lost.mjs", "hold")
+	if !a.waitLine("ready", time.Minute) {
+		t.Fatalf("runner A never got ready:\n%s", a.output())
+	}
+	c.rec.setStep("kill-a")
+	killed := time.Now()
+	a.kill9()
+	_ = a.wait()
+	c.rec.setStep("takeover")
+	b := c.runNode("lost.mjs", "takeover")
+	if err := b.wait(); err != nil {
+		t.Fatalf("runner B: %v\n%s", err, b.output())
+	}
+	t.Logf("actor answered from runner B %v after runner A was killed\nA:\n%s\nB:\n%s",
+		time.Since(killed).Round(10*time.Millisecond), a.output(), b.output())
+	c.write("lost.jsonl")
+}
+
+// capture is one engine, a recording proxy in front of it, and the node
+// directory the scenarios run in.
+type capture struct {
+	t       *testing.T
+	nodeDir string
+	out     string
+	engine  *enginetest.Engine
+	rec     *recorder
+	proxy   string
+	ctx     context.Context
+}
+
+// newCapture skips unless RIVET_CAPTURE_NODE_DIR is set, copies the
+// scenario scripts there, and starts the engine and the proxy.
+func newCapture(t *testing.T, opts enginetest.Options) *capture {
 	nodeDir := os.Getenv("RIVET_CAPTURE_NODE_DIR")
 	if nodeDir == "" {
 		t.Skip("set RIVET_CAPTURE_NODE_DIR to a directory with rivetkit 2.3.19 installed to record runner frames")
@@ -50,7 +104,7 @@ func TestCaptureRunnerFrames(t *testing.T) {
 	if out == "" {
 		out = filepath.Join("testdata", "frames")
 	}
-	for _, f := range []string{"runner.mjs", "decode.mjs"} {
+	for _, f := range []string{"runner.mjs", "lost.mjs", "decode.mjs"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "capture", f))
 		if err != nil {
 			t.Fatal(err)
@@ -59,76 +113,139 @@ func TestCaptureRunnerFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
-	e := enginetest.Start(t, enginetest.Options{})
+	e := enginetest.Start(t, opts)
 	e.EnsureRunnerConfig(t, "default", "default")
 	rec := &recorder{start: time.Now()}
-	proxyURL := startRecordingProxy(t, e.GuardURL(), rec)
-
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", "rivetgo-capture-runner.mjs")
-	cmd.Dir = nodeDir
+	t.Cleanup(cancel)
+	return &capture{t: t, nodeDir: nodeDir, out: out, engine: e, rec: rec, proxy: startRecordingProxy(t, e.GuardURL(), rec), ctx: ctx}
+}
+
+// nodeProc is one scenario process; lines starting with "step " set the
+// recorder's step.
+type nodeProc struct {
+	cmd     *exec.Cmd
+	mu      sync.Mutex
+	out     bytes.Buffer
+	lines   chan string
+	scanned chan struct{}
+	stderr  bytes.Buffer
+	waited  sync.Once
+	waitErr error
+}
+
+func (c *capture) runNode(script, role string) *nodeProc {
+	t := c.t
+	cmd := exec.CommandContext(c.ctx, "node", "rivetgo-capture-"+script)
+	cmd.Dir = c.nodeDir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.Env = append(os.Environ(),
 		"HOME="+t.TempDir(),
-		"RIVET_ENDPOINT="+proxyURL,
+		"RIVET_ENDPOINT="+c.proxy,
 		"RIVET_NAMESPACE=default",
 		"RIVET_POOL=default",
 		"RIVET_ENVOY_VERSION=1",
 		"RIVET_RUN_ENGINE=0",
 		"RIVET_RUN_SERVICES=0",
-		"CLIENT_ENDPOINT="+e.GuardURL(),
+		"CLIENT_ENDPOINT="+c.engine.GuardURL(),
+		"ROLE="+role,
 	)
+	p := &nodeProc{cmd: cmd, lines: make(chan string, 1000), scanned: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	cmd.Stderr = &p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	var nodeOut bytes.Buffer
-	scanned := make(chan struct{})
+	t.Cleanup(func() {
+		p.kill9()
+		_ = p.wait()
+	})
 	go func() {
-		defer close(scanned)
+		defer close(p.scanned)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
-			nodeOut.WriteString(line + "\n")
+			p.mu.Lock()
+			p.out.WriteString(line + "\n")
+			p.mu.Unlock()
 			if name, ok := strings.CutPrefix(line, "step "); ok {
-				rec.setStep(name)
+				c.rec.setStep(name)
+			}
+			select {
+			case p.lines <- line:
+			default:
 			}
 		}
 	}()
-	<-scanned
-	werr := cmd.Wait()
-	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-	if werr != nil {
-		t.Fatalf("runner.mjs: %v\nstdout:\n%s\nstderr (tail):\n%s", werr, nodeOut.String(), tail(stderr.Bytes(), 8000))
-	}
-	t.Logf("runner.mjs output:\n%s", nodeOut.String())
+	return p
+}
 
-	raw := rec.jsonl(t)
-	dec := exec.CommandContext(ctx, "node", "rivetgo-capture-decode.mjs")
-	dec.Dir = nodeDir
-	dec.Stdin = bytes.NewReader(raw)
+func (p *nodeProc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String() + "stderr (tail):\n" + string(tail(p.stderr.Bytes(), 4000))
+}
+
+// waitLine waits for a stdout line equal to want.
+func (p *nodeProc) waitLine(want string, d time.Duration) bool {
+	deadline := time.After(d)
+	for {
+		select {
+		case l := <-p.lines:
+			if l == want {
+				return true
+			}
+		case <-p.scanned:
+			return false
+		case <-deadline:
+			return false
+		}
+	}
+}
+
+// wait waits for the process to exit (once; later calls return the same
+// error) and kills what is left of its group.
+func (p *nodeProc) wait() error {
+	p.waited.Do(func() {
+		<-p.scanned
+		p.waitErr = p.cmd.Wait()
+		p.kill9()
+	})
+	return p.waitErr
+}
+
+func (p *nodeProc) kill9() {
+	if p.cmd.Process != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// write decodes the recording with the npm package and writes it to
+// c.out/name.
+func (c *capture) write(name string) {
+	t := c.t
+	dec := exec.CommandContext(c.ctx, "node", "rivetgo-capture-decode.mjs")
+	dec.Dir = c.nodeDir
+	dec.Stdin = bytes.NewReader(c.rec.jsonl(t))
 	decoded, err := dec.Output()
 	if err != nil {
 		t.Fatalf("decode.mjs: %v", err)
 	}
 	decoded = trimLarge(t, decoded)
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(out, "session.jsonl"), decoded, 0o644); err != nil {
+	path := filepath.Join(c.out, name)
+	if err := os.WriteFile(path, decoded, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("wrote %d records to %s", bytes.Count(decoded, []byte("\n")), filepath.Join(out, "session.jsonl"))
+	t.Logf("wrote %d records to %s", bytes.Count(decoded, []byte("\n")), path)
 	if bytes.Contains(decoded, []byte(`"decode_error"`)) {
-		t.Error("some frames did not decode with the npm package; see decode_error in session.jsonl")
+		t.Errorf("some frames did not decode with the npm package; see decode_error in %s", path)
 	}
 }
 

@@ -12,7 +12,9 @@
 // file under t.TempDir(), whose tail is printed when the test fails. It is
 // stopped (its whole process group) when the test ends. A node starts in
 // about half a second on this machine; Start waits for GET /health on the
-// guard port and for the default namespace to exist.
+// guard port, for the default namespace to exist and for the datacenter's
+// epoxy replica to be active (only then do writes such as runner configs
+// succeed).
 package enginetest
 
 import (
@@ -258,13 +260,20 @@ func (e *Engine) launch(timeout time.Duration) error {
 	}
 }
 
-// ready reports whether the engine answers GET /health and lists the
-// default namespace. /health answers before the engine's bootstrap
-// workflow has created that namespace (a few hundred ms on a fresh store),
-// and runners of the default namespace are refused until it exists.
+// ready reports whether the engine answers GET /health, lists the default
+// namespace and has an active epoxy replica. /health answers before the
+// bootstrap workflow has created the namespace (a few hundred ms on a fresh
+// store), and before the epoxy coordinator has configured this
+// datacenter's replica; until then writes that go through epoxy (a runner
+// config upsert, for one) fail with 500 "replica 1 has not been configured
+// yet".
 func (e *Engine) ready(ctx context.Context, client *http.Client) bool {
 	get := func(path string) []byte {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.GuardURL()+path, nil)
+		base := e.GuardURL()
+		if strings.HasPrefix(path, "/epoxy/") {
+			base = e.PeerURL()
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
 		resp, err := client.Do(req)
 		if err != nil {
 			return nil
@@ -285,7 +294,26 @@ func (e *Engine) ready(ctx context.Context, client *http.Client) bool {
 		} `json:"namespaces"`
 	}
 	b := get("/namespaces?name=default")
-	return b != nil && json.Unmarshal(b, &l) == nil && len(l.Namespaces) == 1 && l.Namespaces[0].Name == "default"
+	if b == nil || json.Unmarshal(b, &l) != nil || len(l.Namespaces) != 1 || l.Namespaces[0].Name != "default" {
+		return false
+	}
+	var st struct {
+		Config struct {
+			Replicas []struct {
+				Status string `json:"status"`
+			} `json:"replicas"`
+		} `json:"config"`
+	}
+	b = get("/epoxy/coordinator/state")
+	if b == nil || json.Unmarshal(b, &st) != nil {
+		return false
+	}
+	for _, r := range st.Config.Replicas {
+		if r.Status != "Active" {
+			return false
+		}
+	}
+	return len(st.Config.Replicas) > 0
 }
 
 func filteredEnv() []string {

@@ -124,7 +124,7 @@ await until("api destroyed", async () => (await actorsOf("capture-api")).length 
 
 step("shutdown");
 // A running actor, then a graceful runner shutdown.
-await client.counter.getOrCreate(["capture-shutdown"]).increment(1);
+await until("shutdown actor", () => client.counter.getOrCreate(["capture-shutdown"]).increment(1), 40_000);
 await registry.shutdown();
 
 step("done");
