@@ -148,7 +148,10 @@ func (c *capture) runNode(script, role string) *nodeProc {
 		"RIVET_ENVOY_VERSION=1",
 		"RIVET_RUN_ENGINE=0",
 		"RIVET_RUN_SERVICES=0",
-		"CLIENT_ENDPOINT="+c.engine.GuardURL(),
+		// The official client goes through the proxy too, so its requests
+		// to the engine (paths, x-rivet-* headers, gateway sockets) are
+		// recorded beside the runner's.
+		"CLIENT_ENDPOINT="+c.proxy,
 		"ROLE="+role,
 	)
 	p := &nodeProc{cmd: cmd, lines: make(chan string, 1000), scanned: make(chan struct{})}
@@ -295,9 +298,9 @@ type record struct {
 	Seq       int    `json:"seq"`
 	Ms        int64  `json:"ms"`
 	Step      string `json:"step"`
-	Kind      string `json:"kind"`           // ws_open, frame, ws_close, http
+	Kind      string `json:"kind"`           // ws_open, frame (runner socket), client_frame (a client's gateway socket), ws_close, http
 	Conn      int    `json:"conn,omitempty"` // runner connection number
-	Dir       string `json:"dir,omitempty"`  // to_rivet (runner -> engine), to_envoy
+	Dir       string `json:"dir,omitempty"`  // to_rivet (runner -> engine), to_envoy; from_client, to_client
 	Hex       string `json:"hex,omitempty"`
 	Text      string `json:"text,omitempty"` // a text frame, which the protocol does not use
 	URL       string `json:"url,omitempty"`
@@ -306,6 +309,28 @@ type record struct {
 	Status    int    `json:"status,omitempty"`
 	Code      int    `json:"code,omitempty"`
 	Reason    string `json:"reason,omitempty"`
+	// Headers holds a request's x-rivet-* headers (tokens redacted).
+	Headers map[string]string `json:"headers,omitempty"`
+}
+
+// rivetHeaders returns h's x-rivet-* headers, tokens redacted.
+func rivetHeaders(h http.Header) map[string]string {
+	m := map[string]string{}
+	for k, v := range h {
+		k = strings.ToLower(k)
+		if !strings.HasPrefix(k, "x-rivet-") {
+			continue
+		}
+		if strings.Contains(k, "token") {
+			m[k] = "<redacted>"
+		} else {
+			m[k] = strings.Join(v, ", ")
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
 }
 
 type recorder struct {
@@ -361,7 +386,7 @@ func startRecordingProxy(t *testing.T, upstream string, rec *recorder) string {
 	}
 	rp := httputil.NewSingleHostReverseProxy(up)
 	rp.ModifyResponse = func(resp *http.Response) error {
-		rec.add(record{Kind: "http", Method: resp.Request.Method, URL: resp.Request.URL.RequestURI(), Status: resp.StatusCode})
+		rec.add(record{Kind: "http", Method: resp.Request.Method, URL: resp.Request.URL.RequestURI(), Status: resp.StatusCode, Headers: rivetHeaders(resp.Request.Header)})
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -403,7 +428,11 @@ func relayWebSocket(ctx context.Context, t *testing.T, w http.ResponseWriter, r 
 		}
 		redacted[i] = p
 	}
-	rec.add(record{Kind: "ws_open", Conn: n, URL: r.URL.RequestURI(), Protocols: strings.Join(redacted, ", ")})
+	rec.add(record{Kind: "ws_open", Conn: n, URL: r.URL.RequestURI(), Protocols: strings.Join(redacted, ", "), Headers: rivetHeaders(r.Header)})
+	frameKind := "client_frame"
+	if strings.HasPrefix(r.URL.Path, "/envoys/") {
+		frameKind = "frame"
+	}
 	engine, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(upstream, "http")+r.URL.RequestURI(), &websocket.DialOptions{Subprotocols: protocols})
 	if err != nil {
 		status := http.StatusBadGateway
@@ -440,7 +469,7 @@ func relayWebSocket(ctx context.Context, t *testing.T, w http.ResponseWriter, r 
 				}
 				return
 			}
-			fr := record{Kind: "frame", Conn: n, Dir: dir}
+			fr := record{Kind: frameKind, Conn: n, Dir: dir}
 			if typ == websocket.MessageBinary {
 				fr.Hex = hex.EncodeToString(data)
 			} else {
@@ -454,7 +483,11 @@ func relayWebSocket(ctx context.Context, t *testing.T, w http.ResponseWriter, r 
 		}
 	}
 	wg.Add(2)
-	go pump(runner, engine, "to_rivet")
-	go pump(engine, runner, "to_envoy")
+	up, down := "to_rivet", "to_envoy"
+	if frameKind == "client_frame" {
+		up, down = "from_client", "to_client"
+	}
+	go pump(runner, engine, up)
+	go pump(engine, runner, down)
 	wg.Wait()
 }

@@ -1,6 +1,6 @@
 // Decodes recorded envoy frames with @rivetkit/engine-envoy-protocol 2.3.19
 // (the npm package's own generated code): reads JSON lines
-// {seq, dir, hex, ...} on stdin and prints them again with "decoded".
+// {seq, kind, dir, hex, ...} on stdin and prints them again with "decoded".
 import { decodeToEnvoy, decodeToRivet } from "@rivetkit/engine-envoy-protocol";
 import { createInterface } from "node:readline";
 
@@ -17,7 +17,9 @@ const plain = (v) => {
 for await (const line of createInterface({ input: process.stdin })) {
 	if (!line.trim()) continue;
 	const f = JSON.parse(line);
-	if (f.hex !== undefined) {
+	// Only runner sockets speak the envoy protocol; client_frame records
+	// (a client's socket through the gateway) keep their hex only.
+	if (f.kind === "frame" && f.hex !== undefined) {
 		// A plain Uint8Array, not a Buffer: bare-ts copies data fields with
 		// slice(), which on a Buffer is a view into Node's shared pool.
 		const bytes = new Uint8Array(Buffer.from(f.hex, "hex"));
