@@ -43,7 +43,8 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Version is the engine version the npm directory pins.
+// Version is the engine version the npm directory pins; GET /health
+// reports it.
 const Version = "2.3.19"
 
 // Options configure an engine node. The zero value is one node on its own
@@ -56,11 +57,13 @@ type Options struct {
 	// NATS lists NATS server addresses (host:port) for the engine's pub/sub
 	// between nodes; only used with PostgresURL.
 	NATS []string
-	// StartTimeout bounds the wait for /health; default 60s.
+	// StartTimeout bounds the wait for readiness; default 60s.
 	StartTimeout time.Duration
 	// Pegboard sets fields of the engine's "pegboard" config section
-	// (actor and runner thresholds, in milliseconds), e.g. to shorten
-	// runner_lost_threshold in crash tests.
+	// (actor and runner thresholds, in milliseconds), e.g.
+	// envoy_ping_timeout and envoy_lost_threshold to make a killed runner's
+	// actors move sooner in crash tests. Unknown fields make the engine
+	// refuse to start.
 	Pegboard map[string]any
 }
 
@@ -413,9 +416,9 @@ func (e *Engine) printLog() {
 		e.t.Logf("enginetest: read log: %v", err)
 		return
 	}
-	const max = 32 << 10
-	if len(b) > max {
-		b = b[len(b)-max:]
+	const limit = 32 << 10
+	if len(b) > limit {
+		b = b[len(b)-limit:]
 		if i := bytes.IndexByte(b, '\n'); i >= 0 {
 			b = b[i+1:]
 		}

@@ -43,6 +43,16 @@ func TestSingleNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
+	var health struct {
+		Runtime, Status, Version string
+	}
+	if err := enginetest.Do(ctx, http.MethodGet, e.GuardURL(), "/health", nil, &health); err != nil {
+		t.Fatal(err)
+	}
+	if health.Runtime != "engine" || health.Status != "ok" || health.Version != enginetest.Version {
+		t.Fatalf("/health = %+v, want engine ok %s (is RIVET_ENGINE_BIN another version?)", health, enginetest.Version)
+	}
+
 	for _, base := range []string{e.GuardURL(), e.PeerURL()} {
 		var l namespaceList
 		if err := enginetest.Do(ctx, http.MethodGet, base, "/namespaces", nil, &l); err != nil {
