@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -81,6 +82,28 @@ func TestCaptureRunnerLost(t *testing.T) {
 	c.write("lost.jsonl")
 }
 
+// TestCaptureRunnerReconnect records a runner whose socket to the engine is
+// cut (no close frame, as a network failure) while it holds an actor: the
+// runner reconnects with the same envoy key, and the actor keeps serving
+// from it. Frames go to testdata/frames/reconnect.jsonl.
+func TestCaptureRunnerReconnect(t *testing.T) {
+	c := newCapture(t, enginetest.Options{})
+	p := c.runNode("reconnect.mjs", "")
+	if !p.waitLine("ready", time.Minute) {
+		t.Fatalf("runner never got ready:\n%s", p.output())
+	}
+	c.rec.setStep("cut")
+	c.rec.cutRunnerSockets()
+	if _, err := p.stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.wait(); err != nil {
+		t.Fatalf("reconnect.mjs: %v\n%s", err, p.output())
+	}
+	t.Logf("reconnect.mjs output:\n%s", p.output())
+	c.write("reconnect.jsonl")
+}
+
 // capture is one engine, a recording proxy in front of it, and the node
 // directory the scenarios run in.
 type capture struct {
@@ -104,7 +127,7 @@ func newCapture(t *testing.T, opts enginetest.Options) *capture {
 	if out == "" {
 		out = filepath.Join("testdata", "frames")
 	}
-	for _, f := range []string{"runner.mjs", "lost.mjs", "decode.mjs"} {
+	for _, f := range []string{"runner.mjs", "lost.mjs", "reconnect.mjs", "decode.mjs"} {
 		b, err := os.ReadFile(filepath.Join("testdata", "capture", f))
 		if err != nil {
 			t.Fatal(err)
@@ -132,6 +155,7 @@ type nodeProc struct {
 	stderr  bytes.Buffer
 	waited  sync.Once
 	waitErr error
+	stdin   io.WriteCloser
 }
 
 func (c *capture) runNode(script, role string) *nodeProc {
@@ -157,6 +181,9 @@ func (c *capture) runNode(script, role string) *nodeProc {
 	p := &nodeProc{cmd: cmd, lines: make(chan string, 1000), scanned: make(chan struct{})}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if p.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stderr = &p.stderr
@@ -339,6 +366,21 @@ type recorder struct {
 	step  string
 	conns int
 	recs  []record
+	// cut closes the TCP connections of the runner sockets relayed so far,
+	// without a close handshake.
+	cuts []func()
+}
+
+// cutRunnerSockets drops every runner socket the proxy relays, on both
+// sides, as a network failure would.
+func (r *recorder) cutRunnerSockets() {
+	r.mu.Lock()
+	cuts := r.cuts
+	r.cuts = nil
+	r.mu.Unlock()
+	for _, cut := range cuts {
+		cut()
+	}
 }
 
 func (r *recorder) setStep(s string) {
@@ -450,6 +492,14 @@ func relayWebSocket(ctx context.Context, t *testing.T, w http.ResponseWriter, r 
 	}
 	engine.SetReadLimit(256 << 20)
 	runner.SetReadLimit(256 << 20)
+	if frameKind == "frame" {
+		rec.mu.Lock()
+		rec.cuts = append(rec.cuts, func() {
+			_ = runner.CloseNow()
+			_ = engine.CloseNow()
+		})
+		rec.mu.Unlock()
+	}
 	var wg sync.WaitGroup
 	pump := func(from, to *websocket.Conn, dir string) {
 		defer wg.Done()
