@@ -29,7 +29,8 @@ import (
 // envoy client, through rivetkit-napi) and the engine say to each other:
 // testdata/capture/runner.mjs runs a registry whose RIVET_ENDPOINT is a
 // recording proxy in front of the engine, and drives it with the official
-// client: first action, KV, raw HTTP, a WebSocket connection with an
+// client: first action, KV, raw HTTP, a large request body and a streamed
+// response, a WebSocket connection with an
 // event, a raw WebSocket, an alarm, sleep with a connection kept open and
 // a wake through that hibernated socket, destroy by the actor, destroy
 // through the API, and a graceful runner shutdown. Every WebSocket message of

@@ -37,7 +37,24 @@ const counter = actor({
 			return true;
 		},
 	},
-	onRequest: (_c, request) => new Response(`hello ${new URL(request.url).pathname}`),
+	onRequest: async (_c, request) => {
+		const path = new URL(request.url).pathname;
+		if (path.endsWith("/stream")) {
+			// Read the (large) body, answer with a body streamed in chunks.
+			const got = (await request.arrayBuffer()).byteLength;
+			const enc = new TextEncoder();
+			let i = 0;
+			const body = new ReadableStream({
+				async pull(ctl) {
+					if (i === 3) return ctl.close();
+					await new Promise((r) => setTimeout(r, 20));
+					ctl.enqueue(enc.encode(`chunk ${i++} of a body after ${got} bytes\n`));
+				},
+			});
+			return new Response(body, { headers: { "content-type": "text/plain" } });
+		}
+		return new Response(`hello ${path}`);
+	},
 	onWebSocket: (_c, ws) => {
 		ws.addEventListener("message", (e) => ws.send(`echo ${e.data}`));
 	},
@@ -75,6 +92,10 @@ await h.kvRoundTrip("greeting", "hi");
 step("raw-http");
 const res = await h.fetch("/raw/path");
 console.log("raw", res.status, await res.text());
+
+step("stream-http");
+const streamed = await h.fetch("/stream", { method: "POST", body: new Uint8Array(300 * 1024).fill(97) });
+console.log("stream", streamed.status, JSON.stringify(await streamed.text()));
 
 step("websocket");
 const conn = h.connect();
