@@ -29,16 +29,16 @@ import (
 // envoy client, through rivetkit-napi) and the engine say to each other:
 // testdata/capture/runner.mjs runs a registry whose RIVET_ENDPOINT is a
 // recording proxy in front of the engine, and drives it with the official
-// client: first action, KV, raw HTTP, a large request body and a streamed
-// response, a WebSocket connection with an
+// client through the same proxy: first action, KV, raw HTTP, a large
+// request body and a streamed response, a WebSocket connection with an
 // event, a raw WebSocket, an alarm, sleep with a connection kept open and
 // a wake through that hibernated socket, destroy by the actor, destroy
-// through the API, and a graceful runner shutdown. Every WebSocket message of
-// the runner connection is written, with its hex bytes, its direction and
-// the scenario step, to testdata/frames/session.jsonl and decoded there by
-// the npm package @rivetkit/engine-envoy-protocol itself
+// through the API, and a graceful runner shutdown. Every WebSocket message
+// is written, with its hex bytes, its direction and the scenario step, to
+// testdata/frames/session.jsonl, and the runner's are decoded there by the
+// npm package @rivetkit/engine-envoy-protocol itself
 // (testdata/capture/decode.mjs), which makes the file golden data for the
-// Go codec.
+// Go codec (format: testdata/frames/README.md).
 //
 // It runs only when RIVET_CAPTURE_NODE_DIR names a directory where
 // rivetkit 2.3.19 is installed (e.g. a copy of bench/peer after npm
