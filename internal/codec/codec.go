@@ -6,6 +6,12 @@
 //
 // Struct fields follow `cbor` tags and fall back to `json` tags, so a state
 // type written for encoding/json needs no extra tags.
+//
+// A time.Time is written as CBOR tag 0 on its RFC 3339 text in UTC with
+// every nanosecond ("2026-12-03T09:33:46.123456789Z"): the instant survives
+// exactly, the zone does not (compare times with Equal). The zero time is
+// null; years outside 0000-9999 cannot be written. Times written by
+// earlier versions as whole Unix seconds still decode.
 package codec
 
 import (
@@ -23,7 +29,10 @@ var (
 
 func init() {
 	var err error
-	encMode, err = cbor.CoreDetEncOptions().EncMode()
+	opts := cbor.CoreDetEncOptions()
+	opts.Time = cbor.TimeRFC3339NanoUTC
+	opts.TimeTag = cbor.EncTagRequired
+	encMode, err = opts.EncMode()
 	if err != nil {
 		panic(err)
 	}
