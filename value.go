@@ -25,6 +25,27 @@ func (v Value) Decode(dst any) error {
 	return nil
 }
 
+// ResultError reports an action result that arrived but does not decode
+// into the Go type the caller asked for. It is the caller's problem, not
+// a rejection by the actor: the action ran, and what it changed stands.
+type ResultError struct {
+	Action string // the action called
+	Type   string // the Go type asked for
+	Reason error  // what did not fit: "expected …, got …"
+}
+
+func (e *ResultError) Error() string {
+	return "the result of action " + e.Action + " does not decode into Go " + e.Type + ": " + e.Reason.Error()
+}
+
+func (e *ResultError) Unwrap() error { return e.Reason }
+
+// NewResultError builds the ResultError for a result b that failed to
+// decode into *dst with err (for clients such as rivetclient).
+func NewResultError(action string, b []byte, dst any, err error) *ResultError {
+	return &ResultError{Action: action, Type: reflect.TypeOf(dst).Elem().String(), Reason: explain(b, dst, err)}
+}
+
 // explain describes a decoding error in a caller's terms.
 func explain(b []byte, dst any, err error) error {
 	t := reflect.TypeOf(dst)
