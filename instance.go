@@ -54,7 +54,7 @@ func (i *instance[S, C, V]) Create(t *engine.Turn, input []byte) error {
 func (i *instance[S, C, V]) Load(state []byte) error {
 	var s S
 	if err := codec.Unmarshal(state, &s); err != nil {
-		return err
+		return codec.Explain(state, reflect.TypeFor[S](), "", err) // says what does not fit where
 	}
 	i.state = s
 	return nil

@@ -227,7 +227,8 @@ func TestServiceSetState(t *testing.T) {
 		{`{"count": "many"}`, "count"},
 		{`{"count": 1, "colour": "red"}`, `no field "colour"`},
 		{`[1, 2]`, "array"},
-		{`{"count": 1.5}`, "count"},
+		{`{"count": 1.5}`, "at .count: expected an integer (Go int), got the number 1.5"},
+		{`{"count": "many"}`, `at .count: expected an integer (Go int), got the string "many"`},
 		{`{"count": `, "not valid JSON"},
 		{``, "missing"},
 	} {
