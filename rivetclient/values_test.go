@@ -55,6 +55,8 @@ type (
 		NilMap     map[string]int    `json:"nilMap"`
 		EmptyMap   map[string]int    `json:"emptyMap"`
 		Map        map[string]vInner `json:"map"`
+		IntKeys    map[int]string    `json:"intKeys"` // text keys on the wire
+		UintKeys   map[uint16][]int  `json:"uintKeys"`
 		Ptr        *vInner           `json:"ptr"`
 		NilPtr     *vInner           `json:"nilPtr"`
 		Inner      vInner            `json:"inner"`
@@ -100,6 +102,8 @@ func sample(r *rand.Rand) vAll {
 		EmptySlice: []string{},
 		EmptyMap:   map[string]int{},
 		Map:        map[string]vInner{"k": {A: 1, B: "b", C: []int{1, 2}}, "": {}},
+		IntKeys:    map[int]string{-1: "a", 0: "b", int(n(1 << 40)): "c"},
+		UintKeys:   map[uint16][]int{65535: {1}, uint16(n(1000)): nil},
 		Ptr:        &vInner{A: -1},
 		Inner:      vInner{A: 2, B: "bee"},
 		Tagged:     []any{"$BigInt", "not a bigint"},

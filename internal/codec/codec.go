@@ -50,8 +50,18 @@ func init() {
 // Marshal encodes v deterministically.
 func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
 
-// Unmarshal decodes b into the value v points to.
-func Unmarshal(b []byte, v any) error { return decMode.Unmarshal(b, v) }
+// Unmarshal decodes b into the value v points to. Map keys that arrive
+// as decimal text (the wire has only string keys) decode into maps with
+// integer keys.
+func Unmarshal(b []byte, v any) error {
+	err := decMode.Unmarshal(b, v)
+	if err != nil {
+		if fixed, ok := intKeys(b, reflect.TypeOf(v)); ok {
+			return decMode.Unmarshal(fixed, v)
+		}
+	}
+	return err
+}
 
 // Raw is one encoded value.
 type Raw = cbor.RawMessage
@@ -160,5 +170,5 @@ func appendArrayHead(b []byte, n int) []byte {
 
 // Decode decodes element i into dst.
 func (a Args) Decode(i int, dst any) error {
-	return decMode.Unmarshal(a[i], dst)
+	return Unmarshal(a[i], dst)
 }
