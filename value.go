@@ -1,6 +1,7 @@
 package rivet
 
 import (
+	"fmt"
 	"reflect"
 
 	"github.com/rivetgo/rivet/internal/codec"
@@ -137,12 +138,20 @@ type Args struct{ a codec.Args }
 // Len is the number of arguments.
 func (a Args) Len() int { return len(a.a) }
 
-// Decode decodes argument i into dst.
+// Decode decodes argument i into dst. A missing argument or one that does
+// not fit is a plain error naming it: the receiver's mismatch (an event
+// handler's, an alarm list reader's), not a caller's bad request.
 func (a Args) Decode(i int, dst any) error {
 	if i < 0 || i >= len(a.a) {
-		return &Error{Group: "request", Code: "invalid", Message: "argument index out of range", Public: true}
+		return fmt.Errorf("rivet: argument %d of %d: no such argument", i+1, len(a.a))
 	}
-	return Value{b: a.a[i]}.Decode(dst)
+	if len(a.a[i]) == 0 {
+		return nil
+	}
+	if err := codec.Unmarshal(a.a[i], dst); err != nil {
+		return fmt.Errorf("rivet: argument %d does not decode into Go %s: %w", i+1, reflect.TypeOf(dst).Elem(), explain(a.a[i], dst, err))
+	}
+	return nil
 }
 
 func encodeValue(v any) ([]byte, error) {

@@ -163,6 +163,8 @@ func valuesActor() *rivet.Actor[vState, rivet.None, rivet.None] {
 			return n + *p
 		}).
 		Action("anything", func(_ *ctx, v any) any { return v }).
+		Action("float", func(_ *ctx, f float64) float64 { return f }).
+		Action("nan", func(*ctx) []float64 { return []float64{math.NaN(), math.Inf(1), math.Inf(-1)} }).
 		Action("error", func(*ctx) *rivet.Error {
 			return &rivet.Error{Group: "g", Code: "c", Message: "m", Metadata: map[string]any{"n": 1}, Public: true}
 		})
@@ -364,6 +366,35 @@ func TestResultDecodeError(t *testing.T) {
 		}
 		if want := "the result of action increment does not decode into Go string: expected a string (Go string), got the number 2"; err.Error() != want {
 			t.Errorf("%s: %q, want %q", enc, err, want)
+		}
+	}
+}
+
+// NaN and infinities travel in cbor and bare; JSON has no form for them:
+// they are written as null, as JSON.stringify does, so a NaN argument is
+// refused (null for a float64) and a NaN result reads as null.
+func TestValuesNaN(t *testing.T) {
+	_, srv := valuesServer(t)
+	for _, enc := range encodings {
+		ctx := ctxT(t)
+		h := rivetclient.New(srv.URL, rivetclient.WithEncoding(enc)).GetOrCreate("values", nil)
+		if enc == "json" {
+			_, err := h.Call(ctx, "float", math.NaN())
+			if err == nil || !strings.Contains(err.Error(), "expected a number (Go float64), got JSON null") {
+				t.Errorf("json NaN argument: %v", err)
+			}
+			got := must[[]*float64](t)(rivetclient.Call[[]*float64](ctx, h, "nan"))
+			if len(got) != 3 || got[0] != nil || got[1] != nil || got[2] != nil {
+				t.Errorf("json NaN results = %v, want nulls", got)
+			}
+			continue
+		}
+		if f := must[float64](t)(rivetclient.Call[float64](ctx, h, "float", math.Inf(-1))); !math.IsInf(f, -1) {
+			t.Errorf("%s: -Inf came back as %v", enc, f)
+		}
+		got := must[[]float64](t)(rivetclient.Call[[]float64](ctx, h, "nan"))
+		if len(got) != 3 || !math.IsNaN(got[0]) || !math.IsInf(got[1], 1) || !math.IsInf(got[2], -1) {
+			t.Errorf("%s: results = %v", enc, got)
 		}
 	}
 }

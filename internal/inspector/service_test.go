@@ -331,7 +331,7 @@ func TestServiceCallAction(t *testing.T) {
 		t.Fatalf("unknown action: %v", err)
 	}
 	_, err = b.svc.CallAction(ctx, id, "increment", json.RawMessage(`["x"]`))
-	if e, ok := rivettype.As(err); !ok || e.Code != "invalid_arguments" {
+	if e, ok := rivettype.As(err); !ok || e.Code != "invalid_arguments" || !strings.Contains(e.Message, `argument 1: expected an integer (Go int), got the JSON string "x"`) {
 		t.Fatalf("bad argument: %v", err)
 	}
 	_, err = b.svc.CallAction(ctx, id, "increment", json.RawMessage(`{"n":1}`))
