@@ -322,6 +322,18 @@ func TestArgumentErrors(t *testing.T) {
 			t.Errorf("%s %s: %d %s\nwant 400 with %s", c.action, c.body, code, body, c.want)
 		}
 	}
+	// A refused call changes nothing.
+	if code, body := post(t, srv, "store", `{"args":[{"int":7}]}`); code != 200 {
+		t.Fatalf("store: %d %s", code, body)
+	}
+	for _, body := range []string{`{"args":[{"int":1.5}]}`, `{"args":[null]}`, `{"args":{"int":8}}`, `{"args":[{"int":8},1]}`} {
+		if code, _ := post(t, srv, "store", body); code != 400 {
+			t.Errorf("store %s: %d, want 400", body, code)
+		}
+	}
+	if _, body := post(t, srv, "stored", `{}`); !strings.Contains(body, `"int":7`) {
+		t.Errorf("state after refused calls: %s", body)
+	}
 	// Null is fine for a pointer or any, and left-out trailing pointers.
 	for _, c := range []struct{ action, body, want string }{
 		{"optional", `{"args":[1,null]}`, `{"output":1}`},
