@@ -193,6 +193,9 @@ type actionFn struct {
 	// CBOR array ("toarray"), so that an argument list decodes in one
 	// pass; nil without parameters.
 	argsType reflect.Type
+	// nullChecks: some parameter has no null, so an argument list is
+	// checked for nulls (codec.Nullable).
+	nullChecks bool
 }
 
 // argsStruct builds actionFn.argsType.
@@ -286,6 +289,9 @@ func (a *Actor[S, C, V]) buildAction(name string, fn any) (*actionFn, error) {
 		break
 	}
 	af.argsType = argsStruct(af.params)
+	for _, p := range af.params {
+		af.nullChecks = af.nullChecks || !codec.Nullable(p)
+	}
 	switch t.NumOut() {
 	case 0:
 	case 1:

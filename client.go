@@ -192,15 +192,20 @@ func (c *Client) actionTimeout(name string) time.Duration {
 	return c.e.ActionTimeout(name)
 }
 
-// Call calls an action and decodes its result as R.
+// Call calls an action and decodes its result as R. A result that does
+// not fit R is a *ResultError (the action ran), not an actor error.
 func Call[R any](ctx context.Context, h *Handle, action string, args ...any) (R, error) {
 	var r R
 	v, err := h.Call(ctx, action, args...)
 	if err != nil {
 		return r, err
 	}
-	err = v.Decode(&r)
-	return r, err
+	if len(v.b) > 0 {
+		if err := codec.Unmarshal(v.b, &r); err != nil {
+			return r, NewResultError(action, v.b, &r, err)
+		}
+	}
+	return r, nil
 }
 
 // Destroy destroys the actor: onDestroy runs and its data is deleted.

@@ -2,6 +2,7 @@ package rivet
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -185,6 +186,13 @@ func (c *Config) loadFile(path string) error {
 	default:
 		return fmt.Errorf("rivet: config file %s: want a .json, .yaml or .yml file", path)
 	}
+	// A .json file must be JSON: YAML, which reads the values below, would
+	// let a trailing comma or a comment through.
+	if strings.EqualFold(filepath.Ext(path), ".json") {
+		if err := checkJSON(raw); err != nil {
+			return fmt.Errorf("rivet: config file %s: %v", path, err)
+		}
+	}
 	// YAML is a superset of JSON: one parser reads both, with line
 	// numbers in its errors.
 	var doc map[string]any
@@ -205,6 +213,28 @@ func (c *Config) loadFile(path string) error {
 		if err != nil {
 			return fmt.Errorf("rivet: config file %s: key %q: %v", path, k, strings.TrimPrefix(err.Error(), "rivet: "))
 		}
+	}
+	return nil
+}
+
+// checkJSON reports where raw is not one JSON object.
+func checkJSON(raw []byte) error {
+	var doc map[string]any
+	err := json.Unmarshal(raw, &doc)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line, col := 1, 1
+		for _, c := range raw[:min(max(int(se.Offset)-1, 0), len(raw))] { // Offset is just past the bad byte
+			if c == '\n' {
+				line, col = line+1, 1
+			} else {
+				col++
+			}
+		}
+		return fmt.Errorf("not valid JSON: line %d, column %d: %v", line, col, se)
+	}
+	if err != nil {
+		return fmt.Errorf("not a JSON object: %v", strings.TrimPrefix(err.Error(), "json: "))
 	}
 	return nil
 }

@@ -83,6 +83,10 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"g.yaml", "listen: [1, 2]\n", `key "listen"`},
 		{"h.toml", "listen = 1\n", "want a .json, .yaml or .yml file"},
 		{"i.json", `{"listen": `, "i.json"},
+		// A .json file is strict JSON, although YAML would take these.
+		{"j.json", "{\"listen\": \":7000\",\n}", "j.json: not valid JSON: line 2, column 1"},
+		{"k.json", "{\"listen\": \":7000\"} # port\n", "k.json: not valid JSON: line 1, column 21"},
+		{"l.json", `["listen"]`, "l.json: not a JSON object"},
 	} {
 		_, err := rivet.LoadConfig(writeFile(t, tc.file, tc.body))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

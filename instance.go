@@ -5,6 +5,7 @@ import (
 
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/internal/protocol"
 	"github.com/rivetgo/rivet/rivettype"
 )
 
@@ -68,7 +69,7 @@ func (i *instance[S, C, V]) Create(t *engine.Turn, input []byte) error {
 func (i *instance[S, C, V]) Load(state []byte) error {
 	var s S
 	if err := codec.Unmarshal(state, &s); err != nil {
-		return err
+		return codec.Explain(state, reflect.TypeFor[S](), "", err) // says what does not fit where
 	}
 	i.state = s
 	return nil
@@ -107,17 +108,17 @@ func (i *instance[S, C, V]) Action(t *engine.Turn, name string, rawArgs []byte) 
 	af := i.b.actions[name]
 	n, err := codec.ArrayLen(rawArgs)
 	if err != nil {
-		return nil, ErrInvalidArguments.With("Action `%s`: %v", name, err)
+		return nil, ErrInvalidArguments.With("action %s: %v", name, err)
 	}
 	if n < af.numArgs && af.optionalFrom <= n {
 		// Trailing optional parameters left out (JavaScript's undefined).
 		if rawArgs, err = codec.PadArray(rawArgs, af.numArgs); err != nil {
-			return nil, ErrInvalidArguments.With("Action `%s`: %v", name, err)
+			return nil, ErrInvalidArguments.With("action %s: %v", name, err)
 		}
 		n = af.numArgs
 	}
 	if n != af.numArgs {
-		return nil, ErrInvalidArguments.With("Action `%s` takes %d argument(s), got %d.", name, af.numArgs, n)
+		return nil, ErrInvalidArguments.With("action %s: expected %d argument(s), got %d", name, af.numArgs, n)
 	}
 	c := i.ctx(t)
 	in := make([]reflect.Value, 1+af.numArgs)
@@ -125,7 +126,12 @@ func (i *instance[S, C, V]) Action(t *engine.Turn, name string, rawArgs []byte) 
 	if af.argsType != nil {
 		p := reflect.New(af.argsType)
 		if err := codec.Unmarshal(rawArgs, p.Interface()); err != nil {
-			return nil, argsError(name, af, rawArgs, err)
+			return nil, argsError(t, name, af, rawArgs, err)
+		}
+		if af.nullChecks {
+			if err := checkNullArgs(t, name, af, rawArgs); err != nil {
+				return nil, err
+			}
 		}
 		for j := range af.numArgs {
 			in[1+j] = p.Elem().Field(1 + j)
@@ -146,16 +152,33 @@ func (i *instance[S, C, V]) Action(t *engine.Turn, name string, rawArgs []byte) 
 }
 
 // argsError explains why an argument list did not decode, naming the
-// first argument at fault.
-func argsError(name string, af *actionFn, rawArgs []byte, err error) error {
+// first argument at fault, in the terms of the request's encoding.
+func argsError(t *engine.Turn, name string, af *actionFn, rawArgs []byte, err error) error {
+	enc := protocol.EncodingName(t.Context())
 	if args, serr := codec.SplitArgs(rawArgs); serr == nil && len(args) == af.numArgs {
 		for j, pt := range af.params {
 			if derr := args.Decode(j, reflect.New(pt).Interface()); derr != nil {
-				return ErrInvalidArguments.With("Action `%s` argument %d: %v", name, j+1, derr)
+				return ErrInvalidArguments.With("action %s: argument %d: %v", name, j+1, codec.Explain(args[j], pt, enc, derr))
 			}
 		}
 	}
-	return ErrInvalidArguments.With("Action `%s`: %v", name, err)
+	return ErrInvalidArguments.With("action %s: %v", name, codec.Explain(rawArgs, af.argsType, enc, err))
+}
+
+// checkNullArgs refuses null for a parameter that has no null (a number,
+// string, boolean or struct would silently get its zero value). Padding
+// for left-out trailing parameters only ever reaches nullable ones.
+func checkNullArgs(t *engine.Turn, name string, af *actionFn, rawArgs []byte) error {
+	nulls, err := codec.NullElements(rawArgs)
+	if err != nil {
+		return ErrInvalidArguments.With("action %s: %v", name, err)
+	}
+	for _, j := range nulls {
+		if e := codec.NullExplained(af.params[j], protocol.EncodingName(t.Context())); e != nil {
+			return ErrInvalidArguments.With("action %s: argument %d: %v", name, j+1, e)
+		}
+	}
+	return nil
 }
 
 func (i *instance[S, C, V]) BeforeActionResponse(t *engine.Turn, name string, rawArgs []byte, out any) (any, error) {

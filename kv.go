@@ -18,25 +18,25 @@ func K(elems ...any) KVKey { return KVKey(elems) }
 
 // KVEntry is a key and its value.
 type KVEntry struct {
-	Key   KVKey
-	Value Value
+	Key   KVKey `json:"key"`
+	Value Value `json:"value"`
 }
 
 // KVPair is a key and a value to put.
 type KVPair struct {
-	Key   KVKey
-	Value any
+	Key   KVKey `json:"key"`
+	Value any   `json:"value"`
 }
 
 // KVListOptions selects keys: with Prefix, the keys that start with it;
 // Start is inclusive, End exclusive. Reverse lists in descending order;
 // Limit 0 means no limit.
 type KVListOptions struct {
-	Prefix  KVKey
-	Start   KVKey
-	End     KVKey
-	Reverse bool
-	Limit   int
+	Prefix  KVKey `json:"prefix,omitempty"`
+	Start   KVKey `json:"start,omitempty"`
+	End     KVKey `json:"end,omitempty"`
+	Reverse bool  `json:"reverse,omitempty"`
+	Limit   int   `json:"limit,omitempty"`
 }
 
 // KV is an actor's private, ordered key/value store. Its writes belong to

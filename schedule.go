@@ -13,12 +13,14 @@ import (
 // action that fails is logged, not retried.
 type Schedule struct{ t *engine.Turn }
 
-// ScheduledEvent is a pending alarm.
+// ScheduledEvent is a pending alarm. Returned from an action or stored,
+// it keeps every field: {"id":…,"at":…,"action":…,"args":[…]}, the time
+// exact to the nanosecond (see docs/concepts/values.md).
 type ScheduledEvent struct {
-	ID     string
-	At     time.Time
-	Action string
-	Args   Args
+	ID     string    `json:"id"`
+	At     time.Time `json:"at"`
+	Action string    `json:"action"`
+	Args   Args      `json:"args"`
 }
 
 // After schedules action(args...) after d. It returns the alarm's id.

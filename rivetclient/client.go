@@ -347,7 +347,8 @@ func (h *Handle) Call(ctx context.Context, action string, args ...any) (rivet.Va
 	return rivet.RawValue(out.Output), nil
 }
 
-// Call calls an action and decodes its result into R.
+// Call calls an action and decodes its result into R. A result that does
+// not fit R is a *rivet.ResultError (the action ran), not a server error.
 func Call[R any](ctx context.Context, h interface {
 	Call(ctx context.Context, action string, args ...any) (rivet.Value, error)
 }, action string, args ...any) (R, error) {
@@ -356,7 +357,13 @@ func Call[R any](ctx context.Context, h interface {
 	if err != nil {
 		return r, err
 	}
-	return r, v.Decode(&r)
+	if b := v.Bytes(); len(b) > 0 {
+		if err := codec.Unmarshal(b, &r); err != nil {
+			// Ours, not the server's: report it as such (*rivet.ResultError).
+			return r, rivet.NewResultError(action, b, &r, err)
+		}
+	}
+	return r, nil
 }
 
 // ID resolves the actor's id (creating the actor for a GetOrCreate

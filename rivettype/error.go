@@ -12,15 +12,18 @@ import (
 // Error is an error a caller of an actor can see: a group, a code, a
 // human-readable message and optional metadata, exactly as the RivetKit wire
 // protocol carries them.
+//
+// Stored or returned as a value it is {"group","code","message","metadata",
+// "public"}, like the protocol's error messages.
 type Error struct {
-	Group    string
-	Code     string
-	Message  string
-	Metadata any
+	Group    string `json:"group"`
+	Code     string `json:"code"`
+	Message  string `json:"message"`
+	Metadata any    `json:"metadata,omitempty"`
 	// Public reports whether Message and Metadata may be shown to remote
 	// callers. Errors that are not public reach the wire with the generic
 	// internal-error message.
-	Public bool
+	Public bool `json:"public,omitempty"`
 }
 
 func (e *Error) Error() string {

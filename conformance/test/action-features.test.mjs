@@ -51,7 +51,7 @@ matrix("Action Features", (t) => {
 			{
 				todo:
 					"server answers a wrongly typed argument with actor.invalid_arguments " +
-					'("Action `calculator.add` argument 1: cbor: cannot unmarshal UTF-8 text string into Go value of type int"); ' +
+					'("action calculator.add: argument 1: expected an integer (Go int), got the JSON string ..."); ' +
 					"upstream expects actor.validation_error",
 			},
 			async ({ client }) => {

@@ -6,6 +6,12 @@
 //
 // Struct fields follow `cbor` tags and fall back to `json` tags, so a state
 // type written for encoding/json needs no extra tags.
+//
+// A time.Time is written as CBOR tag 0 on its RFC 3339 text in UTC with
+// every nanosecond ("2026-12-03T09:33:46.123456789Z"): the instant survives
+// exactly, the zone does not (compare times with Equal). The zero time is
+// null; years outside 0000-9999 cannot be written. Times written by
+// earlier versions as whole Unix seconds still decode.
 package codec
 
 import (
@@ -23,7 +29,10 @@ var (
 
 func init() {
 	var err error
-	encMode, err = cbor.CoreDetEncOptions().EncMode()
+	opts := cbor.CoreDetEncOptions()
+	opts.Time = cbor.TimeRFC3339NanoUTC
+	opts.TimeTag = cbor.EncTagRequired
+	encMode, err = opts.EncMode()
 	if err != nil {
 		panic(err)
 	}
@@ -41,8 +50,18 @@ func init() {
 // Marshal encodes v deterministically.
 func Marshal(v any) ([]byte, error) { return encMode.Marshal(v) }
 
-// Unmarshal decodes b into the value v points to.
-func Unmarshal(b []byte, v any) error { return decMode.Unmarshal(b, v) }
+// Unmarshal decodes b into the value v points to. Map keys that arrive
+// as decimal text (the wire has only string keys) decode into maps with
+// integer keys.
+func Unmarshal(b []byte, v any) error {
+	err := decMode.Unmarshal(b, v)
+	if err != nil {
+		if fixed, ok := intKeys(b, reflect.TypeOf(v)); ok {
+			return decMode.Unmarshal(fixed, v)
+		}
+	}
+	return err
+}
 
 // Raw is one encoded value.
 type Raw = cbor.RawMessage
@@ -151,5 +170,5 @@ func appendArrayHead(b []byte, n int) []byte {
 
 // Decode decodes element i into dst.
 func (a Args) Decode(i int, dst any) error {
-	return decMode.Unmarshal(a[i], dst)
+	return Unmarshal(a[i], dst)
 }

@@ -329,7 +329,7 @@ func (t *Turn) Schedule(at time.Time, action string, args []byte) (string, error
 		return "", rivettype.ErrTooManySchedules.With("An actor may have at most %d scheduled events.", max)
 	}
 	a := rivetdriver.Alarm{
-		ID: newAlarmID(), ActorID: t.h.info.ID, At: at.UTC().Truncate(time.Millisecond),
+		ID: newAlarmID(), ActorID: t.h.info.ID, At: at.UTC(), // every nanosecond: the drivers keep them
 		Action: action, Args: bytes.Clone(args), CreatedAt: t.Now().UTC(),
 	}
 	if t.alarmPut == nil {

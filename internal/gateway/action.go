@@ -181,6 +181,7 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 	}
 	ctx, cancel := requestContext(r)
 	defer cancel()
+	ctx = protocol.WithEncoding(ctx, enc) // argument errors speak its terms
 	ref, err := g.resolve(ctx, r, t, params, IntentAction)
 	if err != nil {
 		g.fail(w, r, err)

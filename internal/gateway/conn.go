@@ -209,7 +209,7 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 		g.openFailed(c, enc, err)
 		return
 	}
-	wc := &wsConn{g: g, c: c, enc: enc, actorID: ref.ID, log: g.actorLog(ref), ctx: ctx}
+	wc := &wsConn{g: g, c: c, enc: enc, actorID: ref.ID, log: g.actorLog(ref), ctx: protocol.WithEncoding(ctx, enc)}
 	wc.out = newSender(c, g.cfg.SendQueue, func(err error) { wc.log.Error("encode message", "err", err) })
 	wc.ec = engine.NewConn(engine.NewConnID(), params, ref.Auth, wc)
 	wc.ec.Request = r

@@ -622,6 +622,7 @@ func (s *Service) CallAction(ctx context.Context, id, name string, args json.Raw
 	if _, err := codec.ArrayLen(enc); err != nil {
 		return nil, ErrBadRequest.With("The arguments must be a JSON array.")
 	}
+	ctx = protocol.WithEncoding(ctx, protocol.JSON) // argument errors speak JSON
 	out, err := s.e.Call(ctx, id, nil, nil, name, enc, codec.Marshal, s.e.ActionTimeout(rec.Name))
 	if err != nil {
 		return nil, err

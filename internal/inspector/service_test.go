@@ -227,7 +227,8 @@ func TestServiceSetState(t *testing.T) {
 		{`{"count": "many"}`, "count"},
 		{`{"count": 1, "colour": "red"}`, `no field "colour"`},
 		{`[1, 2]`, "array"},
-		{`{"count": 1.5}`, "count"},
+		{`{"count": 1.5}`, "at .count: expected an integer (Go int), got the number 1.5"},
+		{`{"count": "many"}`, `at .count: expected an integer (Go int), got the string "many"`},
 		{`{"count": `, "not valid JSON"},
 		{``, "missing"},
 	} {
@@ -330,7 +331,7 @@ func TestServiceCallAction(t *testing.T) {
 		t.Fatalf("unknown action: %v", err)
 	}
 	_, err = b.svc.CallAction(ctx, id, "increment", json.RawMessage(`["x"]`))
-	if e, ok := rivettype.As(err); !ok || e.Code != "invalid_arguments" {
+	if e, ok := rivettype.As(err); !ok || e.Code != "invalid_arguments" || !strings.Contains(e.Message, `argument 1: expected an integer (Go int), got the JSON string "x"`) {
 		t.Fatalf("bad argument: %v", err)
 	}
 	_, err = b.svc.CallAction(ctx, id, "increment", json.RawMessage(`{"n":1}`))

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -193,7 +194,13 @@ func (r *cborReader) tag(number uint64, depth int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if number != 2 && number != 3 {
+	switch number {
+	case 0:
+		return dateText(content)
+	case 1:
+		return dateEpoch(content)
+	case 2, 3:
+	default:
 		return content, nil
 	}
 	b, ok := content.([]byte)
@@ -208,6 +215,39 @@ func (r *cborReader) tag(number uint64, depth int) (any, error) {
 		n.Sub(big.NewInt(-1), n)
 	}
 	return bigValue(n)
+}
+
+// dateText reads the content of tag 0: an RFC 3339 date and time.
+func dateText(content any) (any, error) {
+	s, ok := content.(string)
+	if !ok {
+		return nil, fmt.Errorf("date tag 0 on %s", describe(content))
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return nil, fmt.Errorf("date tag 0: invalid RFC 3339 time %.40q", s)
+	}
+	return t.UTC(), nil
+}
+
+// dateEpoch reads the content of tag 1: seconds since the Unix epoch. A
+// fraction is rounded to the millisecond, as cbor-x turns it into a JS Date.
+func dateEpoch(content any) (any, error) {
+	switch x := content.(type) {
+	case int64:
+		return time.Unix(x, 0).UTC(), nil
+	case uint64:
+		if x <= math.MaxInt64 {
+			return time.Unix(int64(x), 0).UTC(), nil
+		}
+	case float64:
+		ms := math.Round(x * 1000)
+		if !math.IsNaN(ms) && math.Abs(ms) <= 8.64e15 { // a JS Date's range
+			return time.UnixMilli(int64(ms)).UTC(), nil
+		}
+		return nil, fmt.Errorf("date tag 1: invalid date (%v seconds)", x)
+	}
+	return nil, fmt.Errorf("date tag 1 on %s", describe(content))
 }
 
 func (r *cborReader) simple(info byte) (any, error) {

@@ -17,7 +17,8 @@
 // bodies) are carried as internal CBOR bytes in the deterministic form of
 // package codec. Decoders produce that form; encoders accept anything
 // codec.Unmarshal reads. Arguments are always a CBOR array: on input null
-// becomes [] and a non-array value v becomes [v].
+// becomes [] and a value that is not an array is an error (RivetKit would
+// take v as [v]; no client sends that).
 //
 // # Encodings
 //
@@ -52,9 +53,15 @@
 //   - undefined (CBOR f7, ["$Undefined",0]) becomes null. Go has no
 //     undefined and codec decodes both to nil; nothing is sent as
 //     undefined.
-//   - Sets (["$Set",…], CBOR tag 258) become arrays. Other CBOR tags than 2
-//     and 3 (bignums) are dropped and their content kept: tag 64 gives a
-//     byte string, a Date its number.
+//   - Sets (["$Set",…], CBOR tag 258) become arrays. Other CBOR tags than 0
+//     and 1 (times) and 2 and 3 (bignums) are dropped and their content
+//     kept: tag 64 gives a byte string.
+//   - Times: a JS Date arrives in CBOR as tag 1 on seconds (cbor-x), read
+//     to the millisecond, and in JSON as its ISO string (JSON.stringify),
+//     which stays a string. Internally a time is tag 0 on RFC 3339 text in
+//     UTC with nanoseconds (package codec); it is sent as that tag in CBOR
+//     frames and BARE values, which cbor-x revives as a Date, and as the
+//     text in JSON.
 //   - Byte strings are sent as ["$Uint8Array",base64] in JSON and in BARE
 //     values (as the TS client writes them), and as plain CBOR byte strings
 //     in CBOR frames: cbor-x decodes those to a Uint8Array, which revive

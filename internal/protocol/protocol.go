@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -382,4 +383,24 @@ func EncodeJSONValue(value []byte) ([]byte, error) {
 		return nil, fmt.Errorf("protocol: encode value: %w", err)
 	}
 	return b, nil
+}
+
+type encodingKey struct{}
+
+// WithEncoding records in ctx the encoding a request arrived in, so that
+// an error about its values can speak of them in that encoding's terms.
+func WithEncoding(ctx context.Context, e Encoding) context.Context {
+	return context.WithValue(ctx, encodingKey{}, e)
+}
+
+// EncodingName returns the name of the encoding recorded by WithEncoding,
+// "" when none was (a call from Go code).
+func EncodingName(ctx context.Context) string {
+	if ctx == nil {
+		return ""
+	}
+	if e, ok := ctx.Value(encodingKey{}).(Encoding); ok {
+		return e.String()
+	}
+	return ""
 }

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/rivetgo/rivet/internal/codec"
@@ -20,8 +21,8 @@ import (
 
 // A value tree is a user value between the wire and its internal CBOR
 // bytes. After parsing and fromWire it holds only nil, bool, int64, uint64,
-// *big.Int (outside the 64-bit range only), float64, string, []byte, []any
-// and map[string]any.
+// *big.Int (outside the 64-bit range only), float64, string, []byte,
+// time.Time (in UTC), []any and map[string]any.
 
 const (
 	// maxDepth bounds the nesting of arrays and maps in a user value, well
@@ -50,20 +51,26 @@ func wireValue(v any, revive bool) ([]byte, error) {
 }
 
 // wireArgs converts decoded action or event arguments to an internal CBOR
-// array: null is [], any other non-array value v is [v].
+// array. Null (or an absent field) is []; any other value that is not an
+// array, even after reviving compat tags, is an error (RivetKit would call
+// the action with [v]; no client sends that, so it is a mistake).
 func wireArgs(v any, revive bool) ([]byte, error) {
-	if _, ok := v.([]any); !ok && v != nil {
-		v = []any{v}
-	}
 	t, err := fromWire(v, revive, 0)
 	if err != nil {
 		return nil, err
 	}
-	return marshalInternal(argsTree(t))
+	switch t.(type) {
+	case nil:
+		t = []any{}
+	case []any:
+	default:
+		return nil, fmt.Errorf("expected an array of arguments, got %s", describe(t))
+	}
+	return marshalInternal(t)
 }
 
-// argsTree makes t an argument array. An array value may stand for a
-// scalar (["$BigInt","1"]), so this runs after fromWire too.
+// argsTree makes t an argument array: null is [], and a value that is not
+// an array (only internal code could make one) is a list of one.
 func argsTree(t any) []any {
 	switch x := t.(type) {
 	case nil:
@@ -96,7 +103,7 @@ func parseInternal(b []byte) (any, error) {
 // number of arrays and maps around v. It may reuse v's storage.
 func fromWire(v any, revive bool, depth int) (any, error) {
 	switch x := v.(type) {
-	case nil, bool, string, int64, uint64, *big.Int, float64, []byte:
+	case nil, bool, string, int64, uint64, *big.Int, float64, []byte, time.Time:
 		return x, nil
 	case json.Number:
 		return parseJSONNumber(string(x))
@@ -206,6 +213,8 @@ func describe(v any) string {
 		return "a string"
 	case []byte:
 		return "a byte string"
+	case time.Time:
+		return "a date"
 	case []any:
 		return "an array"
 	case map[string]any:
@@ -386,6 +395,9 @@ func appendJSONValue(b []byte, v any, depth int) ([]byte, error) {
 		return appendJSONFloat(b, x), nil
 	case string:
 		return appendJSONString(b, x), nil
+	case time.Time:
+		// What JSON.stringify makes of a Date, with every nanosecond.
+		return appendJSONString(b, x.UTC().Format(time.RFC3339Nano)), nil
 	case []byte:
 		b = append(b, `["$Uint8Array","`...)
 		b = base64.StdEncoding.AppendEncode(b, x)

@@ -8,6 +8,9 @@ import (
 	"math/big"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/rivetgo/rivet/internal/codec"
 )
 
 func bigInt(s string) *big.Int {
@@ -145,6 +148,10 @@ func TestEncodeJSONValue(t *testing.T) {
 		{map[int]string{2: "b", 10: "a"}, `{"10":"a","2":"b"}`},
 		{[]any{}, `[]`},
 		{map[string]any{}, `{}`},
+		// A time is its RFC 3339 text, as JSON.stringify writes a Date, with
+		// every nanosecond; it reads back as a string, which decodes into a
+		// time.Time.
+		{time.Date(2026, 12, 3, 9, 33, 46, 123456789, time.UTC), `"2026-12-03T09:33:46.123456789Z"`},
 	} {
 		got, err := EncodeJSONValue(val(t, c.in))
 		if err != nil {
@@ -156,6 +163,17 @@ func TestEncodeJSONValue(t *testing.T) {
 		}
 		// Floats other than NaN and infinities read back as they were.
 		if f, ok := c.in.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
+			continue
+		}
+		if tm, ok := c.in.(time.Time); ok {
+			back, err := DecodeJSONValue(got)
+			var dec time.Time
+			if err == nil {
+				err = codec.Unmarshal(back, &dec)
+			}
+			if err != nil || !dec.Equal(tm) {
+				t.Errorf("time %v read back as %v, %v", tm, dec, err)
+			}
 			continue
 		}
 		back, err := DecodeJSONValue(got)
@@ -209,11 +227,16 @@ func TestCBORInput(t *testing.T) {
 		{"c3 49 010000000000000000", bigInt("-18446744073709551617")},
 		{"c2 41 05", 5}, // small bignum
 		{"c2 5f 41 01 41 00 ff", 256},
-		{"d8 40 43 010203", []byte{1, 2, 3}},            // Uint8Array
-		{"d8 55 44 0000803f", []byte{0, 0, 0x80, 0x3f}}, // Float32Array: its bytes
-		{"d9 0102 82 01 02", []any{1, 2}},               // Set (tag 258)
-		{"c1 1a 5f5e1000", 1600000000},                  // Date: its number
-		{"f7", nil},                                     // undefined
+		{"d8 40 43 010203", []byte{1, 2, 3}},                      // Uint8Array
+		{"d8 55 44 0000803f", []byte{0, 0, 0x80, 0x3f}},           // Float32Array: its bytes
+		{"d9 0102 82 01 02", []any{1, 2}},                         // Set (tag 258)
+		{"c1 1a 5f5e1000", time.Unix(1600000000, 0)},              // Date, whole seconds
+		{"c1 fb 41dac4462907df3b", time.UnixMilli(1796282532123)}, // Date with milliseconds
+		{"c1 fb bff0000000000000", time.Unix(-1, 0)},              // before 1970
+		{"c0 74 323032302d30392d31335431323a32363a34305a", time.Unix(1600000000, 0)},
+		{"c0 78 1e 323032362d31322d30335430393a33333a34362e3132333435363738395a", time.Date(2026, 12, 3, 9, 33, 46, 123456789, time.UTC)},
+		{"c0 78 19 323032302d30392d31335431343a32363a34302b30323a3030", time.Unix(1600000000, 0)}, // an offset
+		{"f7", nil}, // undefined
 		{"82 f7 f6", []any{nil, nil}},
 		{"f9 3e00", 1.5},
 		{"fa 3fc00000", 1.5},
@@ -257,7 +280,8 @@ func TestCBORInputErrors(t *testing.T) {
 		"62 ff fe", "7f 61 ff ff", "7f 41 61 ff", "5f 7f ff ff", "7f 5f ff ff", "5f 01 ff", "9f 01", "bf 01 ff", "bf 61 61 ff",
 		"df 01", "1f", "ff",
 		"e0", "f0", "f8 20", "fc", "fd", "fe",
-		"c2 01", "c2 61 61", "c3 f6", "c2 5a 00000401" + strings.Repeat("ff", 1025),
+		"c2 01", "c2 61 61", "c3 f6", "c0 01", "c0 61 61", "c1 61 61", "c1 f9 7e00", "c1 fb 7ff0000000000000",
+		"c1 fb 42a2309ce5400000", // a Date in the year 318857: beyond RFC 3339 "c2 5a 00000401" + strings.Repeat("ff", 1025),
 		"01 01", "80 00",
 		deep,
 		"82 01", "c0",
@@ -292,6 +316,11 @@ func TestCBOROutput(t *testing.T) {
 		{[]any{"$x", 1}, "82 63 242478 01", "82 63 242478 01"},
 		{map[string]any{"a": []any{"$", []byte{}}}, "a1 61 61 82 62 2424 40", ""},
 		{1.5, "f9 3e00", "f9 3e00"},
+		// Times are tag 0 on RFC 3339 text: cbor-x reads a Date, a Go
+		// client the exact time.
+		{time.Date(2026, 12, 3, 9, 33, 46, 123456789, time.FixedZone("", 3600)),
+			"c0 78 1e 323032362d31322d30335430383a33333a34362e3132333435363738395a",
+			"c0 78 1e 323032362d31322d30335430383a33333a34362e3132333435363738395a"},
 	} {
 		check := func(got []byte, want string, what string) {
 			if want == "" {
