@@ -13,6 +13,7 @@ import (
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/protocol"
+	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivettype"
 )
 
@@ -25,21 +26,28 @@ type actorRef struct {
 }
 
 // resolve finds (or, for getOrCreate, creates) the target actor after
-// running the auth hook with the caller's intents.
+// running the auth hook with the caller's intents: "get" and the route's
+// intent, plus "create" for getOrCreate (as RivetKit's manager did).
 func (g *Gateway) resolve(ctx context.Context, r *http.Request, t target, params []byte, intent string) (actorRef, error) {
+	if len(params) > maxConnParams {
+		return actorRef{}, errInvalidRequest.With("The connection params are %d bytes encoded, over the limit of %d.", len(params), maxConnParams)
+	}
 	if !t.Query {
-		rec, err := g.e.GetActor(ctx, t.ActorID)
+		rec, err := g.getActor(ctx, t.ActorID)
 		if err != nil {
-			return actorRef{}, err
+			return actorRef{}, g.idNotFound(t, err)
 		}
-		auth, err := g.cfg.Hooks.Auth(r, rec.Name, rec.Key, params, []string{intent})
+		auth, err := g.cfg.Hooks.Auth(r, rec.Name, rec.Key, params, []string{IntentGet, intent})
 		if err != nil {
 			return actorRef{}, err
 		}
 		return actorRef{ID: rec.ID, Name: rec.Name, Key: rec.Key, Auth: auth}, nil
 	}
+	if err := g.checkNamespace(t.Namespace); err != nil {
+		return actorRef{}, err
+	}
 	if !g.e.Registered(t.Name) {
-		return actorRef{}, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", t.Name)
+		return actorRef{}, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", clip(t.Name))
 	}
 	if err := actorkey.Validate(t.Key); err != nil {
 		return actorRef{}, rivettype.ErrInvalidKey.With("Invalid actor key: %v", err)
@@ -75,6 +83,32 @@ func (g *Gateway) resolve(ctx context.Context, r *http.Request, t target, params
 		return actorRef{}, err
 	}
 	return actorRef{ID: rec.ID, Name: rec.Name, Key: rec.Key, Auth: auth}, nil
+}
+
+// getActor is Engine.GetActor for an id a client sent: one longer than
+// any id is not found without a lookup, and echoed clipped.
+func (g *Gateway) getActor(ctx context.Context, id string) (rivetdriver.ActorRecord, error) {
+	if len(id) > maxActorID {
+		return rivetdriver.ActorRecord{}, rivettype.ErrActorNotFound.With("Actor %s was not found.", clip(id))
+	}
+	return g.e.GetActor(ctx, id)
+}
+
+// idNotFound explains a direct-path target that is not an actor: the
+// segment after /gateway/ is read as an actor id, which is not what
+// someone who wrote /gateway/counter/action/increment meant.
+func (g *Gateway) idNotFound(t target, err error) error {
+	if t.ViaHeader || !errors.Is(err, rivettype.ErrActorNotFound) {
+		return err
+	}
+	name := "NAME"
+	if g.e.Registered(t.ActorID) {
+		name = t.ActorID
+	}
+	return rivettype.ErrActorNotFound.With("Actor %s was not found: the path segment after /gateway/ is read as an actor id. "+
+		"To address an actor by name and key, add the query ?rvt-namespace=default&rvt-method=get&rvt-key=KEY "+
+		"(rvt-method=getOrCreate&rvt-pool=default creates it), e.g. /gateway/%s/action/ACTION?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=KEY.",
+		clip(t.ActorID), url.PathEscape(clip(name)))
 }
 
 func isWebSocket(r *http.Request) bool {

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -35,12 +36,16 @@ const (
 	maxRESTBody = 8 << 20
 )
 
-// Intents a caller has, as an auth hook sees them.
+// Intents a caller has, as an auth hook sees them. Every route that
+// reaches or reveals an actor runs its auth hook with them (see
+// docs/concepts/auth.md for which route passes which).
 const (
 	IntentGet     = "get"
 	IntentCreate  = "create"
 	IntentConnect = "connect"
 	IntentAction  = "action"
+	IntentDestroy = "destroy"
+	IntentSleep   = "sleep"
 )
 
 // Hooks are the user hooks the gateway runs; package rivet implements them
@@ -62,10 +67,17 @@ type Config struct {
 	Engine *engine.Engine
 	Hooks  Hooks
 	Log    *slog.Logger
-	// Origins lists the browser origins allowed to call the gateway
-	// (CORS). Empty allows any origin, echoing it back as RivetKit's
-	// engine does; set it in production.
+	// Origins lists the browser origins allowed to call the gateway with
+	// credentials (CORS); "*" allows every origin with credentials, as
+	// RivetKit's engine does. Empty: see cors.
 	Origins []string
+	// Admin reports whether a request carries the admin token; the REST
+	// API (/actors) then skips the actors' auth hooks (operators' tools).
+	Admin func(r *http.Request) bool
+	// Namespaces lists the namespaces callers may name besides "default";
+	// "*" allows any. An unknown namespace is refused with
+	// namespace.not_found.
+	Namespaces []string
 	// Limits; zero means the default.
 	MaxIncoming int
 	MaxOutgoing int
@@ -178,7 +190,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		// Header/subprotocol routing (the client's skipReadyWait mode):
 		// /request/…, /connect, /websocket/… with the actor named in
 		// x-rivet-actor or a rivet_actor.* subprotocol.
-		g.route(w, r, target{ActorID: headerTarget(r), Path: raw})
+		g.route(w, r, target{ActorID: headerTarget(r), ViaHeader: true, Path: raw})
 	default:
 		g.fail(w, r, errNoRoute.With("No route found for path %s.", path))
 	}
@@ -210,20 +222,39 @@ func headerTarget(r *http.Request) string {
 
 // cors applies the CORS headers; it reports false when the origin is not
 // allowed (the request was answered).
+//
+// With an allow-list (Config.Origins), listed origins get their origin
+// echoed with credentials and others are refused. Without one, same-origin
+// pages and local development pages (localhost, loopback addresses) get
+// credentials, and any other origin may call without them: the browser
+// does not show that page answers to credentialed requests, and cookies
+// it attached anyway are dropped here so that they authenticate nothing
+// (no cross-site request forgery through a victim's cookies, on HTTP or
+// WebSocket).
 func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
-	if len(g.cfg.Origins) > 0 && !slices.Contains(g.cfg.Origins, origin) && !slices.Contains(g.cfg.Origins, "*") {
-		g.fail(w, r, errForbiddenOrigin.With("Origin %s is not allowed.", origin))
-		return false
-	}
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Expose-Headers", "*")
 	h.Add("Vary", "Origin")
+	credentials := true
+	switch {
+	case len(g.cfg.Origins) > 0:
+		if !slices.Contains(g.cfg.Origins, origin) && !slices.Contains(g.cfg.Origins, "*") {
+			g.fail(w, r, errForbiddenOrigin.With("Origin %s is not allowed.", clip(origin)))
+			return false
+		}
+	case sameOrigin(r, origin) || localOrigin(origin):
+	default:
+		credentials = false
+		r.Header.Del("Cookie")
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	if credentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+	h.Set("Access-Control-Expose-Headers", "*")
 	if r.Method == http.MethodOptions {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS, PATCH")
 		if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
@@ -232,6 +263,41 @@ func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 		h.Set("Access-Control-Max-Age", "86400")
 	}
 	return true
+}
+
+// sameOrigin reports whether origin names the host the request was sent
+// to (a page served by this server).
+func sameOrigin(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// localOrigin reports whether origin is a page of this machine:
+// localhost, *.localhost or a loopback address, any port (development
+// servers).
+func localOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CORSSummary describes the cross-origin policy of origins (Config.Origins)
+// in one line, for a startup banner.
+func CORSSummary(origins []string) string {
+	switch {
+	case slices.Contains(origins, "*"):
+		return "any origin, with credentials (allowed_origins=*)"
+	case len(origins) > 0:
+		return strings.Join(origins, ", ") + " with credentials; other origins refused"
+	}
+	return "any origin without credentials (cookies ignored), this site and localhost with them; set allowed_origins for a site on another origin"
 }
 
 func (g *Gateway) metadata(w http.ResponseWriter, _ *http.Request) {
