@@ -1,0 +1,94 @@
+package gateway_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/rivetgo/rivet"
+)
+
+// A name where an actor id belongs gets an answer that says how the path
+// was read and how to address an actor by name and key.
+func TestNameInIDPositionExplains(t *testing.T) {
+	base := serve(t, rivet.GatewayConfig{})
+	resp, m := do(t, "POST", base+"/gateway/counter/action/increment", `{"args":[1]}`, nil)
+	msg, _ := m["message"].(string)
+	if resp.StatusCode != 404 || m["group"] != "actor" || m["code"] != "not_found" ||
+		!strings.Contains(msg, "Actor counter was not found") || !strings.Contains(msg, "read as an actor id") ||
+		!strings.Contains(msg, "/gateway/counter/action/ACTION?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=KEY") {
+		t.Fatalf("name as id: %d %v", resp.StatusCode, m)
+	}
+	// The advice works.
+	resp, m = do(t, "POST", base+"/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=KEY", `{"args":[1]}`, nil)
+	if resp.StatusCode != 200 || m["output"] != 1.0 {
+		t.Fatalf("following the advice: %d %v", resp.StatusCode, m)
+	}
+	// An id sent in x-rivet-actor was not read from the path: no advice
+	// about the path.
+	resp, m = do(t, "GET", base+"/request/x", "", map[string]string{"X-Rivet-Target": "actor", "X-Rivet-Actor": "nope"})
+	if msg, _ := m["message"].(string); resp.StatusCode != 404 || strings.Contains(msg, "path segment") {
+		t.Fatalf("header-routed unknown id: %d %v", resp.StatusCode, m)
+	}
+}
+
+// Whatever a client names is bounded: oversized values are refused with
+// a clear error before anything is stored, and no error message repeats
+// more than a short prefix of what was sent.
+func TestClientNamedValuesAreBounded(t *testing.T) {
+	base := serve(t, rivet.GatewayConfig{})
+	big := strings.Repeat("x", 20<<10)
+	bigParams := `{"token":"` + big + `"}`
+	for _, r := range []struct {
+		name, method, path, body string
+		hdr                      map[string]string
+		status                   int
+		code                     string
+	}{
+		{"namespace", "POST", "/gateway/counter/action/increment?rvt-namespace=" + big + "&rvt-method=getOrCreate&rvt-pool=default&rvt-key=k", `{"args":[1]}`, nil, 400, "query_invalid_params"},
+		{"rest namespace", "GET", "/actors?namespace=" + big, "", nil, 400, "invalid"},
+		{"actor name", "POST", "/gateway/" + big + "/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=k", `{"args":[1]}`, nil, 400, "not_registered"},
+		{"rest actor name", "PUT", "/actors", `{"name":"` + big + `","key":"k"}`, nil, 400, "not_registered"},
+		{"actor id", "POST", "/gateway/" + big + "/action/increment", `{"args":[1]}`, nil, 404, "not_found"},
+		{"rest actor id", "DELETE", "/actors/" + big, "", nil, 404, "not_found"},
+		{"key", "POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=" + big, `{"args":[1]}`, nil, 400, "invalid_key"},
+		{"rest key", "PUT", "/actors", `{"name":"counter","key":"` + big + `"}`, nil, 400, "invalid_key"},
+		{"lookup key", "GET", "/actors?name=counter&key=" + big, "", nil, 400, "invalid_key"},
+		{"token", "POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=k&rvt-token=" + big, `{"args":[1]}`, nil, 400, "query_invalid_params"},
+		{"region", "POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=k&rvt-region=" + big, `{"args":[1]}`, nil, 400, "query_invalid_params"},
+		{"unknown rvt", "POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=get&rvt-" + big + "=1", `{"args":[1]}`, nil, 400, "query_invalid_params"},
+		{"conn params", "POST", "/gateway/counter/action/increment" + query, `{"args":[1]}`, map[string]string{"X-Rivet-Conn-Params": bigParams}, 400, "invalid_request"},
+		{"rest conn params", "PUT", "/actors", `{"name":"counter","key":"k"}`, map[string]string{"X-Rivet-Conn-Params": bigParams}, 400, "invalid_request"},
+		{"actor ids", "GET", "/actors?actor_ids=" + strings.Repeat("a,", 1001), "", nil, 400, "invalid_request"},
+		{"origin", "POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=get&rvt-key=k", `{"args":[1]}`, map[string]string{"Origin": "https://" + big}, 0, ""},
+	} {
+		resp, m := do(t, r.method, base+r.path, r.body, r.hdr)
+		msg, _ := m["message"].(string)
+		if r.status != 0 && (resp.StatusCode != r.status || m["code"] != r.code) {
+			t.Errorf("%s: %d %v, want %d %s", r.name, resp.StatusCode, clipped(m), r.status, r.code)
+		}
+		if len(msg) > 600 || resp.ContentLength > 1000 {
+			t.Errorf("%s: the answer repeats the input (%d bytes): %.200s", r.name, resp.ContentLength, msg)
+		}
+		for k, v := range resp.Header {
+			if k != "Access-Control-Allow-Origin" && len(strings.Join(v, "")) > 1000 {
+				t.Errorf("%s: header %s repeats the input", r.name, k)
+			}
+		}
+	}
+	// None of it made an actor.
+	_, m := do(t, "GET", base+"/actors?namespace=default", "", nil)
+	if acts, _ := m["actors"].([]any); len(acts) != 0 {
+		t.Fatalf("refused requests created %d actors", len(acts))
+	}
+	if resp, _ := do(t, "GET", base+"/health", "", nil); resp.StatusCode != http.StatusOK {
+		t.Fatal("server unhealthy")
+	}
+}
+
+func clipped(m map[string]any) map[string]any {
+	if s, ok := m["message"].(string); ok && len(s) > 200 {
+		m["message"] = s[:200] + "…"
+	}
+	return m
+}
