@@ -303,7 +303,7 @@ func (h *Handler) list(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return
 	}
 	h.reply(w)(h.s.ListActors(ctx, ListOptions{
-		Name: q.Get("name"), Key: q.Get("key"), Q: q.Get("q"), After: q.Get("after"), Limit: limit,
+		Namespace: q.Get("namespace"), Name: q.Get("name"), Key: q.Get("key"), Q: q.Get("q"), After: q.Get("after"), Limit: limit,
 	}))
 }
 
