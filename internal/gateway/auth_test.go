@@ -292,3 +292,72 @@ func sweep(t *testing.T, c conformance, r sweepRequest) {
 		t.Errorf("%s %s: %v, want auth.unauthorized from OnAuth", r.method, u, m)
 	}
 }
+
+// TestIntentsPerRoute pins what OnAuth is told on each route (the table
+// of docs/concepts/auth.md).
+func TestIntentsPerRoute(t *testing.T) {
+	var last atomic.Value
+	rec := rivet.NewActor("rec", rivet.Opts[vaultState]{
+		OnAuth: func(a *rivet.AuthContext, params rivet.Value) (any, error) {
+			var s []string
+			for _, i := range a.Intents {
+				s = append(s, string(i))
+			}
+			last.Store(strings.Join(s, ","))
+			return nil, nil
+		},
+		OnRequest: func(c *rivet.Ctx[vaultState], w http.ResponseWriter, r *http.Request) error { return nil },
+		OnWebSocket: func(c *rivet.Ctx[vaultState], ws *rivet.WebSocket[vaultState, rivet.None, rivet.None]) error {
+			return nil
+		},
+	}).Action("a", func(c *rivet.Ctx[vaultState]) {})
+	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(rec), &rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.Handler())
+	t.Cleanup(func() { srv.Close(); _ = rt.Stop(context.Background()) })
+	base := srv.URL
+	_, m := do(t, "PUT", base+"/actors", `{"name":"rec","key":"k"}`, nil)
+	id := m["actor"].(map[string]any)["actor_id"].(string)
+	q := "?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=k"
+	for _, c := range []struct {
+		method, path, body, want string
+		ws                       bool
+	}{
+		{method: "PUT", path: "/actors", body: `{"name":"rec","key":"k"}`, want: "get,create"},
+		{method: "POST", path: "/actors", body: `{"name":"rec","key":"k2"}`, want: "create"},
+		{method: "GET", path: "/actors?name=rec&key=k", want: "get"},
+		{method: "GET", path: "/actors?name=rec", want: "get"},
+		{method: "GET", path: "/actors?actor_ids=" + id, want: "get"},
+		{method: "POST", path: "/actors/" + id + "/sleep", want: "get,sleep"},
+		{method: "POST", path: "/gateway/" + id + "/action/a", body: `{"args":[]}`, want: "get,action"},
+		{method: "POST", path: "/gateway/rec/action/a" + q, body: `{"args":[]}`, want: "get,create,action"},
+		{method: "POST", path: "/gateway/rec/action/a?rvt-namespace=default&rvt-method=get&rvt-key=k", body: `{"args":[]}`, want: "get,action"},
+		{method: "GET", path: "/gateway/" + id + "/request/x", want: "get,action"},
+		{path: "/gateway/" + id + "/connect", ws: true, want: "get,connect"},
+		{path: "/gateway/rec/connect" + q, ws: true, want: "get,create,connect"},
+		{path: "/gateway/" + id + "/websocket/x", ws: true, want: "get,connect"},
+		{method: "DELETE", path: "/actors/" + id, want: "get,destroy"},
+	} {
+		last.Store("")
+		if c.ws {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+c.path, &websocket.DialOptions{Subprotocols: []string{"rivet"}})
+			if err != nil {
+				t.Fatalf("%s: %v", c.path, err)
+			}
+			// The upgrade is accepted before OnAuth runs: wait for it.
+			for last.Load() == "" && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			ws.CloseNow()
+			cancel()
+		} else if resp, m := do(t, c.method, base+c.path, c.body, nil); resp.StatusCode != 200 {
+			t.Fatalf("%s %s: %d %v", c.method, c.path, resp.StatusCode, m)
+		}
+		if got := last.Load(); got != c.want {
+			t.Errorf("%s %s: intents %q, want %q", c.method, c.path, got, c.want)
+		}
+	}
+}
