@@ -223,10 +223,11 @@ func headerTarget(r *http.Request) string {
 // cors applies the CORS headers; it reports false when the origin is not
 // allowed (the request was answered).
 //
-// With an allow-list (Config.Origins), listed origins get their origin
-// echoed with credentials and others are refused. Without one, same-origin
-// pages and local development pages (localhost, loopback addresses) get
-// credentials, and any other origin may call without them: the browser
+// The server's own pages (same origin) are always served. With an
+// allow-list (Config.Origins), listed origins get their origin echoed
+// with credentials and others are refused. Without one, local development
+// pages (localhost, loopback addresses) get credentials too, and any
+// other origin may call without them: the browser
 // does not show that page answers to credentialed requests, and cookies
 // it attached anyway are dropped here so that they authenticate nothing
 // (no cross-site request forgery through a victim's cookies, on HTTP or
@@ -240,12 +241,13 @@ func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 	h.Add("Vary", "Origin")
 	credentials := true
 	switch {
+	case sameOrigin(r, origin):
 	case len(g.cfg.Origins) > 0:
 		if !slices.Contains(g.cfg.Origins, origin) && !slices.Contains(g.cfg.Origins, "*") {
 			g.fail(w, r, errForbiddenOrigin.With("Origin %s is not allowed.", clip(origin)))
 			return false
 		}
-	case sameOrigin(r, origin) || localOrigin(origin):
+	case localOrigin(origin):
 	default:
 		credentials = false
 		r.Header.Del("Cookie")
@@ -295,7 +297,7 @@ func CORSSummary(origins []string) string {
 	case slices.Contains(origins, "*"):
 		return "any origin, with credentials (allowed_origins=*)"
 	case len(origins) > 0:
-		return strings.Join(origins, ", ") + " with credentials; other origins refused"
+		return strings.Join(origins, ", ") + " and this server's pages, with credentials; other origins refused"
 	}
 	return "any origin without credentials (cookies ignored), this site and localhost with them; set allowed_origins for a site on another origin"
 }

@@ -74,10 +74,16 @@ func TestMetadataAndCORS(t *testing.T) {
 		t.Fatalf("actual request: %d %v", resp.StatusCode, resp.Header)
 	}
 
-	// With an allow-list, listed origins get credentials, others are refused.
+	// With an allow-list, listed origins and the server's own pages get
+	// credentials, others (localhost too) are refused.
 	base = serve(t, rivet.GatewayConfig{AllowedOrigins: []string{"https://good.example"}})
-	if h := preflight(base, "https://good.example"); h.Get("Access-Control-Allow-Credentials") != "true" {
-		t.Fatalf("allowed origin: %v", h)
+	for _, origin := range []string{"https://good.example", base} {
+		if h := preflight(base, origin); h.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("allowed origin %s: %v", origin, h)
+		}
+	}
+	if resp, m := do(t, "GET", base+"/metadata", "", map[string]string{"Origin": "http://localhost:5173"}); resp.StatusCode != 403 {
+		t.Fatalf("localhost with an allow-list: %d %v", resp.StatusCode, m)
 	}
 	resp, m = do(t, "POST", base+"/gateway/counter/action/increment"+query, `{"args":[1]}`, map[string]string{"Origin": "https://evil.example"})
 	if resp.StatusCode != 403 || m["code"] != "forbidden_origin" || resp.Header.Get("Access-Control-Allow-Origin") != "" {
