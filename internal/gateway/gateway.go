@@ -299,7 +299,7 @@ func CORSSummary(origins []string) string {
 	case len(origins) > 0:
 		return strings.Join(origins, ", ") + " and this server's pages, with credentials; other origins refused"
 	}
-	return "any origin without credentials (cookies ignored), this site and localhost with them; set allowed_origins for a site on another origin"
+	return "this server's pages and localhost with credentials, other origins without (cookies ignored); set allowed_origins for your site"
 }
 
 func (g *Gateway) metadata(w http.ResponseWriter, _ *http.Request) {
