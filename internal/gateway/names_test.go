@@ -1,11 +1,19 @@
 package gateway_test
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
+	"github.com/coder/websocket"
+
 	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
 )
 
 // A name where an actor id belongs gets an answer that says how the path
@@ -91,4 +99,34 @@ func clipped(m map[string]any) map[string]any {
 		m["message"] = s[:200] + "…"
 	}
 	return m
+}
+
+// Oversized connection params in a WebSocket subprotocol refuse the
+// connection with the protocol's error.
+func TestConnParamsOverWebSocketAreBounded(t *testing.T) {
+	base := serve(t, rivet.GatewayConfig{})
+	params := url.PathEscape(`{"token":"` + strings.Repeat("x", 20<<10) + `"}`)
+	c := dial(t, base, "/gateway/counter/connect"+query, "rivet", "rivet_encoding.json", "rivet_conn_params."+params)
+	defer c.CloseNow()
+	code, reason := readUntilClose(t, c)
+	if code != websocket.StatusInternalError || reason != "actor.invalid_request" {
+		t.Fatalf("closed with %d %q", code, reason)
+	}
+}
+
+// A panic in OnAuth is an internal error, not a dropped connection.
+func TestOnAuthPanicIsAnError(t *testing.T) {
+	boom := rivet.NewActor("boom", rivet.Opts[vaultState]{
+		OnAuth: func(a *rivet.AuthContext, params rivet.Value) (any, error) { panic("auth bug") },
+	}).Action("a", func(c *rivet.Ctx[vaultState]) {})
+	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(boom), &rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.Handler())
+	t.Cleanup(func() { srv.Close(); _ = rt.Stop(context.Background()) })
+	resp, m := do(t, "POST", srv.URL+"/gateway/boom/action/a"+query, `{"args":[]}`, nil)
+	if resp.StatusCode != 500 || m["code"] != "internal_error" || strings.Contains(fmt.Sprint(m), "auth bug") {
+		t.Fatalf("panicking OnAuth: %d %v", resp.StatusCode, m)
+	}
 }
