@@ -36,10 +36,10 @@ func Forbidden(message string) *Error {
 type GatewayConfig struct {
 	// AllowedOrigins are the browser origins allowed to call the gateway
 	// with credentials (cookies): "https://app.example.com", or "*" for
-	// every origin (RivetKit's engine behaviour). Other origins are then
-	// refused. Empty: pages of this server and of localhost get
-	// credentials, any other origin may call without them (the cookies
-	// its requests carry are ignored).
+	// every origin (RivetKit's engine behaviour). Other origins, except
+	// this server's own pages, are then refused. Empty: this server's
+	// pages and localhost pages get credentials, any other origin may call
+	// without them (the cookies its requests carry are ignored).
 	AllowedOrigins []string
 	// Namespaces lists the namespaces clients may name besides
 	// "default", which always exists; "*" allows any. A request naming

@@ -98,17 +98,22 @@ func (g *Gateway) getActor(ctx context.Context, id string) (rivetdriver.ActorRec
 // segment after /gateway/ is read as an actor id, which is not what
 // someone who wrote /gateway/counter/action/increment meant.
 func (g *Gateway) idNotFound(t target, err error) error {
-	if t.ViaHeader || !errors.Is(err, rivettype.ErrActorNotFound) {
+	e, ok := rivettype.As(err)
+	if t.ViaHeader || !ok || !errors.Is(err, rivettype.ErrActorNotFound) {
 		return err
 	}
 	name := "NAME"
 	if g.e.Registered(t.ActorID) {
 		name = t.ActorID
 	}
-	return rivettype.ErrActorNotFound.With("Actor %s was not found: the path segment after /gateway/ is read as an actor id. "+
-		"To address an actor by name and key, add the query ?rvt-namespace=default&rvt-method=get&rvt-key=KEY "+
-		"(rvt-method=getOrCreate&rvt-pool=default creates it), e.g. /gateway/%s/action/ACTION?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=KEY.",
-		clip(t.ActorID), url.PathEscape(clip(name)))
+	rest, _, _ := strings.Cut(t.Path, "?")
+	if rest == "/" {
+		rest = "/action/ACTION"
+	}
+	return rivettype.ErrActorNotFound.With("%s The path segment after /gateway/ is read as an actor id. "+
+		"To address an actor by name and key, use the query form: /gateway/%s%s?rvt-namespace=default&rvt-method=get&rvt-key=KEY "+
+		"(rvt-method=getOrCreate&rvt-pool=default creates it).",
+		e.Message, url.PathEscape(clip(name)), clip(rest))
 }
 
 func isWebSocket(r *http.Request) bool {

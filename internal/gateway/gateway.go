@@ -223,15 +223,14 @@ func headerTarget(r *http.Request) string {
 // cors applies the CORS headers; it reports false when the origin is not
 // allowed (the request was answered).
 //
-// The server's own pages (same origin) are always served. With an
-// allow-list (Config.Origins), listed origins get their origin echoed
-// with credentials and others are refused. Without one, local development
-// pages (localhost, loopback addresses) get credentials too, and any
-// other origin may call without them: the browser
-// does not show that page answers to credentialed requests, and cookies
-// it attached anyway are dropped here so that they authenticate nothing
-// (no cross-site request forgery through a victim's cookies, on HTTP or
-// WebSocket).
+// The server's own pages (same origin) are always served with
+// credentials. With an allow-list (Config.Origins), listed origins are too
+// and others are refused. Without one, local development pages
+// (localhost, loopback addresses) are too, and any other origin may call
+// without credentials: the browser does not show that page the answers to
+// its credentialed requests, and the cookies it attached anyway are dropped
+// here so that they authenticate nothing (no cross-site request forgery
+// with a visitor's cookies, on HTTP or WebSocket).
 func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {

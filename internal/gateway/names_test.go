@@ -24,11 +24,12 @@ func TestNameInIDPositionExplains(t *testing.T) {
 	msg, _ := m["message"].(string)
 	if resp.StatusCode != 404 || m["group"] != "actor" || m["code"] != "not_found" ||
 		!strings.Contains(msg, "Actor counter was not found") || !strings.Contains(msg, "read as an actor id") ||
-		!strings.Contains(msg, "/gateway/counter/action/ACTION?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=KEY") {
+		!strings.Contains(msg, "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=get&rvt-key=KEY") ||
+		!strings.Contains(msg, "rvt-method=getOrCreate&rvt-pool=default") {
 		t.Fatalf("name as id: %d %v", resp.StatusCode, m)
 	}
 	// The advice works.
-	resp, m = do(t, "POST", base+"/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=KEY", `{"args":[1]}`, nil)
+	resp, m = do(t, "POST", base+"/gateway/counter/action/increment?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=k", `{"args":[1]}`, nil)
 	if resp.StatusCode != 200 || m["output"] != 1.0 {
 		t.Fatalf("following the advice: %d %v", resp.StatusCode, m)
 	}
