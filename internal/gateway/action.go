@@ -124,7 +124,7 @@ func isWebSocket(r *http.Request) bool {
 func (g *Gateway) gateway(w http.ResponseWriter, r *http.Request, raw string) {
 	t, ok, err := parseTarget(raw)
 	if err == nil && !ok {
-		err = errNoRoute.With("No route found for path %s.", r.URL.Path)
+		err = errNoRoute.With("No route found for path %s.", clip(r.URL.Path))
 	}
 	ws := isWebSocket(r)
 	if err != nil {
@@ -147,7 +147,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, t target) {
 		g.connect(w, r, t)
 	case path == "/websocket" || strings.HasPrefix(path, "/websocket/"):
 		if !ws {
-			g.fail(w, r, errInvalidRequest.With("%s needs a WebSocket upgrade.", path))
+			g.fail(w, r, errInvalidRequest.With("%s needs a WebSocket upgrade.", clip(path)))
 			return
 		}
 		g.rawWebSocket(w, r, t, strings.TrimPrefix(path, "/websocket"), rawQuery)
@@ -156,7 +156,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, t target) {
 	case strings.HasPrefix(path, "/action/"):
 		g.action(w, r, t, strings.TrimPrefix(path, "/action/"))
 	default:
-		err := errRouteNotFound.With("Actor route '%s' was not found.", path)
+		err := errRouteNotFound.With("Actor route '%s' was not found.", clip(path))
 		if ws {
 			g.rejectWebSocket(w, r, err)
 			return
@@ -199,7 +199,11 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 	}
 	name, err := url.PathUnescape(rawName)
 	if err != nil || name == "" || strings.Contains(name, "/") {
-		g.fail(w, r, errRouteNotFound.With("Actor route '/action/%s' was not found.", rawName))
+		g.fail(w, r, errRouteNotFound.With("Actor route '/action/%s' was not found.", clip(rawName)))
+		return
+	}
+	if len(name) > maxActionName {
+		g.fail(w, r, rivettype.ErrActionNotFound.With("Action `%s` was not found.", clip(name)))
 		return
 	}
 	enc := protocol.HTTPEncoding(r.Header.Get("X-Rivet-Encoding"))

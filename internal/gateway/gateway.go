@@ -192,7 +192,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		// x-rivet-actor or a rivet_actor.* subprotocol.
 		g.route(w, r, target{ActorID: headerTarget(r), ViaHeader: true, Path: raw})
 	default:
-		g.fail(w, r, errNoRoute.With("No route found for path %s.", path))
+		g.fail(w, r, errNoRoute.With("No route found for path %s.", clip(path)))
 	}
 }
 

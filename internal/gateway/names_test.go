@@ -46,6 +46,9 @@ func TestNameInIDPositionExplains(t *testing.T) {
 // more than a short prefix of what was sent.
 func TestClientNamedValuesAreBounded(t *testing.T) {
 	base := serve(t, rivet.GatewayConfig{})
+	if resp, m := do(t, "POST", base+"/gateway/counter/action/increment"+query, `{"args":[1]}`, nil); resp.StatusCode != 200 {
+		t.Fatalf("setup: %d %v", resp.StatusCode, m)
+	}
 	big := strings.Repeat("x", 20<<10)
 	bigParams := `{"token":"` + big + `"}`
 	for _, r := range []struct {
@@ -69,6 +72,10 @@ func TestClientNamedValuesAreBounded(t *testing.T) {
 		{"conn params", "POST", "/gateway/counter/action/increment" + query, `{"args":[1]}`, map[string]string{"X-Rivet-Conn-Params": bigParams}, 400, "invalid_request"},
 		{"rest conn params", "PUT", "/actors", `{"name":"counter","key":"k"}`, map[string]string{"X-Rivet-Conn-Params": bigParams}, 400, "invalid_request"},
 		{"actor ids", "GET", "/actors?actor_ids=" + strings.Repeat("a,", 1001), "", nil, 400, "invalid_request"},
+		{"unknown path", "GET", "/" + big, "", nil, 404, "no_route"},
+		{"unknown gateway path", "GET", "/gateway/" + big, "", nil, 404, "not_found"},
+		{"unknown actor route", "POST", "/gateway/counter/" + big + query, "", nil, 404, "not_found"},
+		{"unknown action", "POST", "/gateway/counter/action/" + big + query, `{"args":[]}`, nil, 404, "action_not_found"},
 		{"origin", "POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=get&rvt-key=k", `{"args":[1]}`, map[string]string{"Origin": "https://" + big}, 0, ""},
 	} {
 		resp, m := do(t, r.method, base+r.path, r.body, r.hdr)
@@ -85,10 +92,10 @@ func TestClientNamedValuesAreBounded(t *testing.T) {
 			}
 		}
 	}
-	// None of it made an actor.
+	// None of it made an actor (counter/k is the setup's).
 	_, m := do(t, "GET", base+"/actors?namespace=default", "", nil)
-	if acts, _ := m["actors"].([]any); len(acts) != 0 {
-		t.Fatalf("refused requests created %d actors", len(acts))
+	if acts, _ := m["actors"].([]any); len(acts) != 1 {
+		t.Fatalf("refused requests created %d actors", len(acts)-1)
 	}
 	if resp, _ := do(t, "GET", base+"/health", "", nil); resp.StatusCode != http.StatusOK {
 		t.Fatal("server unhealthy")

@@ -40,6 +40,9 @@ const (
 	// maxConnParams bounds the connection params (encoded as CBOR): they
 	// are kept with each connection and shown by the inspector.
 	maxConnParams = 16 << 10
+	// maxActionName bounds an action name sent over HTTP; no actor
+	// defines a longer one.
+	maxActionName = 256
 	// maxEcho bounds what an error message repeats of client input.
 	maxEcho = 80
 )
