@@ -185,9 +185,12 @@ func TestEveryRouteRunsOnAuth(t *testing.T) {
 		"/request/{path}": func(m string) []sweepRequest {
 			return []sweepRequest{{method: m, path: "/request/x", header: header}}
 		},
+		"/websocket/{path}": func(m string) []sweepRequest {
+			return []sweepRequest{{method: m, path: "/websocket/x", ws: []string{"rivet", "rivet_target.actor", "rivet_actor." + id}}}
+		},
 	}
 	// Routes that reach no actor and reveal none.
-	noActor := []string{"/metadata", "/health", "/metrics", "/openapi.json"}
+	noActor := []string{"/metadata", "/health", "/devtools/mod.js", "/metrics", "/openapi.json"}
 
 	var paths []string
 	for p := range doc.Paths.Map() {

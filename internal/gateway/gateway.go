@@ -144,15 +144,97 @@ func kind(path string) string {
 	return "gateway"
 }
 
+// A route is an entry of the gateway's routing table. paths are the
+// paths of /openapi.json it serves: a test checks that the table and the
+// document list the same routes, and the auth sweep sends every route of
+// the document to an actor whose OnAuth refuses everyone. So a route
+// cannot be added here without its documentation and an auth test case.
+// A path ending in "*" stands for every path of the document under it.
+type route struct {
+	paths []string
+	match func(g *Gateway, r *http.Request) bool
+	serve func(g *Gateway, w http.ResponseWriter, r *http.Request, raw string)
+}
+
+// early routes are served outside CORS and the request metrics: the
+// Prometheus endpoint and the inspector (an admin API for same-origin
+// pages and tools, with its own access rule).
+var early = []route{
+	{
+		paths: []string{"/metrics"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/metrics" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.metrics.handler.ServeHTTP(w, r) },
+	},
+	{
+		paths: []string{"/inspector/*"},
+		match: func(g *Gateway, r *http.Request) bool {
+			return g.cfg.Inspector != nil && g.cfg.InspectorPath(r.URL.Path)
+		},
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.cfg.Inspector.ServeHTTP(w, r) },
+	},
+}
+
+// routes is the table of the gateway proper, tried in order after CORS.
+var routes = []route{
+	{
+		paths: []string{"/metadata"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/metadata" || r.URL.Path == "/" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.metadata(w, r) },
+	},
+	{
+		paths: []string{"/health"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/health" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte("ok"))
+		},
+	},
+	{
+		paths: []string{"/openapi.json"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/openapi.json" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.openAPI(w, r) },
+	},
+	{
+		paths: []string{"/devtools/mod.js"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/devtools/mod.js" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) {
+			w.Header().Set("Content-Type", "text/javascript")
+		},
+	},
+	{
+		paths: []string{"/actors", "/actors/{actor_id}", "/actors/{actor_id}/sleep"},
+		match: func(_ *Gateway, r *http.Request) bool {
+			return r.URL.Path == "/actors" || strings.HasPrefix(r.URL.Path, "/actors/")
+		},
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.actors(w, r) },
+	},
+	{
+		paths: []string{"/gateway/{actor}/action/{action}", "/gateway/{actor}/connect", "/gateway/{actor}/request",
+			"/gateway/{actor}/request/{path}", "/gateway/{actor}/websocket/{path}"},
+		match: func(_ *Gateway, r *http.Request) bool {
+			return r.URL.Path == "/gateway" || strings.HasPrefix(r.URL.Path, "/gateway/")
+		},
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, raw string) { g.gateway(w, r, raw) },
+	},
+	{
+		// Header/subprotocol routing (the client's skipReadyWait mode):
+		// /request/…, /connect, /websocket/… with the actor named in
+		// x-rivet-actor or a rivet_actor.* subprotocol.
+		paths: []string{"/connect", "/request/{path}", "/websocket/{path}"},
+		match: func(_ *Gateway, r *http.Request) bool { return headerTarget(r) != "" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, raw string) {
+			g.route(w, r, target{ActorID: headerTarget(r), ViaHeader: true, Path: raw})
+		},
+	},
+}
+
 // ServeHTTP routes a request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/metrics" {
-		g.metrics.handler.ServeHTTP(w, r)
-		return
-	}
-	if g.cfg.Inspector != nil && g.cfg.InspectorPath(r.URL.Path) {
-		g.cfg.Inspector.ServeHTTP(w, r)
-		return
+	for _, rt := range early {
+		if rt.match(g, r) {
+			rt.serve(g, w, r, "")
+			return
+		}
 	}
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() { g.metrics.observe(kind(r.URL.Path), rec.status) }()
@@ -171,29 +253,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawQuery != "" {
 		raw += "?" + r.URL.RawQuery
 	}
-	path := r.URL.Path
-	switch {
-	case path == "/metadata" || path == "/":
-		g.metadata(w, r)
-	case path == "/health":
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok"))
-	case path == "/openapi.json":
-		g.openAPI(w, r)
-	case path == "/devtools/mod.js":
-		w.Header().Set("Content-Type", "text/javascript")
-	case path == "/actors" || strings.HasPrefix(path, "/actors/"):
-		g.actors(w, r)
-	case strings.HasPrefix(path, "/gateway/") || path == "/gateway":
-		g.gateway(w, r, raw)
-	case headerTarget(r) != "":
-		// Header/subprotocol routing (the client's skipReadyWait mode):
-		// /request/…, /connect, /websocket/… with the actor named in
-		// x-rivet-actor or a rivet_actor.* subprotocol.
-		g.route(w, r, target{ActorID: headerTarget(r), ViaHeader: true, Path: raw})
-	default:
-		g.fail(w, r, errNoRoute.With("No route found for path %s.", clip(path)))
+	for _, rt := range routes {
+		if rt.match(g, r) {
+			rt.serve(g, w, r, raw)
+			return
+		}
 	}
+	g.fail(w, r, errNoRoute.With("No route found for path %s.", clip(r.URL.Path)))
 }
 
 // headerTarget is the actor id of a header-routed request, or "".
