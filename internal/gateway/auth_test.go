@@ -75,7 +75,8 @@ func newVault(sleeps, entered *atomic.Int32) *rivet.Actor[vaultState, rivet.None
 type sweepRequest struct {
 	method, path, body string
 	header             map[string]string
-	ws                 []string // WebSocket subprotocols; nil: plain HTTP
+	ws                 bool     // a WebSocket upgrade
+	protocols          []string // its subprotocols
 }
 
 // TestEveryRouteRunsOnAuth sends every route of /openapi.json, in every
@@ -112,17 +113,18 @@ func TestEveryRouteRunsOnAuth(t *testing.T) {
 	entered.Store(0)
 
 	base := srv.URL
-	_, router := loadSpec(t, base)
+	doc, router := loadSpec(t, base)
 	c := conformance{t: t, base: base, router: router}
-	doc, _ := loadSpec(t, base)
 
 	// How each documented route is sent. {actor} has two forms: the id
 	// (direct) and the name with rvt-* parameters (query, get and
 	// getOrCreate of a key that must stay uncreated).
 	byID := "/gateway/" + id
-	forms := []string{byID, "/gateway/vault"}
+	withToken := "/gateway/" + id + "@tok"
+	forms := []string{byID, withToken, "/gateway/vault"}
 	rvt := map[string][]string{
 		byID:             {""},
+		withToken:        {""},
 		"/gateway/vault": {"rvt-namespace=default&rvt-method=get&rvt-key=k", "rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=new"},
 	}
 	gateway := func(method, tail string, ws bool) []sweepRequest {
@@ -135,9 +137,9 @@ func TestEveryRouteRunsOnAuth(t *testing.T) {
 				} else if q != "" {
 					p += "?" + q
 				}
-				r := sweepRequest{method: method, path: p}
+				r := sweepRequest{method: method, path: p, ws: ws}
 				if ws {
-					r.ws = []string{"rivet", "rivet_encoding.json"}
+					r.protocols = []string{"rivet", "rivet_encoding.json"}
 				}
 				if strings.Contains(tail, "/action/") {
 					r.body = `{"args":[]}`
@@ -174,19 +176,18 @@ func TestEveryRouteRunsOnAuth(t *testing.T) {
 		"/gateway/{actor}/websocket/{path}": func(m string) []sweepRequest {
 			rs := gateway(m, "/websocket/x", true)
 			for i := range rs {
-				rs[i].ws = nil // a raw WebSocket: any subprotocols
-				rs[i].header = map[string]string{"Upgrade": "websocket"}
+				rs[i].protocols = nil // a raw WebSocket: any subprotocols
 			}
 			return rs
 		},
 		"/connect": func(m string) []sweepRequest {
-			return []sweepRequest{{method: m, path: "/connect", ws: []string{"rivet", "rivet_encoding.json", "rivet_target.actor", "rivet_actor." + id}}}
+			return []sweepRequest{{method: m, path: "/connect", ws: true, protocols: []string{"rivet", "rivet_encoding.json", "rivet_target.actor", "rivet_actor." + id}}}
 		},
 		"/request/{path}": func(m string) []sweepRequest {
 			return []sweepRequest{{method: m, path: "/request/x", header: header}}
 		},
 		"/websocket/{path}": func(m string) []sweepRequest {
-			return []sweepRequest{{method: m, path: "/websocket/x", ws: []string{"rivet", "rivet_target.actor", "rivet_actor." + id}}}
+			return []sweepRequest{{method: m, path: "/websocket/x", ws: true, protocols: []string{"rivet_target.actor", "rivet_actor." + id}}}
 		},
 	}
 	// Routes that reach no actor and reveal none.
@@ -265,10 +266,10 @@ func TestEveryRouteRunsOnAuth(t *testing.T) {
 // sweep sends one request and checks that it was refused by OnAuth.
 func sweep(t *testing.T, c conformance, r sweepRequest) {
 	t.Helper()
-	if r.ws != nil || r.header["Upgrade"] != "" {
+	if r.ws {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(c.base, "http")+r.path, &websocket.DialOptions{Subprotocols: r.ws})
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(c.base, "http")+r.path, &websocket.DialOptions{Subprotocols: r.protocols})
 		if err != nil {
 			t.Errorf("WS %s: %v", r.path, err)
 			return
