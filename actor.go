@@ -119,6 +119,10 @@ const (
 	IntentCreate  Intent = "create"
 	IntentConnect Intent = "connect"
 	IntentAction  Intent = "action"
+	// IntentDestroy: DELETE /actors/{id} of the REST API.
+	IntentDestroy Intent = "destroy"
+	// IntentSleep: POST /actors/{id}/sleep of the REST API.
+	IntentSleep Intent = "sleep"
 )
 
 // AuthContext is what onAuth receives.

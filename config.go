@@ -61,18 +61,38 @@ var settings = []Setting{
 	{Name: "mailbox_size", Env: "RIVET_MAILBOX_SIZE", Field: "MailboxSize", Default: "10000",
 		Help: "Calls waiting for one actor before further calls fail with actor.overloaded.",
 		set:  func(c *Config, v string) error { return setSize(&c.MailboxSize, v, false) }},
-	{Name: "allowed_origins", Env: "RIVET_ALLOWED_ORIGINS", Field: "Gateway.AllowedOrigins", Default: "any origin",
-		Help: "Comma-separated browser origins allowed by CORS (https://app.example.com). Empty allows every origin.",
+	{Name: "allowed_origins", Env: "RIVET_ALLOWED_ORIGINS", Field: "Gateway.AllowedOrigins", Default: "none: see help",
+		Help: "Comma-separated browser origins allowed by CORS with credentials (https://app.example.com), or * for any; other origins are refused. " +
+			"Unset: this server's own pages and localhost get credentials, any other origin may call without them (its cookies are ignored).",
 		set: func(c *Config, v string) error {
 			c.Gateway.AllowedOrigins = nil
 			for _, o := range strings.Split(v, ",") {
 				if o = strings.TrimSpace(o); o == "" {
 					continue
 				}
+				if o == "*" {
+					c.Gateway.AllowedOrigins = append(c.Gateway.AllowedOrigins, o)
+					continue
+				}
 				if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || (u.Path != "" && u.Path != "/") {
-					return fmt.Errorf("%q is not an origin (scheme://host[:port])", o)
+					return fmt.Errorf("%q is not an origin (scheme://host[:port]) or *", o)
 				}
 				c.Gateway.AllowedOrigins = append(c.Gateway.AllowedOrigins, strings.TrimSuffix(o, "/"))
+			}
+			return nil
+		}},
+	{Name: "namespaces", Env: "RIVET_NAMESPACES", Field: "Gateway.Namespaces", Default: "default only",
+		Help: "Comma-separated namespaces clients may use besides \"default\" (which always exists), or * for any. Others are refused with namespace.not_found.",
+		set: func(c *Config, v string) error {
+			c.Gateway.Namespaces = nil
+			for _, ns := range strings.Split(v, ",") {
+				if ns = strings.TrimSpace(ns); ns == "" {
+					continue
+				}
+				if len(ns) > 64 {
+					return fmt.Errorf("namespace %q is longer than 64 bytes", ns)
+				}
+				c.Gateway.Namespaces = append(c.Gateway.Namespaces, ns)
 			}
 			return nil
 		}},

@@ -181,3 +181,23 @@ func TestSettingsTableInDocs(t *testing.T) {
 		t.Fatalf("%s is out of date with rivet.Settings(); run go test -run TestSettingsTableInDocs -update-docs .\nwant:\n%s", path, table)
 	}
 }
+
+// namespaces and allowed_origins take lists, and "*".
+func TestNamespacesAndOriginsSettings(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("RIVET_NAMESPACES", "staging, tenant-a")
+	t.Setenv("RIVET_ALLOWED_ORIGINS", "*")
+	c, err := rivet.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Gateway.Namespaces, " ") != "staging tenant-a" || strings.Join(c.Gateway.AllowedOrigins, " ") != "*" {
+		t.Fatalf("loaded %+v", c.Gateway)
+	}
+	if err := c.Set("namespaces", strings.Repeat("n", 65)); err == nil {
+		t.Fatal("a 65-byte namespace was accepted")
+	}
+	if err := c.Set("allowed-origins", "*.example.com"); err == nil {
+		t.Fatal("a wildcard host was accepted as an origin")
+	}
+}

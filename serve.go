@@ -39,10 +39,16 @@ func Forbidden(message string) *Error {
 // has RivetKit's defaults.
 type GatewayConfig struct {
 	// AllowedOrigins are the browser origins allowed to call the gateway
-	// ("https://app.example.com"). Empty allows every origin, echoing it
-	// back with credentials as RivetKit's engine does: convenient in
-	// development, to be set in production.
+	// with credentials (cookies): "https://app.example.com", or "*" for
+	// every origin (RivetKit's engine behaviour). Other origins, except
+	// this server's own pages, are then refused. Empty: this server's
+	// pages and localhost pages get credentials, any other origin may call
+	// without them (the cookies its requests carry are ignored).
 	AllowedOrigins []string
+	// Namespaces lists the namespaces clients may name besides
+	// "default", which always exists; "*" allows any. A request naming
+	// another is refused with namespace.not_found.
+	Namespaces []string
 	// MaxIncomingMessageSize bounds an action request or WebSocket message
 	// (default 64 KiB); past it: message.incoming_too_long.
 	MaxIncomingMessageSize int
@@ -56,6 +62,10 @@ type GatewayConfig struct {
 	SendQueue int
 }
 
+// CORS describes the cross-origin policy in one line, for a startup
+// banner.
+func (c GatewayConfig) CORS() string { return gateway.CORSSummary(c.AllowedOrigins) }
+
 // Handler returns the runtime's HTTP handler: the RivetKit engine API
 // (/metadata, /actors) and the actor gateway (/gateway/…), which the
 // official rivetkit client and @rivetkit/react talk to. Mount it at the
@@ -63,11 +73,17 @@ type GatewayConfig struct {
 func (rt *Runtime) Handler() http.Handler {
 	rt.gwOnce.Do(func() {
 		c := rt.gwConfig
+		insp := rt.inspectorHandler()
+		var admin func(*http.Request) bool
+		if rt.insp != nil {
+			admin = rt.insp.Admin
+		}
 		rt.gw = gateway.New(gateway.Config{
 			Engine: rt.e, Hooks: hooks{defs: rt.reg.defs, e: rt.e, log: rt.log}, Log: rt.log,
-			Origins: c.AllowedOrigins, MaxIncoming: c.MaxIncomingMessageSize,
+			Origins: c.AllowedOrigins, Namespaces: c.Namespaces, Admin: admin,
+			MaxIncoming: c.MaxIncomingMessageSize,
 			MaxOutgoing: c.MaxOutgoingMessageSize, MaxInput: c.MaxInputSize, SendQueue: c.SendQueue,
-			Version: Version, Inspector: rt.inspectorHandler(), InspectorPath: inspector.Owns,
+			Version: Version, Inspector: insp, InspectorPath: inspector.Owns,
 		})
 	})
 	return rt.gw
@@ -156,7 +172,7 @@ func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config
 		_ = rt.Stop(context.Background())
 		return err
 	}
-	rt.log.Info("rivet: listening", "addr", "http://"+l.Addr().String())
+	rt.log.Info("rivet: listening", "addr", "http://"+l.Addr().String(), "cors", cfg.Gateway.CORS())
 	serr := rt.Serve(ctx, l)
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -30,7 +30,8 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 func server(t *testing.T) (*rivet.Runtime, *httptest.Server) {
 	t.Helper()
 	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(fixtures.Definitions()...),
-		&rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler)})
+		// The tests use a namespace per encoding.
+		&rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler), Gateway: rivet.GatewayConfig{Namespaces: []string{"*"}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		{"listen", "listen", "listen address host:port (default 127.0.0.1:6420, or 127.0.0.1:$PORT)"},
 		{"data", "data_dir", "embedded store directory (default $RIVET_DATA_DIR or a per-project folder)"},
 		{"postgres", "postgres_url", "store actors in PostgreSQL at this URL instead of the embedded store"},
-		{"allow-origins", "allowed_origins", "comma-separated browser origins allowed by CORS (default any)"},
+		{"allow-origins", "allowed_origins", "comma-separated browser origins allowed by CORS with credentials, or * (default: this server's pages and localhost)"},
 		{"log-level", "log_level", "trace, debug, info, warn, error, fatal or silent (default warn)"},
 		{"log-format", "log_format", "text or json (default text)"},
 	} {
@@ -141,6 +141,7 @@ func serve(ctx context.Context, x examples.Example, cfg *rivet.Config, out io.Wr
 		fmt.Fprintf(out, "  inspector  %s/ui/ (loopback clients only; set RIVET_ADMIN_TOKEN to open it to others)\n", base)
 	}
 	fmt.Fprintf(out, "  metrics    %s/metrics\n", base)
+	fmt.Fprintf(out, "  cors       %s\n", cfg.Gateway.CORS())
 
 	var h http.Handler = rt.Handler()
 	if x.Web != nil {

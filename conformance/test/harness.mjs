@@ -237,7 +237,8 @@ async function spawnServer(bin) {
 	const child = spawn(
 		bin,
 		["serve", "--example", "fixtures", "--listen", `127.0.0.1:${port}`, "--data", dataDir],
-		{ cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"] },
+		// Each cell uses a fresh namespace: allow any.
+		{ cwd: repoRoot, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, RIVET_NAMESPACES: "*" } },
 	);
 	const s = { child, dataDir, url, log: "", exited: false };
 	running.add(s);

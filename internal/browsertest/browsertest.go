@@ -22,8 +22,8 @@ const ChromiumPath = "/usr/bin/chromium"
 // Start launches a fresh headless Chromium (its own profile directory, no
 // background networking: this machine's network is closed) with a window
 // of width×height and returns its context, valid for two minutes. The
-// browser stops when the test ends.
-func Start(t testing.TB, width, height int) context.Context {
+// browser stops when the test ends. opts add Chromium flags.
+func Start(t testing.TB, width, height int, opts ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	if _, err := os.Stat(ChromiumPath); err != nil {
 		if os.Getenv("CI") != "" {
@@ -31,7 +31,7 @@ func Start(t testing.TB, width, height int) context.Context {
 		}
 		t.Skipf("chromium not installed (%v)", err)
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(ChromiumPath),
 		chromedp.Headless,
 		chromedp.NoSandbox,
@@ -45,7 +45,7 @@ func Start(t testing.TB, width, height int) context.Context {
 		chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(width, height),
-	)
+	}, opts...)...)
 	bctx, cancelBrowser := chromedp.NewContext(actx)
 	ctx, cancel := context.WithTimeout(bctx, 2*time.Minute)
 	t.Cleanup(func() {

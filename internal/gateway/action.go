@@ -13,6 +13,7 @@ import (
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/protocol"
+	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivettype"
 )
 
@@ -25,21 +26,28 @@ type actorRef struct {
 }
 
 // resolve finds (or, for getOrCreate, creates) the target actor after
-// running the auth hook with the caller's intents.
+// running the auth hook with the caller's intents: "get" and the route's
+// intent, plus "create" for getOrCreate (as RivetKit's manager did).
 func (g *Gateway) resolve(ctx context.Context, r *http.Request, t target, params []byte, intent string) (actorRef, error) {
+	if len(params) > maxConnParams {
+		return actorRef{}, errInvalidRequest.With("The connection params are %d bytes encoded, over the limit of %d.", len(params), maxConnParams)
+	}
 	if !t.Query {
-		rec, err := g.e.GetActor(ctx, t.ActorID)
+		rec, err := g.getActor(ctx, t.ActorID)
 		if err != nil {
-			return actorRef{}, err
+			return actorRef{}, g.idNotFound(t, err)
 		}
-		auth, err := g.cfg.Hooks.Auth(r, rec.Name, rec.Key, params, []string{intent})
+		auth, err := g.cfg.Hooks.Auth(r, rec.Name, rec.Key, params, []string{IntentGet, intent})
 		if err != nil {
 			return actorRef{}, err
 		}
 		return actorRef{ID: rec.ID, Name: rec.Name, Key: rec.Key, Auth: auth}, nil
 	}
+	if err := g.checkNamespace(t.Namespace); err != nil {
+		return actorRef{}, err
+	}
 	if !g.e.Registered(t.Name) {
-		return actorRef{}, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", t.Name)
+		return actorRef{}, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", clip(t.Name))
 	}
 	if err := actorkey.Validate(t.Key); err != nil {
 		return actorRef{}, rivettype.ErrInvalidKey.With("Invalid actor key: %v", err)
@@ -77,6 +85,37 @@ func (g *Gateway) resolve(ctx context.Context, r *http.Request, t target, params
 	return actorRef{ID: rec.ID, Name: rec.Name, Key: rec.Key, Auth: auth}, nil
 }
 
+// getActor is Engine.GetActor for an id a client sent: one longer than
+// any id is not found without a lookup, and echoed clipped.
+func (g *Gateway) getActor(ctx context.Context, id string) (rivetdriver.ActorRecord, error) {
+	if len(id) > maxActorID {
+		return rivetdriver.ActorRecord{}, rivettype.ErrActorNotFound.With("Actor %s was not found.", clip(id))
+	}
+	return g.e.GetActor(ctx, id)
+}
+
+// idNotFound explains a direct-path target that is not an actor: the
+// segment after /gateway/ is read as an actor id, which is not what
+// someone who wrote /gateway/counter/action/increment meant.
+func (g *Gateway) idNotFound(t target, err error) error {
+	e, ok := rivettype.As(err)
+	if t.ViaHeader || !ok || !errors.Is(err, rivettype.ErrActorNotFound) {
+		return err
+	}
+	name := "NAME"
+	if g.e.Registered(t.ActorID) {
+		name = t.ActorID
+	}
+	rest, _, _ := strings.Cut(t.Path, "?")
+	if rest == "/" {
+		rest = "/action/ACTION"
+	}
+	return rivettype.ErrActorNotFound.With("%s The path segment after /gateway/ is read as an actor id. "+
+		"To address an actor by name and key, use the query form: /gateway/%s%s?rvt-namespace=default&rvt-method=get&rvt-key=KEY "+
+		"(rvt-method=getOrCreate&rvt-pool=default creates it).",
+		e.Message, url.PathEscape(clip(name)), clip(rest))
+}
+
 func isWebSocket(r *http.Request) bool {
 	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
 }
@@ -85,7 +124,7 @@ func isWebSocket(r *http.Request) bool {
 func (g *Gateway) gateway(w http.ResponseWriter, r *http.Request, raw string) {
 	t, ok, err := parseTarget(raw)
 	if err == nil && !ok {
-		err = errNoRoute.With("No route found for path %s.", r.URL.Path)
+		err = errNoRoute.With("No route found for path %s.", clip(r.URL.Path))
 	}
 	ws := isWebSocket(r)
 	if err != nil {
@@ -108,7 +147,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, t target) {
 		g.connect(w, r, t)
 	case path == "/websocket" || strings.HasPrefix(path, "/websocket/"):
 		if !ws {
-			g.fail(w, r, errInvalidRequest.With("%s needs a WebSocket upgrade.", path))
+			g.fail(w, r, errInvalidRequest.With("%s needs a WebSocket upgrade.", clip(path)))
 			return
 		}
 		g.rawWebSocket(w, r, t, strings.TrimPrefix(path, "/websocket"), rawQuery)
@@ -117,7 +156,7 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, t target) {
 	case strings.HasPrefix(path, "/action/"):
 		g.action(w, r, t, strings.TrimPrefix(path, "/action/"))
 	default:
-		err := errRouteNotFound.With("Actor route '%s' was not found.", path)
+		err := errRouteNotFound.With("Actor route '%s' was not found.", clip(path))
 		if ws {
 			g.rejectWebSocket(w, r, err)
 			return
@@ -160,7 +199,11 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 	}
 	name, err := url.PathUnescape(rawName)
 	if err != nil || name == "" || strings.Contains(name, "/") {
-		g.fail(w, r, errRouteNotFound.With("Actor route '/action/%s' was not found.", rawName))
+		g.fail(w, r, errRouteNotFound.With("Actor route '/action/%s' was not found.", clip(rawName)))
+		return
+	}
+	if len(name) > maxActionName {
+		g.fail(w, r, rivettype.ErrActionNotFound.With("Action `%s` was not found.", clip(name)))
 		return
 	}
 	enc := protocol.HTTPEncoding(r.Header.Get("X-Rivet-Encoding"))

@@ -46,12 +46,34 @@ func (g *Gateway) actorObject(rec rivetdriver.ActorRecord) actorJSON {
 	}
 }
 
-// namespace is the request's namespace ("default" when absent).
-func namespace(r *http.Request) string {
-	if ns := r.URL.Query().Get("namespace"); ns != "" {
-		return ns
+// namespace is the request's namespace ("default" when absent); an
+// unknown one is an error (checkNamespace).
+func (g *Gateway) namespace(r *http.Request) (string, error) {
+	ns := r.URL.Query().Get("namespace")
+	if ns == "" {
+		ns = "default"
 	}
-	return "default"
+	return ns, g.checkNamespace(ns)
+}
+
+// restParams reads the connection params a REST call may carry for the
+// auth hook (x-rivet-conn-params).
+func restParams(r *http.Request) ([]byte, error) {
+	params, err := connParams(r)
+	if err == nil && len(params) > maxConnParams {
+		err = errInvalidRequest.With("The connection params are %d bytes encoded, over the limit of %d.", len(params), maxConnParams)
+	}
+	return params, err
+}
+
+// authorize runs the auth hook of the actor a REST call reaches or
+// reveals, unless the caller presents the admin token.
+func (g *Gateway) authorize(r *http.Request, name string, key []string, params []byte, intents ...string) error {
+	if g.cfg.Admin != nil && g.cfg.Admin(r) {
+		return nil
+	}
+	_, err := g.cfg.Hooks.Auth(r, name, key, params, intents)
+	return err
 }
 
 // createBody is the body of PUT and POST /actors.
@@ -62,44 +84,58 @@ type createBody struct {
 	Region string  `json:"datacenter"`
 }
 
+// actors serves the engine REST API. Every route that reaches or reveals
+// an actor runs its auth hook first (intents: listing and lookups "get",
+// PUT "get"+"create", POST "create", DELETE "get"+"destroy", sleep
+// "get"+"sleep"), and names only actors of the request's namespace.
 func (g *Gateway) actors(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := requestContext(r)
 	defer cancel()
+	params, err := restParams(r)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	ns, err := g.namespace(r)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
 	rest := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, "/actors"), "/")
 	if rest != "" {
 		id, action, _ := strings.Cut(rest, "/")
+		var intent string
 		switch {
 		case action == "" && r.Method == http.MethodDelete:
-			rec, err := g.e.GetActor(ctx, id)
-			if err == nil && rec.Namespace != namespace(r) {
-				err = rivettype.ErrActorNotFound.With("Actor %s was not found.", id)
-			}
-			if err == nil {
-				err = g.e.Destroy(ctx, id)
-			}
-			if err != nil {
-				g.fail(w, r, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{})
+			intent = IntentDestroy
 		case action == "sleep" && r.Method == http.MethodPost:
-			if _, err := g.e.GetActor(ctx, id); err != nil {
-				g.fail(w, r, err)
-				return
-			}
-			if err := g.e.Sleep(ctx, id); err != nil {
-				g.fail(w, r, err)
-				return
-			}
-			writeJSON(w, http.StatusOK, map[string]any{})
+			intent = IntentSleep
 		default:
-			g.fail(w, r, errMethodNotAllowed.With("%s /actors/%s is not supported.", r.Method, rest))
+			g.fail(w, r, errMethodNotAllowed.With("%s /actors/%s is not supported.", r.Method, clip(rest)))
+			return
 		}
+		rec, err := g.getActor(ctx, id)
+		if err == nil && rec.Namespace != ns {
+			err = rivettype.ErrActorNotFound.With("Actor %s was not found in namespace %s.", clip(id), ns)
+		}
+		if err == nil {
+			err = g.authorize(r, rec.Name, rec.Key, params, IntentGet, intent)
+		}
+		if err == nil && intent == IntentDestroy {
+			err = g.e.Destroy(ctx, id)
+		} else if err == nil {
+			err = g.e.Sleep(ctx, id)
+		}
+		if err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{})
 		return
 	}
 	switch r.Method {
 	case http.MethodGet:
-		g.listActors(w, r)
+		g.listActors(w, r, ns, params)
 	case http.MethodPut, http.MethodPost:
 		var body createBody
 		if err := json.NewDecoder(io.LimitReader(r.Body, maxRESTBody)).Decode(&body); err != nil {
@@ -111,7 +147,7 @@ func (g *Gateway) actors(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !g.e.Registered(body.Name) {
-			g.fail(w, r, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", body.Name))
+			g.fail(w, r, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", clip(body.Name)))
 			return
 		}
 		var key []string
@@ -121,7 +157,7 @@ func (g *Gateway) actors(w http.ResponseWriter, r *http.Request) {
 				err = actorkey.Validate(k)
 			}
 			if err != nil {
-				g.fail(w, r, rivettype.ErrInvalidKey.With("Invalid actor key %q: %v", *body.Key, err))
+				g.fail(w, r, rivettype.ErrInvalidKey.With("Invalid actor key %q: %v", clip(*body.Key), err))
 				return
 			}
 			key = k
@@ -140,11 +176,11 @@ func (g *Gateway) actors(w http.ResponseWriter, r *http.Request) {
 		if orGet {
 			intents = []string{IntentGet, IntentCreate}
 		}
-		if _, err := g.cfg.Hooks.Auth(r, body.Name, key, nil, intents); err != nil {
+		if err := g.authorize(r, body.Name, key, params, intents...); err != nil {
 			g.fail(w, r, err)
 			return
 		}
-		rec, created, err := g.e.Create(ctx, namespace(r), body.Name, key, input, orGet)
+		rec, created, err := g.e.Create(ctx, ns, body.Name, key, input, orGet)
 		if err != nil {
 			g.fail(w, r, err)
 			return
@@ -179,22 +215,39 @@ func (g *Gateway) decodeRESTInput(s string) ([]byte, error) {
 // resumes after it.
 const listPage = 1000
 
-func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request) {
+// listActors serves GET /actors. It answers only if the auth hook of
+// every actor it would list admits the caller ("get"): a listing reveals
+// the actors' ids.
+func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request, ns string, params []byte) {
 	ctx, cancel := requestContext(r)
 	defer cancel()
 	q := r.URL.Query()
-	ns := namespace(r)
 	out := []actorJSON{}
+	add := func(rec rivetdriver.ActorRecord) error {
+		if err := g.authorize(r, rec.Name, rec.Key, params, IntentGet); err != nil {
+			return err
+		}
+		out = append(out, g.actorObject(rec))
+		return nil
+	}
 	switch {
 	case q.Has("actor_ids"):
-		for _, id := range strings.Split(q.Get("actor_ids"), ",") {
+		ids := strings.Split(q.Get("actor_ids"), ",")
+		if len(ids) > listPage {
+			g.fail(w, r, errInvalidRequest.With("At most %d actor ids per request.", listPage))
+			return
+		}
+		for _, id := range ids {
 			if id == "" {
 				continue
 			}
-			rec, err := g.e.GetActor(ctx, id)
+			rec, err := g.getActor(ctx, id)
 			if err == nil && rec.Namespace == ns {
-				out = append(out, g.actorObject(rec))
-			} else if err != nil && !errors.Is(err, rivettype.ErrActorNotFound) {
+				err = add(rec)
+			} else if errors.Is(err, rivettype.ErrActorNotFound) {
+				err = nil
+			}
+			if err != nil {
 				g.fail(w, r, err)
 				return
 			}
@@ -206,15 +259,20 @@ func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if !g.e.Registered(name) {
-			g.fail(w, r, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", name))
+			g.fail(w, r, rivettype.ErrNotRegistered.With("Actor name %q is not registered.", clip(name)))
 			return
 		}
 		key, err := actorkey.Deserialize(q.Get("key"))
+		if err == nil {
+			err = actorkey.Validate(key)
+		}
 		if err != nil {
-			g.fail(w, r, rivettype.ErrInvalidKey.With("Invalid actor key %q: %v", q.Get("key"), err))
+			g.fail(w, r, rivettype.ErrInvalidKey.With("Invalid actor key %q: %v", clip(q.Get("key")), err))
 			return
 		}
-		if _, err := g.cfg.Hooks.Auth(r, name, key, nil, []string{IntentGet}); err != nil {
+		// Before the lookup, so that a refused caller learns nothing of
+		// whether the actor exists.
+		if err := g.authorize(r, name, key, params, IntentGet); err != nil {
 			g.fail(w, r, err)
 			return
 		}
@@ -232,7 +290,10 @@ func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, rec := range recs {
-			out = append(out, g.actorObject(rec))
+			if err := add(rec); err != nil {
+				g.fail(w, r, err)
+				return
+			}
 		}
 		if len(recs) == listPage {
 			// A full page may have more after it: resume after its last id.

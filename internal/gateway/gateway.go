@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -35,12 +36,16 @@ const (
 	maxRESTBody = 8 << 20
 )
 
-// Intents a caller has, as an auth hook sees them.
+// Intents a caller has, as an auth hook sees them. Every route that
+// reaches or reveals an actor runs its auth hook with them (see
+// docs/concepts/auth.md for which route passes which).
 const (
 	IntentGet     = "get"
 	IntentCreate  = "create"
 	IntentConnect = "connect"
 	IntentAction  = "action"
+	IntentDestroy = "destroy"
+	IntentSleep   = "sleep"
 )
 
 // Hooks are the user hooks the gateway runs; package rivet implements them
@@ -62,10 +67,17 @@ type Config struct {
 	Engine *engine.Engine
 	Hooks  Hooks
 	Log    *slog.Logger
-	// Origins lists the browser origins allowed to call the gateway
-	// (CORS). Empty allows any origin, echoing it back as RivetKit's
-	// engine does; set it in production.
+	// Origins lists the browser origins allowed to call the gateway with
+	// credentials (CORS); "*" allows every origin with credentials, as
+	// RivetKit's engine does. Empty: see cors.
 	Origins []string
+	// Admin reports whether a request carries the admin token; the REST
+	// API (/actors) then skips the actors' auth hooks (operators' tools).
+	Admin func(r *http.Request) bool
+	// Namespaces lists the namespaces callers may name besides "default";
+	// "*" allows any. An unknown namespace is refused with
+	// namespace.not_found.
+	Namespaces []string
 	// Limits; zero means the default.
 	MaxIncoming int
 	MaxOutgoing int
@@ -132,15 +144,97 @@ func kind(path string) string {
 	return "gateway"
 }
 
+// A route is an entry of the gateway's routing table. paths are the
+// paths of /openapi.json it serves: a test checks that the table and the
+// document list the same routes, and the auth sweep sends every route of
+// the document to an actor whose OnAuth refuses everyone. So a route
+// cannot be added here without its documentation and an auth test case.
+// A path ending in "*" stands for every path of the document under it.
+type route struct {
+	paths []string
+	match func(g *Gateway, r *http.Request) bool
+	serve func(g *Gateway, w http.ResponseWriter, r *http.Request, raw string)
+}
+
+// early routes are served outside CORS and the request metrics: the
+// Prometheus endpoint and the inspector (an admin API for same-origin
+// pages and tools, with its own access rule).
+var early = []route{
+	{
+		paths: []string{"/metrics"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/metrics" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.metrics.handler.ServeHTTP(w, r) },
+	},
+	{
+		paths: []string{"/inspector/*"},
+		match: func(g *Gateway, r *http.Request) bool {
+			return g.cfg.Inspector != nil && g.cfg.InspectorPath(r.URL.Path)
+		},
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.cfg.Inspector.ServeHTTP(w, r) },
+	},
+}
+
+// routes is the table of the gateway proper, tried in order after CORS.
+var routes = []route{
+	{
+		paths: []string{"/metadata"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/metadata" || r.URL.Path == "/" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.metadata(w, r) },
+	},
+	{
+		paths: []string{"/health"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/health" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = w.Write([]byte("ok"))
+		},
+	},
+	{
+		paths: []string{"/openapi.json"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/openapi.json" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.openAPI(w, r) },
+	},
+	{
+		paths: []string{"/devtools/mod.js"},
+		match: func(_ *Gateway, r *http.Request) bool { return r.URL.Path == "/devtools/mod.js" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) {
+			w.Header().Set("Content-Type", "text/javascript")
+		},
+	},
+	{
+		paths: []string{"/actors", "/actors/{actor_id}", "/actors/{actor_id}/sleep"},
+		match: func(_ *Gateway, r *http.Request) bool {
+			return r.URL.Path == "/actors" || strings.HasPrefix(r.URL.Path, "/actors/")
+		},
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.actors(w, r) },
+	},
+	{
+		paths: []string{"/gateway/{actor}/action/{action}", "/gateway/{actor}/connect", "/gateway/{actor}/request",
+			"/gateway/{actor}/request/{path}", "/gateway/{actor}/websocket/{path}"},
+		match: func(_ *Gateway, r *http.Request) bool {
+			return r.URL.Path == "/gateway" || strings.HasPrefix(r.URL.Path, "/gateway/")
+		},
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, raw string) { g.gateway(w, r, raw) },
+	},
+	{
+		// Header/subprotocol routing (the client's skipReadyWait mode):
+		// /request/…, /connect, /websocket/… with the actor named in
+		// x-rivet-actor or a rivet_actor.* subprotocol.
+		paths: []string{"/connect", "/request/{path}", "/websocket/{path}"},
+		match: func(_ *Gateway, r *http.Request) bool { return headerTarget(r) != "" },
+		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, raw string) {
+			g.route(w, r, target{ActorID: headerTarget(r), ViaHeader: true, Path: raw})
+		},
+	},
+}
+
 // ServeHTTP routes a request.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Path == "/metrics" {
-		g.metrics.handler.ServeHTTP(w, r)
-		return
-	}
-	if g.cfg.Inspector != nil && g.cfg.InspectorPath(r.URL.Path) {
-		g.cfg.Inspector.ServeHTTP(w, r)
-		return
+	for _, rt := range early {
+		if rt.match(g, r) {
+			rt.serve(g, w, r, "")
+			return
+		}
 	}
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() { g.metrics.observe(kind(r.URL.Path), rec.status) }()
@@ -159,29 +253,13 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.RawQuery != "" {
 		raw += "?" + r.URL.RawQuery
 	}
-	path := r.URL.Path
-	switch {
-	case path == "/metadata" || path == "/":
-		g.metadata(w, r)
-	case path == "/health":
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = w.Write([]byte("ok"))
-	case path == "/openapi.json":
-		g.openAPI(w, r)
-	case path == "/devtools/mod.js":
-		w.Header().Set("Content-Type", "text/javascript")
-	case path == "/actors" || strings.HasPrefix(path, "/actors/"):
-		g.actors(w, r)
-	case strings.HasPrefix(path, "/gateway/") || path == "/gateway":
-		g.gateway(w, r, raw)
-	case headerTarget(r) != "":
-		// Header/subprotocol routing (the client's skipReadyWait mode):
-		// /request/…, /connect, /websocket/… with the actor named in
-		// x-rivet-actor or a rivet_actor.* subprotocol.
-		g.route(w, r, target{ActorID: headerTarget(r), Path: raw})
-	default:
-		g.fail(w, r, errNoRoute.With("No route found for path %s.", path))
+	for _, rt := range routes {
+		if rt.match(g, r) {
+			rt.serve(g, w, r, raw)
+			return
+		}
 	}
+	g.fail(w, r, errNoRoute.With("No route found for path %s.", clip(r.URL.Path)))
 }
 
 // headerTarget is the actor id of a header-routed request, or "".
@@ -210,20 +288,40 @@ func headerTarget(r *http.Request) string {
 
 // cors applies the CORS headers; it reports false when the origin is not
 // allowed (the request was answered).
+//
+// The server's own pages (same origin) are always served with
+// credentials. With an allow-list (Config.Origins), listed origins are too
+// and others are refused. Without one, local development pages
+// (localhost, loopback addresses) are too, and any other origin may call
+// without credentials: the browser does not show that page the answers to
+// its credentialed requests, and the cookies it attached anyway are dropped
+// here so that they authenticate nothing (no cross-site request forgery
+// with a visitor's cookies, on HTTP or WebSocket).
 func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
-	if len(g.cfg.Origins) > 0 && !slices.Contains(g.cfg.Origins, origin) && !slices.Contains(g.cfg.Origins, "*") {
-		g.fail(w, r, errForbiddenOrigin.With("Origin %s is not allowed.", origin))
-		return false
-	}
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
-	h.Set("Access-Control-Expose-Headers", "*")
 	h.Add("Vary", "Origin")
+	credentials := true
+	switch {
+	case sameOrigin(r, origin):
+	case len(g.cfg.Origins) > 0:
+		if !slices.Contains(g.cfg.Origins, origin) && !slices.Contains(g.cfg.Origins, "*") {
+			g.fail(w, r, errForbiddenOrigin.With("Origin %s is not allowed.", clip(origin)))
+			return false
+		}
+	case localOrigin(origin):
+	default:
+		credentials = false
+		r.Header.Del("Cookie")
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	if credentials {
+		h.Set("Access-Control-Allow-Credentials", "true")
+	}
+	h.Set("Access-Control-Expose-Headers", "*")
 	if r.Method == http.MethodOptions {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS, PATCH")
 		if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
@@ -232,6 +330,41 @@ func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 		h.Set("Access-Control-Max-Age", "86400")
 	}
 	return true
+}
+
+// sameOrigin reports whether origin names the host the request was sent
+// to (a page served by this server).
+func sameOrigin(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// localOrigin reports whether origin is a page of this machine:
+// localhost, *.localhost or a loopback address, any port (development
+// servers).
+func localOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	host := strings.ToLower(u.Hostname())
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// CORSSummary describes the cross-origin policy of origins (Config.Origins)
+// in one line, for a startup banner.
+func CORSSummary(origins []string) string {
+	switch {
+	case slices.Contains(origins, "*"):
+		return "any origin, with credentials (allowed_origins=*)"
+	case len(origins) > 0:
+		return strings.Join(origins, ", ") + " and this server's pages, with credentials; other origins refused"
+	}
+	return "this server's pages and localhost with credentials, other origins without (cookies ignored); set allowed_origins for your site"
 }
 
 func (g *Gateway) metadata(w http.ResponseWriter, _ *http.Request) {

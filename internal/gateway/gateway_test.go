@@ -3,6 +3,7 @@ package gateway_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
@@ -39,37 +43,118 @@ func TestMetadataAndCORS(t *testing.T) {
 	if resp.StatusCode != 200 || m["runtime"] != "rivetgo" || m["clientEndpoint"] != nil {
 		t.Fatalf("metadata: %d %v", resp.StatusCode, m)
 	}
-	// A browser preflight for a gateway action.
-	resp, _ = do(t, "OPTIONS", base+"/gateway/counter/action/increment"+query, "", map[string]string{
-		"Origin": "http://app.example", "Access-Control-Request-Method": "POST",
-		"Access-Control-Request-Headers": "content-type,x-rivet-encoding,x-rivet-conn-params",
-	})
-	h := resp.Header
-	if resp.StatusCode != 204 || h.Get("Access-Control-Allow-Origin") != "http://app.example" ||
-		h.Get("Access-Control-Allow-Credentials") != "true" ||
-		h.Get("Access-Control-Allow-Headers") != "content-type,x-rivet-encoding,x-rivet-conn-params" ||
-		!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") {
-		t.Fatalf("preflight: %d %v", resp.StatusCode, h)
+	preflight := func(base, origin string) http.Header {
+		t.Helper()
+		resp, _ := do(t, "OPTIONS", base+"/gateway/counter/action/increment"+query, "", map[string]string{
+			"Origin": origin, "Access-Control-Request-Method": "POST",
+			"Access-Control-Request-Headers": "content-type,x-rivet-encoding,x-rivet-conn-params",
+		})
+		h := resp.Header
+		if resp.StatusCode != 204 || h.Get("Access-Control-Allow-Origin") != origin ||
+			h.Get("Access-Control-Allow-Headers") != "content-type,x-rivet-encoding,x-rivet-conn-params" ||
+			!strings.Contains(h.Get("Access-Control-Allow-Methods"), "POST") {
+			t.Fatalf("preflight from %s: %d %v", origin, resp.StatusCode, h)
+		}
+		return h
 	}
-	resp, _ = do(t, "POST", base+"/gateway/counter/action/increment"+query, `{"args":[1]}`, map[string]string{"Origin": "http://app.example"})
-	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "http://app.example" {
+	// Without an allow-list: local development pages and the server's own
+	// pages get credentials (the official client sends credentials:
+	// "include" on /metadata and /actors), other origins may call
+	// without them.
+	for _, origin := range []string{"http://localhost:5173", "http://127.0.0.1:3000", "http://app.localhost", base} {
+		if h := preflight(base, origin); h.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("%s: no credentials: %v", origin, h)
+		}
+	}
+	if h := preflight(base, "https://app.example"); h.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("a foreign origin got credentials by default: %v", h)
+	}
+	resp, _ = do(t, "POST", base+"/gateway/counter/action/increment"+query, `{"args":[1]}`, map[string]string{"Origin": "https://app.example"})
+	if resp.StatusCode != 200 || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
 		t.Fatalf("actual request: %d %v", resp.StatusCode, resp.Header)
 	}
 
-	// With an allow-list, other origins are refused.
+	// With an allow-list, listed origins and the server's own pages get
+	// credentials, others (localhost too) are refused.
 	base = serve(t, rivet.GatewayConfig{AllowedOrigins: []string{"https://good.example"}})
-	resp, _ = do(t, "OPTIONS", base+"/gateway/counter/action/increment"+query, "", map[string]string{"Origin": "https://good.example"})
-	if resp.StatusCode != 204 {
-		t.Fatalf("allowed origin: %d", resp.StatusCode)
+	for _, origin := range []string{"https://good.example", base} {
+		if h := preflight(base, origin); h.Get("Access-Control-Allow-Credentials") != "true" {
+			t.Fatalf("allowed origin %s: %v", origin, h)
+		}
+	}
+	if resp, m := do(t, "GET", base+"/metadata", "", map[string]string{"Origin": "http://localhost:5173"}); resp.StatusCode != 403 {
+		t.Fatalf("localhost with an allow-list: %d %v", resp.StatusCode, m)
 	}
 	resp, m = do(t, "POST", base+"/gateway/counter/action/increment"+query, `{"args":[1]}`, map[string]string{"Origin": "https://evil.example"})
 	if resp.StatusCode != 403 || m["code"] != "forbidden_origin" || resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("other origin: %d %v", resp.StatusCode, m)
 	}
+	// "*": every origin, with credentials (RivetKit's engine).
+	base = serve(t, rivet.GatewayConfig{AllowedOrigins: []string{"*"}})
+	if h := preflight(base, "https://any.example"); h.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("*: %v", h)
+	}
+}
+
+// cookieState is unused: cookieJar's actor only reports what OnAuth saw.
+type cookieState struct{}
+
+// Without an allow-list, the cookies a browser attaches to a request of a
+// foreign page are not seen by OnAuth, on HTTP and WebSocket: a victim's
+// session cannot be used by another site (cross-site request forgery).
+func TestForeignOriginCookiesAreIgnored(t *testing.T) {
+	jar := rivet.NewActor("jar", rivet.Opts[cookieState]{
+		OnAuth: func(a *rivet.AuthContext, params rivet.Value) (any, error) {
+			c, err := a.Request.Cookie("session")
+			if err != nil {
+				return nil, rivet.Unauthorized("no session")
+			}
+			return c.Value, nil
+		},
+	}).Action("whoami", func(c *rivet.Ctx[cookieState]) any { return c.Conn.Auth() })
+	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(jar), &rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(rt.Handler())
+	t.Cleanup(func() { srv.Close(); _ = rt.Stop(context.Background()) })
+	url := srv.URL + "/gateway/jar/action/whoami?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=k"
+	for origin, want := range map[string]int{"": 200, srv.URL: 200, "http://localhost:5173": 200, "https://evil.example": 401} {
+		hdr := map[string]string{"Cookie": "session=ada"}
+		if origin != "" {
+			hdr["Origin"] = origin
+		}
+		resp, m := do(t, "POST", url, `{"args":[]}`, hdr)
+		if resp.StatusCode != want || (want == 200 && m["output"] != "ada") {
+			t.Errorf("origin %q: %d %v, want %d", origin, resp.StatusCode, m, want)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	wsURL := "ws" + strings.TrimPrefix(srv.URL, "http") + "/gateway/jar/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-pool=default&rvt-key=k"
+	ws, _, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{Subprotocols: []string{"rivet", "rivet_encoding.json"}, HTTPHeader: http.Header{"Origin": {"https://evil.example"}, "Cookie": {"session=ada"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	// Refused: the Error message, then close 1011 auth.unauthorized.
+	for {
+		_, msg, err := ws.Read(ctx)
+		if err != nil {
+			var ce websocket.CloseError
+			if !errors.As(err, &ce) || ce.Reason != "auth.unauthorized" {
+				t.Fatalf("a foreign page's WebSocket: %v", err)
+			}
+			break
+		}
+		if strings.Contains(string(msg), "Init") {
+			t.Fatalf("a foreign page's WebSocket authenticated with the victim's cookie: %s", msg)
+		}
+	}
 }
 
 func TestActorsRESTAndNamespaces(t *testing.T) {
-	base := serve(t, rivet.GatewayConfig{})
+	base := serve(t, rivet.GatewayConfig{Namespaces: []string{"ns1", "ns2"}})
 	resp, m := do(t, "PUT", base+"/actors?namespace=ns1", `{"name":"counter","key":"a/b\\/c","runner_name_selector":"default","crash_policy":"sleep"}`, nil)
 	actor, _ := m["actor"].(map[string]any)
 	if resp.StatusCode != 200 || m["created"] != true || actor["name"] != "counter" || actor["key"] != `a/b\/c` {
@@ -101,6 +186,15 @@ func TestActorsRESTAndNamespaces(t *testing.T) {
 	if acts, _ := m["actors"].([]any); len(acts) != 1 {
 		t.Fatalf("lookup: %v", m)
 	}
+	// The REST routes by id honour the namespace too.
+	for _, r := range [][2]string{{"POST", "/actors/" + id + "/sleep?namespace=ns2"}, {"DELETE", "/actors/" + id + "?namespace=ns2"}} {
+		if resp, m := do(t, r[0], base+r[1], "", nil); resp.StatusCode != 404 || m["code"] != "not_found" {
+			t.Fatalf("%s %s: %d %v", r[0], r[1], resp.StatusCode, m)
+		}
+	}
+	if _, m = do(t, "GET", base+"/actors?namespace=ns2&actor_ids="+id, "", nil); len(m["actors"].([]any)) != 0 {
+		t.Fatalf("ns2 lists ns1's actor by id: %v", m)
+	}
 	// create of a taken key; destroy; ids of destroyed actors are omitted.
 	resp, m = do(t, "POST", base+"/actors?namespace=ns1", `{"name":"counter","key":"a/b\\/c"}`, nil)
 	if resp.StatusCode != 400 || m["code"] != "duplicate_key" {
@@ -121,6 +215,44 @@ func TestActorsRESTAndNamespaces(t *testing.T) {
 
 type authState struct {
 	Seen []string `json:"seen"`
+}
+
+// A namespace the server does not list is refused everywhere, so that a
+// typo cannot silently make a second, empty world; "*" allows any.
+func TestUnknownNamespaceIsRefused(t *testing.T) {
+	base := serve(t, rivet.GatewayConfig{Namespaces: []string{"staging"}})
+	for _, r := range []struct{ method, path, body string }{
+		{"PUT", "/actors?namespace=stagng", `{"name":"counter","key":"a"}`},
+		{"POST", "/actors?namespace=stagng", `{"name":"counter","key":"a"}`},
+		{"GET", "/actors?namespace=stagng&name=counter&key=a", ""},
+		{"GET", "/actors?namespace=stagng", ""},
+		{"DELETE", "/actors/x?namespace=stagng", ""},
+		{"POST", "/actors/x/sleep?namespace=stagng", ""},
+		{"POST", "/gateway/counter/action/increment?rvt-namespace=stagng&rvt-method=getOrCreate&rvt-pool=default&rvt-key=a", `{"args":[1]}`},
+		{"POST", "/gateway/counter/action/increment?rvt-namespace=stagng&rvt-method=get&rvt-key=a", `{"args":[1]}`},
+	} {
+		resp, m := do(t, r.method, base+r.path, r.body, nil)
+		msg, _ := m["message"].(string)
+		if resp.StatusCode != 400 || m["group"] != "namespace" || m["code"] != "not_found" || !strings.Contains(msg, `"stagng"`) || !strings.Contains(msg, "namespaces") {
+			t.Errorf("%s %s: %d %v", r.method, r.path, resp.StatusCode, m)
+		}
+	}
+	// A namespace name is bounded.
+	long := strings.Repeat("n", 900)
+	resp, m := do(t, "PUT", base+"/actors?namespace="+long, `{"name":"counter","key":"a"}`, nil)
+	if msg, _ := m["message"].(string); resp.StatusCode != 400 || m["code"] != "invalid" || len(msg) > 300 {
+		t.Fatalf("long namespace: %d %v", resp.StatusCode, m)
+	}
+	// The listed namespace and "default" work.
+	for _, ns := range []string{"staging", "default"} {
+		if resp, m := do(t, "POST", base+"/gateway/counter/action/increment?rvt-namespace="+ns+"&rvt-method=getOrCreate&rvt-pool=default&rvt-key=a", `{"args":[1]}`, nil); resp.StatusCode != 200 || m["output"] != 1.0 {
+			t.Fatalf("namespace %s: %d %v", ns, resp.StatusCode, m)
+		}
+	}
+	base = serve(t, rivet.GatewayConfig{Namespaces: []string{"*"}})
+	if resp, m := do(t, "PUT", base+"/actors?namespace=ns-anything", `{"name":"counter","key":"a"}`, nil); resp.StatusCode != 200 {
+		t.Fatalf("namespaces *: %d %v", resp.StatusCode, m)
+	}
 }
 
 func TestAuthHook(t *testing.T) {

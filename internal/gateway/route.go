@@ -3,7 +3,10 @@ package gateway
 import (
 	"encoding/base64"
 	"net/url"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/rivettype"
@@ -24,11 +27,68 @@ var (
 	errUnsupportedEncoding = &rivettype.Error{Group: "actor", Code: "unsupported_websocket_encoding", Message: "Unsupported WebSocket encoding.", Public: true}
 )
 
+// Limits of what a client names. Past them a request is refused before
+// anything is looked up, stored or echoed back.
+const (
+	// maxNamespace bounds a namespace name (bytes).
+	maxNamespace = 64
+	// maxActorID bounds an actor id; ids are 30 characters.
+	maxActorID = 128
+	// maxRvtValue bounds an rvt-* query value other than rvt-input
+	// (bounded by MaxInput) and rvt-key (by the key limit).
+	maxRvtValue = 4096
+	// maxConnParams bounds the connection params (encoded as CBOR): they
+	// are kept with each connection and shown by the inspector.
+	maxConnParams = 16 << 10
+	// maxActionName bounds an action name sent over HTTP; no actor
+	// defines a longer one.
+	maxActionName = 256
+	// maxEcho bounds what an error message repeats of client input.
+	maxEcho = 80
+)
+
+var (
+	errNamespaceNotFound = &rivettype.Error{Group: "namespace", Code: "not_found", Message: "The namespace does not exist.", Public: true}
+	errNamespaceInvalid  = &rivettype.Error{Group: "namespace", Code: "invalid", Message: "Invalid namespace name.", Public: true}
+)
+
+// clip shortens client input repeated in an error message.
+func clip(s string) string {
+	if len(s) <= maxEcho {
+		return s
+	}
+	cut := maxEcho
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// checkNamespace refuses a namespace name that is too long or not
+// printable, and one that is not configured: "default" always exists,
+// Config.Namespaces lists the others ("*": any), so that a mistyped
+// namespace is an error instead of a second, empty world.
+func (g *Gateway) checkNamespace(ns string) error {
+	if ns == "default" {
+		return nil
+	}
+	if ns == "" || len(ns) > maxNamespace || !utf8.ValidString(ns) || strings.ContainsFunc(ns, unicode.IsControl) {
+		return errNamespaceInvalid.With("Namespace %q is not valid: a namespace is 1 to %d bytes of printable UTF-8.", clip(ns), maxNamespace)
+	}
+	if slices.Contains(g.cfg.Namespaces, ns) || slices.Contains(g.cfg.Namespaces, "*") {
+		return nil
+	}
+	return errNamespaceNotFound.With("Namespace %q does not exist. Only \"default\" exists unless the server lists others in its namespaces setting (RIVET_NAMESPACES; \"*\" allows any).", clip(ns))
+}
+
 // target is where a /gateway/... request goes.
 type target struct {
 	// Direct form: the actor id (and an optional token, unchecked).
 	ActorID string
 	Token   string
+	// ViaHeader: the id came from x-rivet-actor or a rivet_actor.*
+	// subprotocol, not from the path.
+	ViaHeader bool
 
 	// Query form (ActorID empty): resolve Name and Key in Namespace,
 	// creating the actor with Input when Create is set.
@@ -159,14 +219,17 @@ func parseQueryTarget(base string, segs []string, query string) (target, error) 
 		}
 		val, err := url.QueryUnescape(v)
 		if err != nil {
-			return target{}, errQueryBadPercent.With("invalid percent-encoding for query gateway param '%s'", k)
+			return target{}, errQueryBadPercent.With("invalid percent-encoding for query gateway param '%s'", clip(k))
 		}
 		short := strings.TrimPrefix(k, "rvt-")
 		if _, dup := rvt[short]; dup {
-			return target{}, errQueryDuplicate.With("duplicate query gateway param: %s", k)
+			return target{}, errQueryDuplicate.With("duplicate query gateway param: %s", clip(k))
 		}
 		if !rvtKnown[short] {
-			return target{}, errQueryInvalidParams.With("invalid query gateway params: unknown field `%s`", short)
+			return target{}, errQueryInvalidParams.With("invalid query gateway params: unknown field `%s`", clip(short))
+		}
+		if len(val) > maxRvtValue && short != "input" && short != "key" {
+			return target{}, errQueryInvalidParams.With("invalid query gateway params: %s is %d bytes, over the limit of %d", k, len(val), maxRvtValue)
 		}
 		rvt[short] = val
 	}
@@ -213,11 +276,11 @@ func parseQueryTarget(base string, segs []string, query string) (target, error) 
 			switch p := rvt["crash-policy"]; p {
 			case "restart", "sleep", "destroy":
 			default:
-				return target{}, errQueryInvalidParams.With("invalid query gateway params: unknown crash policy: %s, expected restart, sleep, or destroy", p)
+				return target{}, errQueryInvalidParams.With("invalid query gateway params: unknown crash policy: %s, expected restart, sleep, or destroy", clip(p))
 			}
 		}
 	default:
-		return target{}, errQueryInvalidParams.With("invalid query gateway params: unknown method: %s, expected get or getOrCreate", rvt["method"])
+		return target{}, errQueryInvalidParams.With("invalid query gateway params: unknown method: %s, expected get or getOrCreate", clip(rvt["method"]))
 	}
 	q := ""
 	if len(keep) > 0 {

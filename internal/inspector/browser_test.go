@@ -69,6 +69,10 @@ func TestBrowserInspector(t *testing.T) {
 	call(t, room, "putRaw", "blob", []byte{1, 2, 3})
 	call(t, room, "remind", 3600)
 	b.actor(t, "room-7")
+	// The same name and key in another namespace: a row of its own.
+	if _, err := b.rt.Client().Namespace("staging").GetOrCreate("counter", rivet.Key{"lobby"}).ID(bg); err != nil {
+		t.Fatal(err)
+	}
 	conn, err := b.rt.Client().GetOrCreate("counter", rivet.Key{"room-42"}, rivet.WithParams(map[string]string{"user": "grace"})).Connect(bg)
 	if err != nil {
 		t.Fatal(err)
@@ -88,6 +92,7 @@ func TestBrowserInspector(t *testing.T) {
 	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#token-input"), "letmein"), chromedp.Click(chromedp.CSS("#token-submit")))
 	waitText(t, ctx, "#actor-list", "lobby")
 	waitText(t, ctx, "#actor-list", "room-7")
+	waitText(t, ctx, "#actor-list .ns", "staging")
 
 	// Search by key.
 	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#search"), "room-4"))

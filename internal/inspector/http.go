@@ -139,6 +139,21 @@ func (h *Handler) authorize(r *http.Request) error {
 	return nil
 }
 
+// Admin reports whether a request carries the configured admin token
+// (Authorization: Bearer). Without a token configured nothing does: the
+// loopback rule of the inspector grants nothing elsewhere.
+func (h *Handler) Admin(r *http.Request) bool {
+	if h.open {
+		return false
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || got == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(got))
+	return subtle.ConstantTimeCompare(sum[:], h.token[:]) == 1
+}
+
 // loopback reports whether a request came from a loopback address, to a
 // loopback address, naming a loopback host (a page of another site that
 // rebinds its DNS name to 127.0.0.1 sends its own host name, and is
@@ -288,7 +303,7 @@ func (h *Handler) list(ctx context.Context, w http.ResponseWriter, r *http.Reque
 		return
 	}
 	h.reply(w)(h.s.ListActors(ctx, ListOptions{
-		Name: q.Get("name"), Key: q.Get("key"), Q: q.Get("q"), After: q.Get("after"), Limit: limit,
+		Namespace: q.Get("namespace"), Name: q.Get("name"), Key: q.Get("key"), Q: q.Get("q"), After: q.Get("after"), Limit: limit,
 	}))
 }
 

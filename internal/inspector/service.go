@@ -74,7 +74,10 @@ func New(e *engine.Engine, log *slog.Logger) *Service {
 
 // ActorSummary identifies an actor in listings.
 type ActorSummary struct {
-	ID        string   `json:"id"`
+	ID string `json:"id"`
+	// Namespace tells apart actors of the same name and key in two
+	// namespaces.
+	Namespace string   `json:"namespace"`
 	Name      string   `json:"name"`
 	Key       []string `json:"key"`
 	KeyString string   `json:"keyString"`
@@ -94,6 +97,8 @@ type ActorList struct {
 
 // ListOptions filter ListActors. Empty fields match everything.
 type ListOptions struct {
+	// Namespace is an exact namespace.
+	Namespace string
 	// Name is an exact actor name.
 	Name string
 	// Key is an exact key in its string form (elements joined by "/",
@@ -118,7 +123,7 @@ func (s *Service) ListActors(ctx context.Context, o ListOptions) (ActorList, err
 	after, scanned := o.After, 0
 	for {
 		page := 500
-		recs, err := s.e.ListActors(ctx, rivetdriver.ListActorsOptions{Name: o.Name, After: after, Limit: page})
+		recs, err := s.e.ListActors(ctx, rivetdriver.ListActorsOptions{Namespace: o.Namespace, Name: o.Name, After: after, Limit: page})
 		if err != nil {
 			return ActorList{}, fmt.Errorf("list actors: %w", err)
 		}
@@ -154,7 +159,7 @@ func (s *Service) summary(r rivetdriver.ActorRecord) ActorSummary {
 		key = []string{}
 	}
 	return ActorSummary{
-		ID: r.ID, Name: r.Name, Key: key, KeyString: actorkey.Serialize(r.Key),
+		ID: r.ID, Namespace: r.Namespace, Name: r.Name, Key: key, KeyString: actorkey.Serialize(r.Key),
 		CreatedAt: r.CreatedAt.UTC().Format(time.RFC3339Nano), Awake: s.e.Awake(r.ID), Initialized: r.Initialized,
 	}
 }

@@ -84,6 +84,39 @@ func TestServiceListAndSearch(t *testing.T) {
 	}
 }
 
+// The same name and key in two namespaces are two actors: the listing
+// says which namespace each is in, and filters by namespace.
+func TestServiceNamespaces(t *testing.T) {
+	t.Parallel()
+	b := setup(t, "")
+	ctx := context.Background()
+	def, _ := b.actor(t, "lobby")
+	stg, err := b.rt.Client().Namespace("staging").GetOrCreate("counter", rivet.Key{"lobby"}).ID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := b.svc.ListActors(ctx, inspector.ListOptions{Key: "lobby"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, a := range all.Actors {
+		got[a.ID] = a.Namespace
+	}
+	if len(got) != 2 || got[def] != "default" || got[stg] != "staging" {
+		t.Fatalf("listing: %+v", all.Actors)
+	}
+	code, out := b.do(t, "GET", "/inspector/actors?namespace=staging", "", "")
+	acts, _ := out["actors"].([]any)
+	if code != 200 || len(acts) != 1 || acts[0].(map[string]any)["namespace"] != "staging" || acts[0].(map[string]any)["id"] != stg {
+		t.Fatalf("namespace filter: %d %v", code, out)
+	}
+	code, out = b.do(t, "GET", "/inspector/actors/"+stg, "", "")
+	if code != 200 || out["namespace"] != "staging" {
+		t.Fatalf("detail: %d %v", code, out)
+	}
+}
+
 func TestServiceActorDetail(t *testing.T) {
 	t.Parallel()
 	b := setup(t, "")

@@ -147,7 +147,11 @@ function renderActors(actors, append) {
     const name = el("div", "name");
     name.append(el("span", "", a.name), el("span", "dot" + (a.awake ? " awake" : "")));
     name.lastChild.title = a.awake ? "awake" : "sleeping";
-    li.append(name, el("div", "key", keyLabel(a)));
+    const key = el("div", "key", keyLabel(a));
+    // Actors of other namespaces than "default" carry theirs, so that
+    // the same name and key in two namespaces are two distinct rows.
+    if (a.namespace !== "default") key.prepend(el("span", "ns", a.namespace));
+    li.append(name, key);
     li.addEventListener("click", () => select(a.id));
     ul.append(li);
     if (!names.has(a.name)) {
@@ -200,11 +204,11 @@ async function select(id) {
 }
 
 function renderSummary(d) {
-  $("actor-title").textContent = d.name + " · " + keyLabel(d);
+  $("actor-title").textContent = (d.namespace !== "default" ? d.namespace + " · " : "") + d.name + " · " + keyLabel(d);
   setStatus(d.awake ? "awake" : "sleeping");
   const dl = $("summary");
   dl.replaceChildren();
-  const rows = [["id", d.id], ["name", d.name], ["key", compact(d.key)], ["created", dateTime(d.createdAt)]];
+  const rows = [["id", d.id], ["namespace", d.namespace], ["name", d.name], ["key", compact(d.key)], ["created", dateTime(d.createdAt)]];
   for (const [k, v] of rows) dl.append(el("dt", "", k), el("dd", "", v));
 }
 
