@@ -173,7 +173,8 @@ func valuesActor() *rivet.Actor[vState, rivet.None, rivet.None] {
 func valuesServer(t *testing.T) (*rivet.Runtime, *httptest.Server) {
 	t.Helper()
 	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(valuesActor()),
-		&rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler)})
+		// The tests use a namespace per encoding.
+		&rivet.Config{Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler), Gateway: rivet.GatewayConfig{Namespaces: []string{"*"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
