@@ -1,0 +1,227 @@
+package rivet_test
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/rivetclient"
+)
+
+type hookState struct {
+	Count int `json:"count"`
+	Slept int `json:"slept"`
+}
+
+type hookCtx = rivet.Context[hookState, rivet.None, rivet.None]
+
+const (
+	hookLimit = 50 * time.Millisecond
+	hookSleep = time.Minute
+)
+
+// block is what a stuck hook does: wait for its context to end (polite),
+// or ignore it and wait for release, closed when the test ends (rude).
+func block(ctx context.Context, rude bool, release <-chan struct{}) {
+	if rude {
+		<-release
+		return
+	}
+	<-ctx.Done()
+}
+
+// stuckDef is an actor whose hook named hook blocks (see block) while
+// stuck is set or when the connection's params are "stuck". Every hook
+// has a short time limit.
+func stuckDef(hook string, rude bool, stuck *atomic.Bool, release <-chan struct{}) *rivet.Actor[hookState, rivet.None, rivet.None] {
+	on := func(c *hookCtx, name string) {
+		if hook != name {
+			return
+		}
+		var p string
+		if c.Conn != nil {
+			_ = c.Conn.Params().Decode(&p)
+		}
+		if stuck.Load() || p == "stuck" {
+			c.State.Count += 100 // never committed: the turn is dropped
+			block(c.Context(), rude, release)
+		}
+	}
+	params := func(c *hookCtx, v rivet.Value) {
+		var p string
+		_ = v.Decode(&p)
+		if p == "stuck" {
+			c.State.Count += 100
+			block(c.Context(), rude, release)
+		}
+	}
+	return rivet.NewActor("stuck", rivet.Options[hookState, rivet.None, rivet.None]{
+		SleepTimeout:           hookSleep,
+		CreateVarsTimeout:      hookLimit,
+		OnBeforeConnectTimeout: hookLimit,
+		CreateConnStateTimeout: hookLimit,
+		OnConnectTimeout:       hookLimit,
+		SleepGracePeriod:       hookLimit,
+		CreateVars: func(c *hookCtx) (rivet.None, error) {
+			on(c, "createVars")
+			return rivet.None{}, nil
+		},
+		OnBeforeConnect: func(c *hookCtx, p rivet.Value) error {
+			if hook == "onBeforeConnect" {
+				params(c, p)
+			}
+			return nil
+		},
+		CreateConnState: func(c *hookCtx, p rivet.Value) (rivet.None, error) {
+			if hook == "createConnState" {
+				params(c, p)
+			}
+			return rivet.None{}, nil
+		},
+		OnConnect: func(c *hookCtx, _ *rivet.Conn[rivet.None]) error {
+			on(c, "onConnect")
+			return nil
+		},
+		OnSleep: func(c *hookCtx) error {
+			c.State.Slept++
+			on(c, "onSleep")
+			return nil
+		},
+		OnDestroy: func(c *hookCtx) error {
+			on(c, "onDestroy")
+			return nil
+		},
+	}).
+		Action("inc", func(c *hookCtx) int { c.State.Count++; return c.State.Count }).
+		Action("get", func(c *hookCtx) hookState { return *c.State }).
+		Action("sleep", func(c *hookCtx) { c.Sleep() }).
+		Action("destroy", func(c *hookCtx) { c.Destroy() })
+}
+
+// wantTimedOut checks that err is actor.callback_timed_out naming hook.
+func wantTimedOut(t *testing.T, err error, hook string) {
+	t.Helper()
+	var e *rivet.Error
+	if !errors.Is(err, rivet.ErrCallbackTimedOut) || !errors.As(err, &e) {
+		t.Fatalf("got %v, want actor.callback_timed_out", err)
+	}
+	md, _ := e.Metadata.(map[string]any)
+	if md["callback_name"] != hook {
+		t.Fatalf("metadata %v, want callback_name %q", e.Metadata, hook)
+	}
+}
+
+// A connection hook or CreateVars that does not return in time fails its
+// caller with actor.callback_timed_out, whether it heeds its context or
+// not; the actor then answers the next call from its durable state (the
+// stuck turn's change is dropped) and still falls asleep when idle.
+func TestHookTimeouts(t *testing.T) {
+	for _, hook := range []string{"onBeforeConnect", "createConnState", "onConnect", "createVars"} {
+		for _, rude := range []bool{false, true} {
+			name := hook + "/polite"
+			if rude {
+				name = hook + "/ignores-context"
+			}
+			t.Run(name, func(t *testing.T) {
+				ctx := ctxT(t)
+				release := make(chan struct{})
+				var stuck atomic.Bool
+				k := kit(t, newMem(), stuckDef(hook, rude, &stuck, release))
+				t.Cleanup(func() { close(release) })
+				h := k.Client.GetOrCreate("stuck", nil)
+				id := must[string](t)(h.ID(ctx))
+				if got := must[int](t)(rivet.Call[int](ctx, h, "inc")); got != 1 {
+					t.Fatalf("inc = %d", got)
+				}
+
+				if hook == "createVars" {
+					// CreateVars runs when the actor starts: put it to
+					// sleep, then wake it with a stuck CreateVars.
+					must[rivet.Value](t)(h.Call(ctx, "sleep"))
+					waitFor(t, func() bool { return !k.Awake(id) })
+					stuck.Store(true)
+					_, err := h.Call(ctx, "inc")
+					wantTimedOut(t, err, hook)
+					stuck.Store(false)
+				} else {
+					sh := k.Client.GetOrCreate("stuck", nil, rivet.WithParams("stuck"))
+					_, err := sh.Call(ctx, "inc") // a stateless call runs the connection hooks
+					wantTimedOut(t, err, hook)
+					_, err = sh.Connect(ctx)
+					wantTimedOut(t, err, hook)
+				}
+
+				// The actor is not wedged, and restarted from durable state.
+				if got := must[int](t)(rivet.Call[int](ctx, h, "inc")); got != 2 {
+					t.Fatalf("inc after the timeout = %d, want 2", got)
+				}
+				// It still falls asleep when idle.
+				k.Advance(2 * hookSleep)
+				waitFor(t, func() bool { k.Advance(2 * hookSleep); return !k.Awake(id) })
+				if got := must[hookState](t)(rivet.Call[hookState](ctx, h, "get")); got.Count != 2 || got.Slept == 0 {
+					t.Fatalf("state after sleep = %+v", got)
+				}
+			})
+		}
+	}
+}
+
+// Over the wire a connection hook's timeout reaches the client as
+// actor.callback_timed_out.
+func TestHookTimeoutOverHTTP(t *testing.T) {
+	ctx := ctxT(t)
+	release := make(chan struct{})
+	var stuck atomic.Bool
+	k := kit(t, newMem(), stuckDef("onConnect", true, &stuck, release))
+	t.Cleanup(func() { close(release) })
+	srv := httptest.NewServer(k.Runtime.Handler())
+	t.Cleanup(srv.Close)
+	c := rivetclient.New(srv.URL)
+	t.Cleanup(func() { _ = c.Close() })
+	_, err := c.GetOrCreate("stuck", nil, rivetclient.WithParams("stuck")).Call(ctx, "inc")
+	wantTimedOut(t, err, "onConnect")
+	if got := must[int](t)(rivetclient.Call[int](ctx, c.GetOrCreate("stuck", nil), "inc")); got != 1 {
+		t.Fatalf("inc after the timeout = %d, want 1", got)
+	}
+}
+
+// OnSleep and OnDestroy are bounded by SleepGracePeriod: a stuck one does
+// not keep the actor in memory, and its changes are not kept.
+func TestStopHookTimeouts(t *testing.T) {
+	for _, rude := range []bool{false, true} {
+		t.Run(map[bool]string{false: "polite", true: "ignores-context"}[rude], func(t *testing.T) {
+			ctx := ctxT(t)
+			release := make(chan struct{})
+			var stuck atomic.Bool
+			stuck.Store(true)
+			k := kit(t, newMem(), stuckDef("onSleep", rude, &stuck, release))
+			t.Cleanup(func() { close(release) })
+			h := k.Client.GetOrCreate("stuck", nil)
+			id := must[string](t)(h.ID(ctx))
+			must[int](t)(rivet.Call[int](ctx, h, "inc"))
+			k.Advance(2 * hookSleep) // falls asleep despite OnSleep
+			waitFor(t, func() bool { return !k.Awake(id) })
+			stuck.Store(false)
+			if got := must[hookState](t)(rivet.Call[hookState](ctx, h, "get")); got != (hookState{Count: 1}) {
+				t.Fatalf("state after a timed-out OnSleep = %+v, want its changes dropped", got)
+			}
+		})
+	}
+
+	ctx := ctxT(t)
+	release := make(chan struct{})
+	var stuck atomic.Bool
+	stuck.Store(true)
+	k := kit(t, newMem(), stuckDef("onDestroy", true, &stuck, release))
+	t.Cleanup(func() { close(release) })
+	h := k.Client.GetOrCreate("stuck", nil)
+	id := must[string](t)(h.ID(ctx))
+	must[rivet.Value](t)(h.Call(ctx, "destroy"))
+	if _, err := k.Client.GetForID("stuck", id).Call(ctx, "get"); !errors.Is(err, rivet.ErrActorNotFound) {
+		t.Fatalf("after a stuck OnDestroy: %v, want actor.not_found", err)
+	}
+}

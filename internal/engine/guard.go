@@ -1,0 +1,175 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/rivetgo/rivet/rivettype"
+)
+
+// guard is the state of a turn whose user code runs under a time limit
+// (Turn.Guard) on a goroutine of its own. Every Turn method that user
+// code reaches takes mu and does nothing once dead is set: after a
+// timeout the actor's loop goes on without that goroutine, which may
+// still be running, and must never see it touch the host again.
+type guard struct {
+	mu   sync.Mutex
+	dead bool
+}
+
+// enter is called by Turn methods that user code may call: false means
+// the turn was abandoned after a timeout and the method must do nothing.
+// A true result must be paired with leave.
+func (t *Turn) enter() bool {
+	g := t.g
+	if g == nil {
+		return true
+	}
+	g.mu.Lock()
+	if g.dead {
+		g.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+func (t *Turn) leave() {
+	if t.g != nil {
+		t.g.mu.Unlock()
+	}
+}
+
+// errAbandoned is what Turn methods return to user code that goes on
+// running after its hook timed out.
+var errAbandoned = rivettype.ErrCallbackTimedOut.With("The hook timed out; its turn was abandoned.")
+
+// abandonAfter is how long Guard waits, after a hook's deadline canceled
+// its context, for the hook to return before it abandons the incarnation.
+const abandonAfter = 100 * time.Millisecond
+
+// errHookDeadline is the cause of a hook context's cancellation at the
+// hook's deadline.
+var errHookDeadline = errors.New("rivet: hook deadline")
+
+// Guard runs fn, user code of the hook named what, with a time limit d
+// (none when d <= 0). fn runs on a goroutine of its own while the actor's
+// loop waits; the turn's Context is canceled at the deadline, and then
+// Guard returns actor.callback_timed_out (metadata callback_name,
+// duration_ms, as RivetKit's) whatever fn returns, so that the turn's
+// changes are rolled back. If fn has not returned abandonAfter later,
+// the incarnation is abandoned: the turn is dead (its methods do nothing),
+// and when the current job ends the actor leaves memory as after a
+// crash, without running its hooks, so that the next call starts a fresh
+// incarnation from durable state. fn may go on running; it touches only
+// the abandoned instance. A panic in fn is fn's error.
+func (t *Turn) Guard(what string, d time.Duration, fn func() error) error {
+	if d <= 0 || t.g != nil {
+		return fn()
+	}
+	h := t.h
+	ctx, cancel := context.WithCancelCause(t.Context())
+	defer cancel(nil)
+	prev := t.hookCtx
+	t.hookCtx = ctx
+	t.g = &guard{}
+	done := make(chan error, 1)
+	go func() { done <- h.call(what, "", fn) }()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var err error
+	select {
+	case err = <-done:
+	case <-timer.C:
+		cancel(errHookDeadline)
+		timer.Reset(abandonAfter)
+		select {
+		case err = <-done:
+		case <-timer.C:
+			t.g.mu.Lock()
+			t.g.dead = true
+			t.g.mu.Unlock()
+			h.abandoned = true
+			h.log().Error("hook did not return after its timeout; the actor leaves memory and its next call starts it from durable state", "hook", what, "timeout", d)
+			return timedOut(what, d)
+		}
+	}
+	t.g, t.hookCtx = nil, prev
+	if context.Cause(ctx) == errHookDeadline {
+		h.log().Warn("hook timed out", "hook", what, "timeout", d)
+		return timedOut(what, d)
+	}
+	return err
+}
+
+// timedOut is the error of a hook that overran its time limit.
+func timedOut(what string, d time.Duration) error {
+	e := rivettype.ErrCallbackTimedOut.With("callback `%s` timed out after %d ms", what, d.Milliseconds())
+	e.Metadata = map[string]any{"callback_name": what, "duration_ms": d.Milliseconds()}
+	return &reportedError{cause: e}
+}
+
+// tasks counts an incarnation's background work: all of it, which the
+// actor awaits (up to its sleep grace period) when it stops, and the part
+// that keeps it awake.
+type tasks struct {
+	mu    sync.Mutex
+	all   int
+	awake int
+	idle  chan struct{} // closed when all drops to zero
+}
+
+func (s *tasks) add(keepAwake bool) {
+	s.mu.Lock()
+	s.all++
+	if keepAwake {
+		s.awake++
+	}
+	s.mu.Unlock()
+}
+
+func (s *tasks) done(keepAwake bool) {
+	s.mu.Lock()
+	s.all--
+	if keepAwake {
+		s.awake--
+	}
+	if s.all == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+	s.mu.Unlock()
+}
+
+// keepingAwake reports whether some task keeps the actor awake.
+func (s *tasks) keepingAwake() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.awake > 0
+}
+
+// wait waits until no task runs or the deadline passes, reporting how
+// many tasks were still running then.
+func (s *tasks) wait(deadline time.Time) int {
+	s.mu.Lock()
+	if s.all == 0 {
+		s.mu.Unlock()
+		return 0
+	}
+	if s.idle == nil {
+		s.idle = make(chan struct{})
+	}
+	idle := s.idle
+	s.mu.Unlock()
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-idle:
+		return 0
+	case <-t.C:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.all
+	}
+}
