@@ -225,3 +225,135 @@ func TestStopHookTimeouts(t *testing.T) {
 		t.Fatalf("after a stuck OnDestroy: %v, want actor.not_found", err)
 	}
 }
+
+type runState struct {
+	Runs  int `json:"runs"`
+	Ticks int `json:"ticks"`
+}
+
+type runBg = rivet.Background[runState, rivet.None, rivet.None]
+
+// runDef's Run handler counts its starts, then ticks each time tick
+// receives until its context is canceled; it reports how it ended on
+// ended.
+func runDef(tick <-chan struct{}, ended chan<- error, fail error) *rivet.Actor[runState, rivet.None, rivet.None] {
+	return rivet.NewActor("runner", rivet.Opts[runState]{
+		SleepTimeout:     time.Minute,
+		SleepGracePeriod: time.Second,
+		Run: func(bg *runBg) error {
+			if err := bg.Enter(func(c *rivet.Ctx[runState]) error { c.State.Runs++; return nil }); err != nil {
+				ended <- err
+				return err
+			}
+			if fail != nil {
+				ended <- fail
+				if fail.Error() == "panic" {
+					panic("run handler exploded")
+				}
+				return fail
+			}
+			for {
+				select {
+				case <-bg.Context().Done():
+					ended <- bg.Context().Err()
+					return bg.Context().Err()
+				case <-tick:
+					if err := bg.Enter(func(c *rivet.Ctx[runState]) error { c.State.Ticks++; return nil }); err != nil {
+						ended <- err
+						return err
+					}
+				}
+			}
+		},
+	}).
+		Action("get", func(c *rivet.Ctx[runState]) runState { return *c.State }).
+		Action("sleep", func(c *rivet.Ctx[runState]) { c.Sleep() })
+}
+
+// Run starts after every start, keeps the actor awake while it runs, is
+// canceled when the actor sleeps (which waits for it), and starts again
+// on the next wake.
+func TestRunHandler(t *testing.T) {
+	ctx := ctxT(t)
+	tick, ended := make(chan struct{}), make(chan error, 4)
+	k := kit(t, newMem(), runDef(tick, ended, nil))
+	h := k.Client.GetOrCreate("runner", nil)
+	id := must[string](t)(h.ID(ctx))
+	tick <- struct{}{} // Run started and is waiting for ticks
+	waitFor(t, func() bool { return must[runState](t)(rivet.Call[runState](ctx, h, "get")).Ticks == 1 })
+	k.Advance(time.Hour)
+	if !k.Awake(id) {
+		t.Fatal("the actor slept while its Run handler was running")
+	}
+	must[rivet.Value](t)(h.Call(ctx, "sleep"))
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Run ended with %v, want its context canceled", err)
+	}
+	waitFor(t, func() bool { return !k.Awake(id) })
+	waitFor(t, func() bool { return must[runState](t)(rivet.Call[runState](ctx, h, "get")).Runs == 2 })
+}
+
+// A Run handler that fails or panics is logged; the actor goes on and
+// sleeps when idle.
+func TestRunHandlerFails(t *testing.T) {
+	for _, fail := range []string{"boom", "panic"} {
+		t.Run(fail, func(t *testing.T) {
+			ctx := ctxT(t)
+			ended := make(chan error, 4)
+			k := kit(t, newMem(), runDef(nil, ended, errors.New(fail)))
+			h := k.Client.GetOrCreate("runner", nil)
+			id := must[string](t)(h.ID(ctx))
+			<-ended
+			waitFor(t, func() bool { k.Advance(2 * time.Minute); return !k.Awake(id) })
+			if got := must[runState](t)(rivet.Call[runState](ctx, h, "get")); got.Runs != 1 {
+				t.Fatalf("state = %+v", got)
+			}
+		})
+	}
+}
+
+type waitState struct {
+	Done int `json:"done"`
+}
+
+// WaitUntil does not keep the actor awake, but the actor waits for it
+// (its context canceled) when it falls asleep; work that ignores the
+// cancellation holds the stop only for SleepGracePeriod.
+func TestWaitUntil(t *testing.T) {
+	ctx := ctxT(t)
+	ended := make(chan error, 1)
+	release := make(chan struct{})
+	def := rivet.NewActor("waiter", rivet.Opts[waitState]{SleepTimeout: time.Minute, SleepGracePeriod: 50 * time.Millisecond}).
+		Action("polite", func(c *rivet.Ctx[waitState]) {
+			c.WaitUntil(func(ctx context.Context) error {
+				<-ctx.Done()
+				ended <- ctx.Err()
+				return nil
+			})
+		}).
+		Action("rude", func(c *rivet.Ctx[waitState]) {
+			c.WaitUntil(func(context.Context) error { <-release; return nil })
+		})
+	k := kit(t, newMem(), def)
+	t.Cleanup(func() { close(release) }) // before the runtime stops, which waits for it
+	h := k.Client.GetOrCreate("waiter", nil)
+	id := must[string](t)(h.ID(ctx))
+	must[rivet.Value](t)(h.Call(ctx, "polite"))
+	k.Advance(2 * time.Minute) // returns once the actor has slept
+	if k.Awake(id) {
+		t.Fatal("WaitUntil work kept the actor awake")
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatal(err)
+		}
+	default:
+		t.Fatal("the actor slept without waiting for its WaitUntil work")
+	}
+	must[rivet.Value](t)(h.Call(ctx, "rude"))
+	k.Advance(2 * time.Minute)
+	if k.Awake(id) {
+		t.Fatal("WaitUntil work that ignores its context kept the actor awake")
+	}
+}
