@@ -349,6 +349,9 @@ func (e *Engine) doUntil(ctx context.Context, deadline time.Time, id string, fn 
 			},
 			fail: func(err error) { errc <- err },
 		}
+		if err := ctx.Err(); err != nil {
+			return err // do not wake an actor for a caller that is gone
+		}
 		if err := e.push(ctx, id, j); err != nil {
 			return err
 		}
