@@ -33,7 +33,7 @@ type Context[S, C, V any] struct {
 }
 
 // Context returns the turn's context.Context: canceled when the caller gives
-// up, the action times out or the runtime stops.
+// up, the action or hook times out or the runtime stops.
 func (c *Context[S, C, V]) Context() context.Context { return c.t.Context() }
 
 // ActorID is the actor's unique id.
@@ -126,7 +126,8 @@ type Background[S, C, V any] struct {
 
 // Context is canceled when the actor stops: it sleeps (on request: an
 // actor with background work does not fall asleep by itself), is
-// destroyed, or the runtime stops. RivetKit's abort signal.
+// destroyed, or the runtime stops. RivetKit's abort signal. The stop then
+// waits for the work to return, up to Options.SleepGracePeriod.
 func (b *Background[S, C, V]) Context() context.Context { return b.ctx }
 
 // Enter runs fn as a new turn of the actor and waits until its changes

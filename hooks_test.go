@@ -357,3 +357,52 @@ func TestWaitUntil(t *testing.T) {
 		t.Fatal("WaitUntil work that ignores its context kept the actor awake")
 	}
 }
+
+// A hook that ignores its timeout and goes on after the actor moved on
+// has no effect: its KV writes, broadcasts and state changes go nowhere,
+// and it does not race the actor's next incarnation.
+func TestAbandonedHookHasNoEffect(t *testing.T) {
+	ctx := ctxT(t)
+	release, finished := make(chan struct{}), make(chan error, 1)
+	def := rivet.NewActor("zombie", rivet.Opts[hookState]{
+		OnConnectTimeout: hookLimit,
+		OnConnect: func(c *rivet.Ctx[hookState], conn *rivet.Conn[rivet.None]) error {
+			var p string
+			_ = conn.Params().Decode(&p)
+			if p != "stuck" {
+				return nil
+			}
+			<-release // ignores c.Context()
+			c.State.Count = 1000
+			c.Broadcast("zombie")
+			_ = conn.Send("zombie")
+			finished <- c.KV().Put(rivet.K("zombie"), []byte("x"))
+			return nil
+		},
+	}).
+		Action("inc", func(c *rivet.Ctx[hookState]) int { c.State.Count++; return c.State.Count }).
+		Action("zombie", func(c *rivet.Ctx[hookState]) (bool, error) {
+			var v []byte
+			return c.KV().Get(rivet.K("zombie"), &v)
+		})
+	k := kit(t, newMem(), def)
+	h := k.Client.GetOrCreate("zombie", nil)
+	if got := must[int](t)(rivet.Call[int](ctx, h, "inc")); got != 1 {
+		t.Fatal(got)
+	}
+	_, err := k.Client.GetOrCreate("zombie", nil, rivet.WithParams("stuck")).Call(ctx, "inc")
+	wantTimedOut(t, err, "onConnect")
+	if got := must[int](t)(rivet.Call[int](ctx, h, "inc")); got != 2 {
+		t.Fatalf("inc = %d, want 2", got)
+	}
+	close(release)
+	if err := <-finished; !errors.Is(err, rivet.ErrCallbackTimedOut) {
+		t.Fatalf("KV put of an abandoned hook: %v, want actor.callback_timed_out", err)
+	}
+	if must[bool](t)(rivet.Call[bool](ctx, h, "zombie")) {
+		t.Fatal("an abandoned hook's KV write was committed")
+	}
+	if got := must[int](t)(rivet.Call[int](ctx, h, "inc")); got != 3 {
+		t.Fatalf("inc = %d, want 3: an abandoned hook changed the state", got)
+	}
+}
