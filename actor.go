@@ -45,8 +45,8 @@ const (
 // Hooks run inside turns, one at a time per actor, like actions: they may
 // read and change state, use KV and schedules, and broadcast. An error or
 // panic fails the turn and rolls back what it changed. Every hook but
-// OnStateChange, OnDisconnect, OnBeforeActionResponse and the gateway's
-// runs under a time limit (the *Timeout options, SleepGracePeriod; fixed
+// OnStateChange, OnBeforeActionResponse (bounded by the action's timeout
+// for its caller) and the gateway's runs under a time limit (the *Timeout options, SleepGracePeriod; fixed
 // ones for CreateState and OnCreate, 5s, and OnStart, 30s, as in
 // RivetKit): past it c.Context() is canceled, the caller gets
 // actor.callback_timed_out, and the actor leaves memory without running
@@ -140,7 +140,8 @@ type Options[S, C, V any] struct {
 	// CreateConnStateTimeout bounds CreateConnState (default 5s;
 	// createConnStateTimeout).
 	CreateConnStateTimeout time.Duration
-	// OnConnectTimeout bounds OnConnect (default 5s; onConnectTimeout).
+	// OnConnectTimeout bounds OnConnect and OnDisconnect (default 5s;
+	// onConnectTimeout, which RivetKit applies to both).
 	OnConnectTimeout time.Duration
 	// SleepGracePeriod bounds the whole stop of an actor that sleeps or
 	// is destroyed: OnSleep or OnDestroy, then the wait for Run,

@@ -406,3 +406,36 @@ func TestAbandonedHookHasNoEffect(t *testing.T) {
 		t.Fatalf("inc = %d, want 3: an abandoned hook changed the state", got)
 	}
 }
+
+// OnDisconnect is bounded by OnConnectTimeout, as in RivetKit: a stuck
+// one does not wedge the actor.
+func TestOnDisconnectTimeout(t *testing.T) {
+	ctx := ctxT(t)
+	release := make(chan struct{})
+	def := rivet.NewActor("leaver", rivet.Opts[hookState]{
+		SleepTimeout:     hookSleep,
+		OnConnectTimeout: hookLimit,
+		OnDisconnect: func(c *rivet.Ctx[hookState], conn *rivet.Conn[rivet.None]) {
+			var p string
+			if _ = conn.Params().Decode(&p); p == "stuck" {
+				c.State.Count += 100
+				<-release // ignores c.Context()
+			}
+		},
+	}).Action("inc", func(c *rivet.Ctx[hookState]) int { c.State.Count++; return c.State.Count })
+	k := kit(t, newMem(), def)
+	t.Cleanup(func() { close(release) })
+	h := k.Client.GetOrCreate("leaver", nil)
+	id := must[string](t)(h.ID(ctx))
+	conn := must[*rivet.Connection](t)(k.Client.GetOrCreate("leaver", nil, rivet.WithParams("stuck")).Connect(ctx))
+	if got := must[int](t)(rivet.Call[int](ctx, h, "inc")); got != 1 {
+		t.Fatal(got)
+	}
+	if err := conn.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := must[int](t)(rivet.Call[int](ctx, h, "inc")); got != 2 {
+		t.Fatalf("inc after a stuck OnDisconnect = %d, want 2", got)
+	}
+	waitFor(t, func() bool { k.Advance(2 * hookSleep); return !k.Awake(id) })
+}

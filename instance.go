@@ -256,8 +256,11 @@ func (i *instance[S, C, V]) Connect(t *engine.Turn, ec *engine.Conn) error {
 func (i *instance[S, C, V]) Disconnect(t *engine.Turn, ec *engine.Conn) error {
 	if f := i.b.a.opts.OnDisconnect; f != nil {
 		c := i.ctx(t)
-		f(c, c.Conn)
-		return c.err
+		// RivetKit bounds onDisconnect with onConnectTimeout too.
+		return t.Guard("onDisconnect", i.b.timeouts.onConnect, func() error {
+			f(c, c.Conn)
+			return c.err
+		})
 	}
 	return nil
 }
