@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rivetgo/rivet/rivettype"
@@ -114,40 +115,36 @@ func timedOut(what string, d time.Duration) error {
 // actor awaits (up to its sleep grace period) when it stops, and the part
 // that keeps it awake.
 type tasks struct {
+	awake atomic.Int32 // read after every job: no lock
 	mu    sync.Mutex
 	all   int
-	awake int
 	idle  chan struct{} // closed when all drops to zero
 }
 
 func (s *tasks) add(keepAwake bool) {
+	if keepAwake {
+		s.awake.Add(1)
+	}
 	s.mu.Lock()
 	s.all++
-	if keepAwake {
-		s.awake++
-	}
 	s.mu.Unlock()
 }
 
 func (s *tasks) done(keepAwake bool) {
 	s.mu.Lock()
 	s.all--
-	if keepAwake {
-		s.awake--
-	}
 	if s.all == 0 && s.idle != nil {
 		close(s.idle)
 		s.idle = nil
 	}
 	s.mu.Unlock()
+	if keepAwake {
+		s.awake.Add(-1)
+	}
 }
 
 // keepingAwake reports whether some task keeps the actor awake.
-func (s *tasks) keepingAwake() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.awake > 0
-}
+func (s *tasks) keepingAwake() bool { return s.awake.Load() > 0 }
 
 // wait waits until no task runs or the deadline passes, reporting how
 // many tasks were still running then.
