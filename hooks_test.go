@@ -439,3 +439,23 @@ func TestOnDisconnectTimeout(t *testing.T) {
 	}
 	waitFor(t, func() bool { k.Advance(2 * hookSleep); return !k.Awake(id) })
 }
+
+// A bounded hook may call runtime methods that run user code which calls
+// runtime methods again: SaveState runs OnStateChange, which broadcasts.
+func TestGuardedHookNestedCalls(t *testing.T) {
+	ctx := ctxT(t)
+	def := rivet.NewActor("nested", rivet.Opts[hookState]{
+		OnStateChange: func(c *rivet.Ctx[hookState], s *hookState) { c.Broadcast("changed", s.Count) },
+		OnConnect: func(c *rivet.Ctx[hookState], _ *rivet.Conn[rivet.None]) error {
+			c.State.Count++
+			return c.SaveState()
+		},
+	}).Action("get", func(c *rivet.Ctx[hookState]) int { return c.State.Count })
+	k := kit(t, newMem(), def)
+	h := k.Client.GetOrCreate("nested", nil)
+	conn := must[*rivet.Connection](t)(h.Connect(ctx))
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	if got := must[int](t)(rivet.Call[int](ctx, h, "get")); got < 1 {
+		t.Fatalf("count = %d", got)
+	}
+}

@@ -12,12 +12,16 @@ import (
 
 // guard is the state of a turn whose user code runs under a time limit
 // (Turn.Guard) on a goroutine of its own. Every Turn method that user
-// code reaches takes mu and does nothing once dead is set: after a
-// timeout the actor's loop goes on without that goroutine, which may
-// still be running, and must never see it touch the host again.
+// code reaches is counted in busy while it runs and does nothing once
+// dead is set: after a timeout the actor's loop goes on without that
+// goroutine, which may still be running, and must never see it touch the
+// host again. (A count, not a held lock: a Turn method may run user code
+// that calls Turn methods, as SaveState runs OnStateChange.)
 type guard struct {
 	mu   sync.Mutex
 	dead bool
+	busy int
+	idle chan struct{} // closed when busy drops to zero after kill
 }
 
 // enter is called by Turn methods that user code may call: false means
@@ -29,16 +33,47 @@ func (t *Turn) enter() bool {
 		return true
 	}
 	g.mu.Lock()
+	defer g.mu.Unlock()
 	if g.dead {
-		g.mu.Unlock()
 		return false
 	}
+	g.busy++
 	return true
 }
 
 func (t *Turn) leave() {
-	if t.g != nil {
-		t.g.mu.Unlock()
+	g := t.g
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	g.busy--
+	if g.busy == 0 && g.idle != nil {
+		close(g.idle)
+		g.idle = nil
+	}
+	g.mu.Unlock()
+}
+
+// kill marks the turn dead and waits up to d for the Turn methods in
+// progress to return, reporting whether they did.
+func (g *guard) kill(d time.Duration) bool {
+	g.mu.Lock()
+	g.dead = true
+	if g.busy == 0 {
+		g.mu.Unlock()
+		return true
+	}
+	g.idle = make(chan struct{})
+	idle := g.idle
+	g.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return true
+	case <-t.C:
+		return false
 	}
 }
 
@@ -88,11 +123,14 @@ func (t *Turn) Guard(what string, d time.Duration, fn func() error) error {
 		select {
 		case err = <-done:
 		case <-timer.C:
-			t.g.mu.Lock()
-			t.g.dead = true
-			t.g.mu.Unlock()
 			h.abandoned = true
 			h.log().Error("hook did not return after its timeout; the actor leaves memory and its next call starts it from durable state", "hook", what, "timeout", d)
+			if !t.g.kill(abandonAfter) {
+				// Stuck inside a Turn method (in user code it runs,
+				// such as OnStateChange under SaveState): the host
+				// leaves without waiting for it.
+				h.log().Error("hook is stuck inside a runtime call; leaving it", "hook", what)
+			}
 			return timedOut(what, d)
 		}
 	}
