@@ -22,9 +22,21 @@ type None = struct{}
 
 // Defaults of actor options, matching RivetKit.
 const (
-	DefaultSleepTimeout  = 30 * time.Second
-	DefaultActionTimeout = 60 * time.Second
-	DefaultMaxSchedules  = 1000
+	DefaultSleepTimeout           = 30 * time.Second
+	DefaultActionTimeout          = 60 * time.Second
+	DefaultMaxSchedules           = 1000
+	DefaultCreateVarsTimeout      = 5 * time.Second
+	DefaultOnBeforeConnectTimeout = 5 * time.Second
+	DefaultCreateConnStateTimeout = 5 * time.Second
+	DefaultOnConnectTimeout       = 5 * time.Second
+	DefaultSleepGracePeriod       = 15 * time.Second
+)
+
+// Time limits of the hooks that have no option, RivetKit's fixed ones.
+const (
+	createStateTimeout = 5 * time.Second
+	onCreateTimeout    = 5 * time.Second
+	onStartTimeout     = 30 * time.Second
 )
 
 // Options define an actor: its state S, connection state C and vars V, its
@@ -32,7 +44,15 @@ const (
 //
 // Hooks run inside turns, one at a time per actor, like actions: they may
 // read and change state, use KV and schedules, and broadcast. An error or
-// panic fails the turn and rolls back what it changed.
+// panic fails the turn and rolls back what it changed. Every hook but
+// OnStateChange, OnBeforeActionResponse (bounded by the action's timeout
+// for its caller) and the gateway's runs under a time limit (the *Timeout options, SleepGracePeriod; fixed
+// ones for CreateState and OnCreate, 5s, and OnStart, 30s, as in
+// RivetKit): past it c.Context() is canceled, the caller gets
+// actor.callback_timed_out, and the actor leaves memory without running
+// more hooks, as after a crash, so that the next call starts it afresh from
+// its durable state. A hook that ignores its context goes on running
+// until it returns, but nothing it does any longer has an effect.
 type Options[S, C, V any] struct {
 	// State is the initial state of a new actor (deep-copied per actor).
 	State S
@@ -54,6 +74,14 @@ type Options[S, C, V any] struct {
 	// OnStart runs every time the actor starts: on creation, after sleep,
 	// after a restart or crash. Connections and actions wait for it.
 	OnStart func(c *Context[S, C, V]) error
+	// Run is a long-running handler started after every start, once
+	// OnStart's changes are committed, on a goroutine of its own (a tick
+	// loop, a consumer). It re-enters the actor with bg.Enter. The actor
+	// stays awake while it runs; bg.Context() is canceled when the actor
+	// stops (c.Sleep, destroy, runtime stop), and the stop waits for Run
+	// to return up to SleepGracePeriod. An error or panic is logged; the
+	// actor then sleeps when idle. RivetKit's run.
+	Run func(bg *Background[S, C, V]) error
 	// OnSleep runs before the actor goes to sleep or the runtime stops.
 	OnSleep func(c *Context[S, C, V]) error
 	// OnStateChange runs at the end of every turn that changed the state.
@@ -102,6 +130,25 @@ type Options[S, C, V any] struct {
 	ActionTimeout time.Duration
 	// MaxSchedules bounds the actor's pending alarms (default 1000).
 	MaxSchedules int
+
+	// CreateVarsTimeout bounds CreateVars (default 5s; RivetKit's
+	// createVarsTimeout).
+	CreateVarsTimeout time.Duration
+	// OnBeforeConnectTimeout bounds OnBeforeConnect (default 5s;
+	// onBeforeConnectTimeout).
+	OnBeforeConnectTimeout time.Duration
+	// CreateConnStateTimeout bounds CreateConnState (default 5s;
+	// createConnStateTimeout).
+	CreateConnStateTimeout time.Duration
+	// OnConnectTimeout bounds OnConnect and OnDisconnect (default 5s;
+	// onConnectTimeout, which RivetKit applies to both).
+	OnConnectTimeout time.Duration
+	// SleepGracePeriod bounds the whole stop of an actor that sleeps or
+	// is destroyed: OnSleep or OnDestroy, then the wait for Run,
+	// KeepAwake, WaitUntil and RunInBackground work to return (default
+	// 15s; sleepGracePeriod, which also replaced RivetKit's
+	// onSleepTimeout, onDestroyTimeout and waitUntilTimeout).
+	SleepGracePeriod time.Duration
 }
 
 // Opts is Options for an actor with state only.
@@ -347,11 +394,18 @@ func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
 	b.copyConnState = !reflect.ValueOf(&a.opts.ConnState).Elem().IsZero() && !flat(reflect.TypeFor[C]())
 	o := a.opts
 	b.engOpts = engine.Options{
-		SleepTimeout:  o.SleepTimeout,
-		NoSleep:       o.NoSleep,
-		ActionTimeout: o.ActionTimeout,
-		MaxSchedules:  o.MaxSchedules,
-		ConnHooks:     o.OnBeforeConnect != nil || o.CreateConnState != nil || o.OnConnect != nil || o.OnDisconnect != nil || !reflect.ValueOf(&o.ConnState).Elem().IsZero(),
+		SleepTimeout:     o.SleepTimeout,
+		NoSleep:          o.NoSleep,
+		ActionTimeout:    o.ActionTimeout,
+		MaxSchedules:     o.MaxSchedules,
+		SleepGracePeriod: orDefault(o.SleepGracePeriod, DefaultSleepGracePeriod),
+		ConnHooks:        o.OnBeforeConnect != nil || o.CreateConnState != nil || o.OnConnect != nil || o.OnDisconnect != nil || !reflect.ValueOf(&o.ConnState).Elem().IsZero(),
+	}
+	b.timeouts = hookTimeouts{
+		createVars:      orDefault(o.CreateVarsTimeout, DefaultCreateVarsTimeout),
+		onBeforeConnect: orDefault(o.OnBeforeConnectTimeout, DefaultOnBeforeConnectTimeout),
+		createConnState: orDefault(o.CreateConnStateTimeout, DefaultCreateConnStateTimeout),
+		onConnect:       orDefault(o.OnConnectTimeout, DefaultOnConnectTimeout),
 	}
 	if b.engOpts.SleepTimeout <= 0 {
 		b.engOpts.SleepTimeout = DefaultSleepTimeout
@@ -365,12 +419,26 @@ func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
 	return b, nil
 }
 
+// orDefault is d, or def when d is not set.
+func orDefault(d, def time.Duration) time.Duration {
+	if d <= 0 {
+		return def
+	}
+	return d
+}
+
+// hookTimeouts are the time limits of hooks, defaults applied.
+type hookTimeouts struct {
+	createVars, onBeforeConnect, createConnState, onConnect time.Duration
+}
+
 // behavior adapts a typed definition to the engine.
 type behavior[S, C, V any] struct {
 	a         *Actor[S, C, V]
 	actions   map[string]*actionFn
 	initState []byte
 	engOpts   engine.Options
+	timeouts  hookTimeouts
 	// copyVars and copyConnState: Options.Vars and Options.ConnState
 	// hold maps, slices or interfaces, so each use needs its own copy.
 	copyVars, copyConnState bool

@@ -33,7 +33,7 @@ type Context[S, C, V any] struct {
 }
 
 // Context returns the turn's context.Context: canceled when the caller gives
-// up, the action times out or the runtime stops.
+// up, the action or hook times out or the runtime stops.
 func (c *Context[S, C, V]) Context() context.Context { return c.t.Context() }
 
 // ActorID is the actor's unique id.
@@ -126,7 +126,8 @@ type Background[S, C, V any] struct {
 
 // Context is canceled when the actor stops: it sleeps (on request: an
 // actor with background work does not fall asleep by itself), is
-// destroyed, or the runtime stops. RivetKit's abort signal.
+// destroyed, or the runtime stops. RivetKit's abort signal. The stop then
+// waits for the work to return, up to Options.SleepGracePeriod.
 func (b *Background[S, C, V]) Context() context.Context { return b.ctx }
 
 // Enter runs fn as a new turn of the actor and waits until its changes
@@ -142,19 +143,34 @@ func (b *Background[S, C, V]) Enter(fn func(c *Context[S, C, V]) error) error {
 // RunInBackground runs fn outside the turn, after the turn ends. The actor
 // stays awake until fn returns. fn re-enters the actor with Enter.
 func (c *Context[S, C, V]) RunInBackground(fn func(bg *Background[S, C, V])) {
-	e, id := c.t.Engine(), c.inst.info.ID
-	c.t.RunInBackground(func(ctx context.Context) {
-		fn(&Background[S, C, V]{ctx: ctx, e: e, inst: c.inst, id: id})
+	e, id, inst := c.t.Engine(), c.inst.info.ID, c.inst
+	c.t.RunInBackground(true, func(ctx context.Context) {
+		fn(&Background[S, C, V]{ctx: ctx, e: e, inst: inst, id: id})
 	})
 }
 
-// WaitUntil keeps the actor awake until fn returns. Its ctx is canceled
-// when the actor stops (see Background.Context). An error is logged.
+// KeepAwake runs fn outside the turn, after the turn ends, and keeps the
+// actor awake until it returns. Its ctx is canceled when the actor stops
+// (see Background.Context), which waits for fn up to SleepGracePeriod. An
+// error is logged. RivetKit's c.keepAwake(promise).
+func (c *Context[S, C, V]) KeepAwake(fn func(ctx context.Context) error) {
+	c.background(true, "keepAwake", fn)
+}
+
+// WaitUntil runs fn outside the turn, after the turn ends. Unlike
+// KeepAwake it does not keep the actor awake: the actor may fall asleep
+// while fn runs, and then cancels fn's ctx and waits for fn up to
+// SleepGracePeriod before it leaves memory. An error is logged.
+// RivetKit's c.waitUntil(promise).
 func (c *Context[S, C, V]) WaitUntil(fn func(ctx context.Context) error) {
+	c.background(false, "waitUntil", fn)
+}
+
+func (c *Context[S, C, V]) background(keepAwake bool, what string, fn func(ctx context.Context) error) {
 	log := c.Log
-	c.t.RunInBackground(func(ctx context.Context) {
+	c.t.RunInBackground(keepAwake, func(ctx context.Context) {
 		if err := fn(ctx); err != nil {
-			log.Warn("waitUntil task failed", "err", err)
+			log.Warn(what+" task failed", "err", err)
 		}
 	})
 }

@@ -16,6 +16,7 @@ var (
 	ErrDuplicateKey     = rivettype.ErrDuplicateKey
 	ErrActionNotFound   = rivettype.ErrActionNotFound
 	ErrActionTimedOut   = rivettype.ErrActionTimedOut
+	ErrCallbackTimedOut = rivettype.ErrCallbackTimedOut
 	ErrInvalidArguments = rivettype.ErrInvalidArguments
 	ErrInvalidKey       = rivettype.ErrInvalidKey
 	ErrStopping         = rivettype.ErrStopping

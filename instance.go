@@ -1,6 +1,7 @@
 package rivet
 
 import (
+	"context"
 	"reflect"
 
 	"github.com/rivetgo/rivet/internal/codec"
@@ -52,16 +53,22 @@ func (i *instance[S, C, V]) Create(t *engine.Turn, input []byte) error {
 	o := &i.b.a.opts
 	c := i.ctx(t)
 	if o.CreateState != nil {
-		s, err := o.CreateState(c, Value{input})
-		if err := finish(c, err); err != nil {
+		err := t.Guard("createState", createStateTimeout, func() error {
+			s, err := o.CreateState(c, Value{input})
+			if err := finish(c, err); err != nil {
+				return err
+			}
+			i.state = s
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		i.state = s
 	} else if err := codec.Unmarshal(i.b.initState, &i.state); err != nil {
 		return err
 	}
 	if o.OnCreate != nil {
-		return finish(c, o.OnCreate(c, Value{input}))
+		return t.Guard("onCreate", onCreateTimeout, func() error { return finish(c, o.OnCreate(c, Value{input})) })
 	}
 	return finish(c, nil)
 }
@@ -79,18 +86,45 @@ func (i *instance[S, C, V]) Start(t *engine.Turn) error {
 	o := &i.b.a.opts
 	c := i.ctx(t)
 	if o.CreateVars != nil {
-		v, err := o.CreateVars(c)
-		if err := finish(c, err); err != nil {
+		err := t.Guard("createVars", i.b.timeouts.createVars, func() error {
+			v, err := o.CreateVars(c)
+			if err := finish(c, err); err != nil {
+				return err
+			}
+			i.vars = v
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		i.vars = v
 	} else {
 		i.vars = i.b.vars()
 	}
 	if o.OnStart != nil {
-		return finish(c, o.OnStart(c))
+		if err := t.Guard("onStart", onStartTimeout, func() error { return finish(c, o.OnStart(c)) }); err != nil {
+			return err
+		}
+	}
+	if o.Run != nil {
+		i.startRun(t)
 	}
 	return nil
+}
+
+// startRun starts Options.Run when the start's turn has committed.
+func (i *instance[S, C, V]) startRun(t *engine.Turn) {
+	run, e, log := i.b.a.opts.Run, t.Engine(), i.info.Log
+	t.RunInBackground(true, func(ctx context.Context) {
+		err := run(&Background[S, C, V]{ctx: ctx, e: e, inst: i, id: i.info.ID})
+		switch {
+		case err == nil:
+			log.Debug("run handler returned")
+		case ctx.Err() != nil:
+			log.Debug("run handler returned after its context was canceled", "err", err)
+		default:
+			log.Error("run handler failed", "err", err)
+		}
+	})
 }
 
 func (i *instance[S, C, V]) EncodeState() ([]byte, error) { return codec.Marshal(&i.state) }
@@ -206,7 +240,7 @@ func (i *instance[S, C, V]) StateChanged(t *engine.Turn) error {
 func (i *instance[S, C, V]) BeforeConnect(t *engine.Turn, params []byte) error {
 	if f := i.b.a.opts.OnBeforeConnect; f != nil {
 		c := i.ctx(t)
-		return finish(c, f(c, Value{params}))
+		return t.Guard("onBeforeConnect", i.b.timeouts.onBeforeConnect, func() error { return finish(c, f(c, Value{params})) })
 	}
 	return nil
 }
@@ -216,11 +250,17 @@ func (i *instance[S, C, V]) CreateConnState(t *engine.Turn, ec *engine.Conn, par
 	conn := &Conn[C]{ec: ec, State: new(C)}
 	if o.CreateConnState != nil {
 		c := i.ctx(t)
-		s, err := o.CreateConnState(c, Value{params})
-		if err := finish(c, err); err != nil {
+		err := t.Guard("createConnState", i.b.timeouts.createConnState, func() error {
+			s, err := o.CreateConnState(c, Value{params})
+			if err := finish(c, err); err != nil {
+				return err
+			}
+			*conn.State = s
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		*conn.State = s
 	} else {
 		*conn.State = i.b.connState()
 	}
@@ -231,7 +271,7 @@ func (i *instance[S, C, V]) CreateConnState(t *engine.Turn, ec *engine.Conn, par
 func (i *instance[S, C, V]) Connect(t *engine.Turn, ec *engine.Conn) error {
 	if f := i.b.a.opts.OnConnect; f != nil {
 		c := i.ctx(t)
-		return finish(c, f(c, c.Conn))
+		return t.Guard("onConnect", i.b.timeouts.onConnect, func() error { return finish(c, f(c, c.Conn)) })
 	}
 	return nil
 }
@@ -239,8 +279,11 @@ func (i *instance[S, C, V]) Connect(t *engine.Turn, ec *engine.Conn) error {
 func (i *instance[S, C, V]) Disconnect(t *engine.Turn, ec *engine.Conn) error {
 	if f := i.b.a.opts.OnDisconnect; f != nil {
 		c := i.ctx(t)
-		f(c, c.Conn)
-		return c.err
+		// RivetKit bounds onDisconnect with onConnectTimeout too.
+		return t.Guard("onDisconnect", i.b.timeouts.onConnect, func() error {
+			f(c, c.Conn)
+			return c.err
+		})
 	}
 	return nil
 }

@@ -212,9 +212,9 @@ func TestSaveState(t *testing.T) {
 	}
 }
 
-var waitDef = rivet.NewActor("waiter", rivet.Opts[struct{}]{SleepTimeout: time.Second}).
+var keepDef = rivet.NewActor("keeper", rivet.Opts[struct{}]{SleepTimeout: time.Second}).
 	Action("start", func(c *rivet.Ctx[struct{}], key string) {
-		c.WaitUntil(func(ctx context.Context) error {
+		c.KeepAwake(func(ctx context.Context) error {
 			select {
 			case <-gateFor(key):
 				return nil
@@ -224,17 +224,17 @@ var waitDef = rivet.NewActor("waiter", rivet.Opts[struct{}]{SleepTimeout: time.S
 		})
 	})
 
-// WaitUntil keeps the actor awake until its work returns; then it sleeps.
-func TestWaitUntilKeepsAwake(t *testing.T) {
+// KeepAwake keeps the actor awake until its work returns; then it sleeps.
+func TestKeepAwake(t *testing.T) {
 	ctx := ctxT(t)
-	k := kit(t, newMem(), waitDef)
-	h := k.Client.GetOrCreate("waiter", nil)
+	k := kit(t, newMem(), keepDef)
+	h := k.Client.GetOrCreate("keeper", nil)
 	gate, open := newGate(t)
 	must[rivet.Value](t)(h.Call(ctx, "start", gate))
 	id := must[string](t)(h.ID(ctx))
 	k.Advance(time.Hour)
 	if !k.Awake(id) {
-		t.Fatal("actor slept while WaitUntil work was running")
+		t.Fatal("actor slept while KeepAwake work was running")
 	}
 	open()
 	waitFor(t, func() bool { k.Advance(2 * time.Second); return !k.Awake(id) })

@@ -313,7 +313,7 @@ func TestUserCodeCannotCrashTheServer(t *testing.T) {
 	lc.waitLog(t, "panic in actor code", append(fields, "onDisconnect exploded")...)
 	_, err = rt.Client().GetOrCreate("fragile", rivet.Key{"k"}, rivet.WithParams("boom")).Connect(cx)
 	internal("createConnState panic", err)
-	lc.waitLog(t, "panic in actor code", append(fields, "createConnState exploded", `"in":"connection hooks"`)...)
+	lc.waitLog(t, "panic in actor code", append(fields, "createConnState exploded", `"in":"createConnState"`)...)
 
 	// Over HTTP: onAuth and onRequest.
 	srv := httptest.NewServer(rt.Handler())

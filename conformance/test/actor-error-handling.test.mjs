@@ -193,6 +193,17 @@ matrix("Lifecycle Hooks", (t) => {
 			await conn.dispose();
 		});
 
+		t.test("rejects connection when onBeforeConnect outlasts onBeforeConnectTimeout", async ({ client }) => {
+			// The fixture's hook takes 200 ms against a 100 ms limit.
+			const conn = client.beforeConnectTimeoutActor.getOrCreate().connect();
+			const err = await rejectsWith(conn.ping());
+			assert.equal(err.group, "actor");
+			assert.equal(err.code, "callback_timed_out");
+			await conn.dispose();
+			const stateless = await rejectsWith(client.beforeConnectTimeoutActor.getOrCreate().ping());
+			assert.equal(stateless.code, "callback_timed_out");
+		});
+
 		t.test("allows connection when generic error actor succeeds", async ({ client }) => {
 			const conn = client.beforeConnectGenericErrorActor
 				.getOrCreate(undefined, { params: { shouldFail: false } })

@@ -21,6 +21,10 @@ type Options struct {
 	NoSleep       bool
 	ActionTimeout time.Duration
 	MaxSchedules  int
+	// SleepGracePeriod bounds a stop: the onSleep or onDestroy hook and
+	// the wait for background work. Without it the hook is not bounded
+	// and background work is not awaited.
+	SleepGracePeriod time.Duration
 	// ConnHooks reports whether the definition has connection hooks, so
 	// that a stateless call must run them around its action.
 	ConnHooks bool

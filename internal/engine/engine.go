@@ -245,8 +245,10 @@ func (e *Engine) pushTo(h *host, j job) pushResult {
 	return res
 }
 
-// push queues a job on an actor, waking it if needed, without waiting.
-func (e *Engine) push(id string, j job) error {
+// push queues a job on an actor, waking it if needed, without waiting
+// for it to run. A job refused by an actor that is stopping goes to its
+// next incarnation, unless ctx ends first.
+func (e *Engine) push(ctx context.Context, id string, j job) error {
 	for {
 		h, err := e.hostFor(id)
 		if err != nil {
@@ -258,7 +260,11 @@ func (e *Engine) push(id string, j job) error {
 		case pushFull:
 			return rivettype.ErrMailboxFull
 		}
-		<-h.stopped
+		select {
+		case <-h.stopped:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -343,7 +349,10 @@ func (e *Engine) doUntil(ctx context.Context, deadline time.Time, id string, fn 
 			},
 			fail: func(err error) { errc <- err },
 		}
-		if err := e.push(id, j); err != nil {
+		if err := ctx.Err(); err != nil {
+			return err // do not wake an actor for a caller that is gone
+		}
+		if err := e.push(ctx, id, j); err != nil {
 			return err
 		}
 		select {

@@ -24,19 +24,22 @@ type host struct {
 	id      string
 	mb      *mailbox
 	stopped chan struct{} // closed when the host is gone from the engine
-	bg      atomic.Int32  // background tasks keeping the actor awake
+	bg      tasks         // background tasks
 	// runCtx is canceled when this incarnation stops (sleep, destroy,
 	// shutdown): the context of its background tasks.
 	runCtx    context.Context
 	runCancel context.CancelFunc
 
 	// Owned by the draining goroutine.
-	info      Info
-	opts      Options
-	inst      Instance
-	inc       *incarnation
-	active    bool
-	exited    bool
+	info   Info
+	opts   Options
+	inst   Instance
+	inc    *incarnation
+	active bool
+	exited bool
+	// abandoned: a hook overran its time limit and may still be running
+	// on the instance (Turn.Guard); the host leaves when the job ends.
+	abandoned bool
 	lastState []byte
 	overlay   kvLayer
 	clearGate *Gate
@@ -115,6 +118,12 @@ func (h *host) drain() {
 			}
 		}
 		j.run(h)
+		if h.abandoned {
+			if !h.exited {
+				h.abandon()
+			}
+			continue
+		}
 		h.releaseHeld()
 		if !j.notWork {
 			h.lastWork = h.e.clock.Now()
@@ -367,6 +376,14 @@ func Reported(err error) bool {
 // everything it did is rolled back. The returned gate is what the turn's
 // response must wait for.
 func (h *host) endTurn(t *Turn, turnErr error) (*Gate, error) {
+	if h.abandoned {
+		// The hook that timed out may still be using the instance, the
+		// turn and h.cur: leave them alone. The host is about to leave.
+		if turnErr == nil {
+			turnErr = errAbandoned
+		}
+		return h.lastGate(), turnErr
+	}
 	h.cur = nil
 	if t.cancel != nil {
 		t.cancel()
@@ -383,8 +400,8 @@ func (h *host) endTurn(t *Turn, turnErr error) (*Gate, error) {
 		h.rollback(t)
 		return h.lastGate(), err
 	}
-	for _, fn := range t.bg {
-		h.startBackground(fn)
+	for _, task := range t.bg {
+		h.startBackground(task)
 	}
 	t.bg = nil
 	if t.destroy {
@@ -595,29 +612,29 @@ func (h *host) removeConn(c *Conn) {
 	}
 }
 
-func (h *host) startBackground(fn func(ctx context.Context)) {
+func (h *host) startBackground(task bgTask) {
 	ctx := h.runCtx
 	if ctx == nil {
 		ctx = h.e.ctx
 	}
-	h.bg.Add(1)
+	h.bg.add(task.keepAwake)
 	h.e.goTracked(func() {
 		defer func() {
 			if r := recover(); r != nil {
 				h.log().Error("panic in background task", "panic", r, "stack", string(debug.Stack()))
 			}
-			h.bg.Add(-1)
+			h.bg.done(task.keepAwake)
 			// Let the actor re-evaluate sleep now that the task is done
 			// (without waking it if it already stopped).
 			h.e.pushTo(h, job{run: func(*host) {}, fail: func(error) {}, idle: true, notWork: true})
 		}()
-		fn(ctx)
+		task.fn(ctx)
 	})
 }
 
 // canSleep reports whether nothing keeps the actor awake.
 func (h *host) canSleep() bool {
-	return !h.opts.NoSleep && len(h.conns) == 0 && h.bg.Load() == 0
+	return !h.opts.NoSleep && len(h.conns) == 0 && !h.bg.keepingAwake()
 }
 
 // armSleep starts the idle timer when the actor has become idle.
@@ -661,33 +678,68 @@ const (
 	stopSleep stopMode = iota
 	stopShutdown
 	stopDestroy
+	// stopAbandon: a hook timed out (Turn.Guard); no hook runs.
+	stopAbandon
 )
 
-// stop runs the sleep (or destroy) hooks, waits until every commit is
-// durable and leaves the engine. The mailbox must already be closed.
+// abandon makes the host leave after a hook timed out, as if the process
+// had crashed: no hook runs, the commits already made are awaited, the
+// connections are closed and queued jobs go to a fresh incarnation.
+func (h *host) abandon() {
+	h.mb.seal()
+	h.stop(stopAbandon)
+}
+
+// stop runs the sleep (or destroy) hooks, waits for the background work
+// of the incarnation and until every commit is durable, and leaves the
+// engine. The hook and the wait share the sleep grace period; past it the
+// hook is abandoned and the remaining work left running (its context is
+// canceled). The mailbox must already be closed.
 func (h *host) stop(mode stopMode) {
+	var deadline time.Time
+	if g := h.opts.SleepGracePeriod; g > 0 {
+		deadline = time.Now().Add(g)
+	}
 	if h.runCancel != nil {
 		h.runCancel() // background work of this incarnation is aborted
 	}
 	ctx := context.WithoutCancel(h.e.ctx)
-	t := newTurn(h, ctx, nil)
 	var err error
-	if mode == stopDestroy {
-		err = h.call("onDestroy", "", func() error { return h.inst.Destroy(t) })
-	} else {
-		err = h.call("onSleep", "", func() error { return h.inst.Sleep(t) })
+	var t *Turn
+	if mode != stopAbandon {
+		t = newTurn(h, ctx, nil)
+		what, hook := "onSleep", h.inst.Sleep
+		if mode == stopDestroy {
+			what, hook = "onDestroy", h.inst.Destroy
+		}
+		var limit time.Duration
+		if !deadline.IsZero() {
+			limit = max(time.Until(deadline), time.Millisecond)
+		}
+		err = h.call(what, "", func() error { return t.Guard(what, limit, func() error { return hook(t) }) })
+		if err != nil && !Reported(err) {
+			h.log().Warn("actor stop hook failed", "err", err)
+		}
 	}
-	if err != nil && !Reported(err) {
-		h.log().Warn("actor stop hook failed", "err", err)
-	}
-	if mode == stopDestroy {
-		t.reset()
+	switch {
+	case mode == stopDestroy:
+		if !h.abandoned {
+			t.reset()
+			h.cur = nil
+			h.awaitBackground(deadline)
+		}
 		h.releaseHeld()
 		g := &Gate{commit: rivetdriver.Commit{ActorID: h.id, Generation: h.inc.generation, Destroy: true}, inc: h.inc, done: make(chan struct{})}
 		h.e.committer.submit(g)
 		h.last = g
-	} else if _, ferr := h.endTurn(t, err); ferr != nil && err == nil {
-		h.log().Warn("actor stop hook: commit failed", "err", ferr)
+	case mode == stopAbandon || h.abandoned:
+		// Nothing of the hook's turn is kept (see endTurn), and the
+		// background work is left to its canceled context.
+	default:
+		if _, ferr := h.endTurn(t, err); ferr != nil && err == nil {
+			h.log().Warn("actor stop hook: commit failed", "err", ferr)
+		}
+		h.awaitBackground(deadline)
 	}
 	h.releaseHeld()
 	if g := h.last; g != nil {
@@ -701,8 +753,11 @@ func (h *host) stop(mode stopMode) {
 		if !c.closed && c.transport != nil {
 			c.closed = true
 			reason := "actor stopped"
-			if mode == stopDestroy {
+			switch mode {
+			case stopDestroy:
 				reason = "actor destroyed"
+			case stopAbandon:
+				reason = "actor restarted: a hook timed out"
 			}
 			c.transport.Close(reason)
 		}
@@ -722,6 +777,8 @@ func (h *host) stop(mode stopMode) {
 		h.e.insp.notify(h.id, Notice{Kind: NoticeLifecycle, Lifecycle: what})
 	}
 	switch mode {
+	case stopAbandon:
+		h.exit(errRetry)
 	case stopSleep:
 		h.e.metrics.Sleeps.Add(1)
 		h.log().Debug("actor sleeping")
@@ -731,6 +788,17 @@ func (h *host) stop(mode stopMode) {
 		h.exit(rivettype.ErrActorNotFound.With("Actor %s was destroyed.", h.id))
 	default:
 		h.exit(rivettype.ErrStopping)
+	}
+}
+
+// awaitBackground waits for the incarnation's background work, whose
+// context is already canceled, until deadline (not at all without one).
+func (h *host) awaitBackground(deadline time.Time) {
+	if deadline.IsZero() {
+		return
+	}
+	if n := h.bg.wait(deadline); n > 0 {
+		h.log().Warn("background work still running after the sleep grace period; leaving it", "tasks", n)
 	}
 }
 

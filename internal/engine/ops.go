@@ -62,11 +62,7 @@ func (h *host) connect(ctx context.Context, c *Conn) (*Gate, error) {
 			return err
 		}
 		h.addConn(c)
-		if err := h.inst.Connect(t, c); err != nil {
-			h.removeConn(c)
-			return err
-		}
-		return nil
+		return h.inst.Connect(t, c)
 	})
 	if err != nil {
 		h.removeConn(c)
@@ -76,6 +72,9 @@ func (h *host) connect(ctx context.Context, c *Conn) (*Gate, error) {
 
 // disconnect removes a connection and runs onDisconnect once.
 func (h *host) disconnect(c *Conn, reason string) {
+	if h.abandoned {
+		return // the host is leaving and closes every connection
+	}
 	if _, ok := h.conns[c.ID]; !ok || c.closed {
 		return
 	}

@@ -32,6 +32,10 @@ type Turn struct {
 	deadline time.Time
 	dctx     context.Context
 	cancel   context.CancelFunc
+	// g and hookCtx are set while user code runs under Guard: hookCtx
+	// is its context, canceled at its deadline.
+	g       *guard
+	hookCtx context.Context
 	// Conn is the connection the turn serves, nil for hooks and alarms.
 	Conn *Conn
 	// start is when the turn began, for the turn duration metric.
@@ -41,7 +45,7 @@ type Turn struct {
 	alarmPut  map[string]rivetdriver.Alarm
 	alarmDel  map[string]struct{}
 	events    []outEvent
-	bg        []func(ctx context.Context)
+	bg        []bgTask
 	initial   bool
 	sleep     bool
 	destroy   bool
@@ -77,11 +81,31 @@ func newTurn(h *host, ctx context.Context, conn *Conn) *Turn {
 }
 
 // Instance is the actor instance the turn runs on.
-func (t *Turn) Instance() Instance { return t.h.inst }
+func (t *Turn) Instance() Instance {
+	if !t.enter() {
+		return nil
+	}
+	defer t.leave()
+	return t.h.inst
+}
+
+// canceled is the context of an abandoned turn.
+var canceled = func() context.Context {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errAbandoned)
+	return ctx
+}()
 
 // Context is the turn's context: canceled when the caller gives up, the
-// action times out, or the runtime shuts down.
+// action or hook times out, or the runtime shuts down.
 func (t *Turn) Context() context.Context {
+	if !t.enter() {
+		return canceled
+	}
+	defer t.leave()
+	if t.hookCtx != nil {
+		return t.hookCtx
+	}
 	if t.deadline.IsZero() {
 		return t.ctx
 	}
@@ -101,10 +125,20 @@ func (t *Turn) Engine() *Engine { return t.h.e }
 func (t *Turn) Now() time.Time { return t.h.e.clock.Now() }
 
 // Conns returns the actor's open connections in connection order.
-func (t *Turn) Conns() []*Conn { return t.h.connList() }
+func (t *Turn) Conns() []*Conn {
+	if !t.enter() {
+		return nil
+	}
+	defer t.leave()
+	return t.h.connList()
+}
 
 // Broadcast emits an event to every connection subscribed to it.
 func (t *Turn) Broadcast(name string, args []byte) {
+	if !t.enter() {
+		return
+	}
+	defer t.leave()
 	if t.h.e.insp != nil {
 		t.broadcasts = append(t.broadcasts, EventRecord{Name: name, Args: args})
 	}
@@ -121,6 +155,10 @@ func (t *Turn) Broadcast(name string, args []byte) {
 
 // Send emits an event to one connection, subscribed or not.
 func (t *Turn) Send(c *Conn, name string, args []byte) {
+	if !t.enter() {
+		return
+	}
+	defer t.leave()
 	if c != nil && !c.closed {
 		t.events = append(t.events, outEvent{conn: c, ev: &Event{Name: name, Args: args}})
 	}
@@ -128,6 +166,10 @@ func (t *Turn) Send(c *Conn, name string, args []byte) {
 
 // Disconnect closes a connection after the turn.
 func (t *Turn) Disconnect(c *Conn, reason string) {
+	if !t.enter() {
+		return
+	}
+	defer t.leave()
 	if c == nil || c.closed || c.ephemeral {
 		return
 	}
@@ -136,18 +178,44 @@ func (t *Turn) Disconnect(c *Conn, reason string) {
 }
 
 // RequestSleep puts the actor to sleep after this turn.
-func (t *Turn) RequestSleep() { t.sleep = true }
+func (t *Turn) RequestSleep() {
+	if t.enter() {
+		t.sleep = true
+		t.leave()
+	}
+}
 
 // RequestDestroy destroys the actor after this turn.
-func (t *Turn) RequestDestroy() { t.destroy = true }
+func (t *Turn) RequestDestroy() {
+	if t.enter() {
+		t.destroy = true
+		t.leave()
+	}
+}
 
-// RunInBackground starts fn after the turn ends; the actor stays awake until
-// fn returns. fn's context is canceled at shutdown.
-func (t *Turn) RunInBackground(fn func(ctx context.Context)) { t.bg = append(t.bg, fn) }
+// RunInBackground starts fn after the turn ends; with keepAwake the actor
+// stays awake until fn returns. fn's context is canceled when the
+// incarnation stops, which then waits for fn up to its sleep grace
+// period.
+func (t *Turn) RunInBackground(keepAwake bool, fn func(ctx context.Context)) {
+	if t.enter() {
+		t.bg = append(t.bg, bgTask{fn: fn, keepAwake: keepAwake})
+		t.leave()
+	}
+}
+
+type bgTask struct {
+	fn        func(ctx context.Context)
+	keepAwake bool
+}
 
 // SaveState commits the turn's changes so far and waits until they are
 // durable. A later failure of the same turn rolls back only to this point.
 func (t *Turn) SaveState(ctx context.Context) error {
+	if !t.enter() {
+		return errAbandoned
+	}
+	defer t.leave()
 	g, err := t.h.flush(t, nil)
 	if err != nil {
 		return err
@@ -168,6 +236,10 @@ func checkKey(k []byte) error {
 
 // KVGet returns the values of keys, nil for missing keys.
 func (t *Turn) KVGet(keys [][]byte) ([][]byte, error) {
+	if !t.enter() {
+		return nil, errAbandoned
+	}
+	defer t.leave()
 	h := t.h
 	h.prune()
 	out := make([][]byte, len(keys))
@@ -210,6 +282,10 @@ func (t *Turn) KVGet(keys [][]byte) ([][]byte, error) {
 
 // KVPut buffers writes.
 func (t *Turn) KVPut(kvs []rivetdriver.KV) error {
+	if !t.enter() {
+		return errAbandoned
+	}
+	defer t.leave()
 	for _, kv := range kvs {
 		if err := checkKey(kv.Key); err != nil {
 			return err
@@ -229,6 +305,10 @@ func (t *Turn) KVPut(kvs []rivetdriver.KV) error {
 
 // KVDelete buffers deletions.
 func (t *Turn) KVDelete(keys [][]byte) error {
+	if !t.enter() {
+		return errAbandoned
+	}
+	defer t.leave()
 	for _, k := range keys {
 		if err := checkKey(k); err != nil {
 			return err
@@ -245,12 +325,19 @@ func (t *Turn) KVDelete(keys [][]byte) error {
 
 // KVClear deletes the actor's whole key/value space.
 func (t *Turn) KVClear() {
-	t.kv = kvLayer{cleared: true}
+	if t.enter() {
+		t.kv = kvLayer{cleared: true}
+		t.leave()
+	}
 }
 
 // KVList lists pairs in a range: the store's, updated by commits in flight
 // and by this turn's writes.
 func (t *Turn) KVList(opts rivetdriver.ListOptions) ([]rivetdriver.KV, error) {
+	if !t.enter() {
+		return nil, errAbandoned
+	}
+	defer t.leave()
 	h := t.h
 	h.prune()
 	merged := map[string][]byte{}
@@ -322,10 +409,14 @@ func newAlarmID() string {
 // Schedule buffers a durable alarm that calls action with the encoded args
 // at time at. It returns the alarm's id.
 func (t *Turn) Schedule(at time.Time, action string, args []byte) (string, error) {
+	if !t.enter() {
+		return "", errAbandoned
+	}
+	defer t.leave()
 	if !t.h.inst.HasAction(action) {
 		return "", rivettype.ErrActionNotFound.With("Action `%s` was not found.", action)
 	}
-	if max := t.h.opts.MaxSchedules; max > 0 && len(t.Alarms()) >= max {
+	if max := t.h.opts.MaxSchedules; max > 0 && len(t.alarms()) >= max {
 		return "", rivettype.ErrTooManySchedules.With("An actor may have at most %d scheduled events.", max)
 	}
 	a := rivetdriver.Alarm{
@@ -343,6 +434,10 @@ func (t *Turn) Schedule(at time.Time, action string, args []byte) (string, error
 // CancelAlarm buffers the removal of an alarm, reporting whether it
 // existed.
 func (t *Turn) CancelAlarm(id string) bool {
+	if !t.enter() {
+		return false
+	}
+	defer t.leave()
 	_, pending := t.alarmPut[id]
 	_, stored := t.h.alarms[id]
 	if _, gone := t.alarmDel[id]; gone {
@@ -363,6 +458,14 @@ func (t *Turn) CancelAlarm(id string) bool {
 
 // Alarms lists the actor's alarms as this turn sees them, by time.
 func (t *Turn) Alarms() []rivetdriver.Alarm {
+	if !t.enter() {
+		return nil
+	}
+	defer t.leave()
+	return t.alarms()
+}
+
+func (t *Turn) alarms() []rivetdriver.Alarm {
 	var out []rivetdriver.Alarm
 	for id, a := range t.h.alarms {
 		if _, gone := t.alarmDel[id]; !gone {
