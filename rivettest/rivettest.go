@@ -167,7 +167,15 @@ func New(tb testing.TB, reg *rivet.Registry, opts ...Option) *Kit {
 
 // Advance moves the fake clock forward by d: due alarms fire and idle
 // actors go to sleep, and Advance returns when that work is done.
-func (k *Kit) Advance(d time.Duration) { k.Clock.Advance(d) }
+// It first waits (up to a second) until the actors have finished the jobs
+// already handed to them, so the idle timers they arm after a call see the
+// jump.
+func (k *Kit) Advance(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	k.Runtime.Engine().Settle(ctx)
+	cancel()
+	k.Clock.Advance(d)
+}
 
 // Awake reports whether the actor with id is in memory.
 func (k *Kit) Awake(id string) bool { return k.Runtime.Engine().Awake(id) }

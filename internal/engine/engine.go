@@ -683,6 +683,35 @@ func (e *Engine) Awake(id string) bool {
 	return ok
 }
 
+// Settle waits until no actor's mailbox is being drained: every job
+// handed to an actor so far has run, with the bookkeeping after it (the
+// idle timer armed). Tests with a fake clock call it before moving time,
+// so a timer is not armed after the jump it should have seen. It gives up
+// when ctx ends (an actor kept busy by its own background work).
+func (e *Engine) Settle(ctx context.Context) {
+	for {
+		busy := false
+		e.mu.Lock()
+		for _, h := range e.mu.hosts {
+			h.mb.mu.Lock()
+			busy = h.mb.running || len(h.mb.items) > 0
+			h.mb.mu.Unlock()
+			if busy {
+				break
+			}
+		}
+		e.mu.Unlock()
+		if !busy {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Microsecond):
+		}
+	}
+}
+
 // AwakeCount is the number of actors in memory.
 func (e *Engine) AwakeCount() int {
 	e.mu.Lock()
