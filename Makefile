@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps test-race lint fuzz conformance bench bench-report bench-peer run
+.PHONY: help test deps engine test-race lint fuzz conformance bench bench-report bench-peer run
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,11 +16,18 @@ test: deps lint test-race fuzz conformance ## everything CI runs (installs Chrom
 
 # Browser tests (inspector, chat example) drive Debian's Chromium; install it
 # when it is missing. The Go and npm dependencies fetch themselves.
-deps: ## install Chromium for the browser tests if it is missing (apt-get; needs root or sudo)
+deps: engine ## install rivet-engine (npm) and, if missing, Chromium for the browser tests (apt-get; needs root or sudo)
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium (browser tests)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The Rivet Engine binary for internal/enginetest: npm install (not ci, for
+# the same reason as conformance below) of @rivetkit/engine-cli, pinned by
+# internal/enginetest/npm/package-lock.json. The Linux build is a static
+# musl binary: no loader to install.
+engine: ## install rivet-engine 2.3.19 for the engine tests (needs npm)
+	cd internal/enginetest/npm && npm install --no-audit --no-fund --loglevel=error
 
 test-race: ## all tests with the race detector
 	$(GO) test -race -count=1 ./...
