@@ -198,7 +198,7 @@ func (d *Driver) get(ctx context.Context, id string, keys [][]byte) ([][]byte, e
 	return out, nil
 }
 
-func kvKey(k []byte) []byte    { return append([]byte{pfxKV}, k...) }
+func kvKey(k []byte) []byte     { return append([]byte{pfxKV}, k...) }
 func alarmKey(id string) []byte { return append([]byte{pfxAlarm}, id...) }
 
 // Commit applies each commit of the batch; commits of one actor in order,
