@@ -18,7 +18,7 @@ import (
 // counter registry connected to it.
 func startEngineRunner(t *testing.T, eng *enginetest.Engine) *rivet.EngineRunner {
 	t.Helper()
-	reg := rivet.MustRegistry(counterDef)
+	reg := rivet.MustRegistry(counterDef, engineKVDef)
 	er, err := rivet.StartEngineRunner(context.Background(), reg, &rivet.Config{Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))}, rivet.EngineConfig{URL: eng.GuardURL()})
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +42,13 @@ func startEngineRunner(t *testing.T, eng *enginetest.Engine) *rivet.EngineRunner
 // official client does (query form, getOrCreate), with JSON.
 func engineAction(t *testing.T, eng *enginetest.Engine, key, action string, args ...any) (int, map[string]any) {
 	t.Helper()
+	return engineCall(t, eng, "counter", key, action, args...)
+}
+
+func engineCall(t *testing.T, eng *enginetest.Engine, name, key, action string, args ...any) (int, map[string]any) {
+	t.Helper()
 	body, _ := json.Marshal(map[string]any{"args": args})
-	url := eng.GuardURL() + "/gateway/counter/action/" + action +
+	url := eng.GuardURL() + "/gateway/" + name + "/action/" + action +
 		"?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=" + key + "&rvt-crash-policy=sleep"
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -88,10 +93,15 @@ func (w tlogWriter) Write(p []byte) (int, error) {
 // engineActorID resolves the counter with key through the engine's API.
 func engineActorID(t *testing.T, eng *enginetest.Engine, key string) (string, map[string]any) {
 	t.Helper()
+	return engineActorIDOf(t, eng, "counter", key)
+}
+
+func engineActorIDOf(t *testing.T, eng *enginetest.Engine, name, key string) (string, map[string]any) {
+	t.Helper()
 	var out struct {
 		Actors []map[string]any `json:"actors"`
 	}
-	if err := enginetest.Do(context.Background(), http.MethodGet, eng.GuardURL(), "/actors?namespace=default&name=counter&key="+key, nil, &out); err != nil {
+	if err := enginetest.Do(context.Background(), http.MethodGet, eng.GuardURL(), "/actors?namespace=default&name="+name+"&key="+key, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	if len(out.Actors) != 1 {
@@ -120,16 +130,7 @@ func TestEngineRunnerSleepWakeKeepsState(t *testing.T) {
 			t.Fatalf("increment: %v", out)
 		}
 	}
-	id, _ := engineActorID(t, eng, "y")
-	if err := enginetest.Do(context.Background(), http.MethodPost, eng.GuardURL(), "/actors/"+id+"/sleep?namespace=default", map[string]any{}, nil); err != nil {
-		t.Fatal(err)
-	}
-	// The engine sends a stop command; the runner sleeps the actor and
-	// reports it stopped, after which the engine lists it as sleeping.
-	waitEngine(t, "actor asleep in the engine", func() bool {
-		_, a := engineActorID(t, eng, "y")
-		return a["sleep_ts"] != nil
-	})
+	id := engineSleep(t, eng, "counter", "y")
 	if er.Runtime().Engine().Awake(id) {
 		t.Fatal("actor still awake in the runtime after the engine's stop")
 	}
@@ -137,5 +138,100 @@ func TestEngineRunnerSleepWakeKeepsState(t *testing.T) {
 	// engine's KV.
 	if _, out := engineAction(t, eng, "y", "increment", 1); out["output"] != float64(3) {
 		t.Fatalf("increment after wake: %v", out)
+	}
+}
+
+// engineSleep asks the engine to put an actor to sleep and waits until
+// the engine lists it as sleeping (the runner stopped it and said so).
+func engineSleep(t *testing.T, eng *enginetest.Engine, name, key string) string {
+	t.Helper()
+	id, _ := engineActorIDOf(t, eng, name, key)
+	if err := enginetest.Do(context.Background(), http.MethodPost, eng.GuardURL(), "/actors/"+id+"/sleep?namespace=default", map[string]any{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitEngine(t, "actor asleep in the engine", func() bool {
+		_, a := engineActorIDOf(t, eng, name, key)
+		return a["sleep_ts"] != nil
+	})
+	return id
+}
+
+var engineKVDef = rivet.NewActor("kvstore", rivet.Opts[struct{}]{}).
+	Action("put", func(c *rivet.Ctx[struct{}], k, v string) error { return c.KV().Put(rivet.K(k), v) }).
+	Action("del", func(c *rivet.Ctx[struct{}], k string) error { return c.KV().Delete(rivet.K(k)) }).
+	Action("clear", func(c *rivet.Ctx[struct{}]) error { return c.KV().DeleteAll() }).
+	Action("list", func(c *rivet.Ctx[struct{}], start, end string, reverse bool, limit int) ([]string, error) {
+		var o rivet.KVListOptions
+		if start != "" {
+			o.Start = rivet.K(start)
+		}
+		if end != "" {
+			o.End = rivet.K(end)
+		}
+		o.Reverse, o.Limit = reverse, limit
+		es, err := c.KV().List(o)
+		if err != nil {
+			return nil, err
+		}
+		out := []string{}
+		for _, e := range es {
+			var v string
+			if err := e.Value.Decode(&v); err != nil {
+				return nil, err
+			}
+			out = append(out, e.Key[0].(string)+"="+v)
+		}
+		return out, nil
+	})
+
+// TestEngineRunnerKV: an actor's KV lives in the engine: puts, deletes,
+// deleteAll and range lists read back after the actor slept (so from the
+// engine, not from memory).
+func TestEngineRunnerKV(t *testing.T) {
+	eng := enginetest.Start(t, enginetest.Options{})
+	startEngineRunner(t, eng)
+	call := func(action string, args ...any) any {
+		t.Helper()
+		status, out := engineCall(t, eng, "kvstore", "k", action, args...)
+		if status != 200 {
+			t.Fatalf("%s%v: %d %v", action, args, status, out)
+		}
+		return out["output"]
+	}
+	list := func(start, end string, reverse bool, limit int) string {
+		t.Helper()
+		b, _ := json.Marshal(call("list", start, end, reverse, limit))
+		return string(b)
+	}
+	for _, k := range []string{"a", "b", "c", "d"} {
+		call("put", k, k+"1")
+	}
+	engineSleep(t, eng, "kvstore", "k")
+	for _, c := range []struct {
+		start, end string
+		reverse    bool
+		limit      int
+		want       string
+	}{
+		{"", "", false, 0, `["a=a1","b=b1","c=c1","d=d1"]`},
+		{"b", "d", false, 0, `["b=b1","c=c1"]`}, // end exclusive
+		{"", "", true, 2, `["d=d1","c=c1"]`},
+		{"b", "", true, 0, `["d=d1","c=c1","b=b1"]`},
+	} {
+		if got := list(c.start, c.end, c.reverse, c.limit); got != c.want {
+			t.Fatalf("list %+v = %s, want %s", c, got, c.want)
+		}
+	}
+	call("del", "b")
+	call("put", "c", "c2")
+	engineSleep(t, eng, "kvstore", "k")
+	if got, want := list("", "", false, 0), `["a=a1","c=c2","d=d1"]`; got != want {
+		t.Fatalf("after delete and overwrite: %s, want %s", got, want)
+	}
+	call("clear")
+	call("put", "e", "e1")
+	engineSleep(t, eng, "kvstore", "k")
+	if got, want := list("", "", false, 0), `["e=e1"]`; got != want {
+		t.Fatalf("after deleteAll: %s, want %s", got, want)
 	}
 }
