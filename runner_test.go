@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -233,5 +235,41 @@ func TestEngineRunnerKV(t *testing.T) {
 	engineSleep(t, eng, "kvstore", "k")
 	if got, want := list("", "", false, 0), `["e=e1"]`; got != want {
 		t.Fatalf("after deleteAll: %s, want %s", got, want)
+	}
+}
+
+// TestEngineRunnerOfficialClient: RivetKit's own client, pointed at the
+// engine, reaches actors served by this runner, in every encoding. Needs
+// node and conformance/node_modules (cd conformance && npm install).
+func TestEngineRunnerOfficialClient(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node not installed")
+	}
+	if _, err := os.Stat("conformance/node_modules/rivetkit"); err != nil {
+		t.Skip("conformance/node_modules missing: cd conformance && npm install")
+	}
+	eng := enginetest.Start(t, enginetest.Options{})
+	startEngineRunner(t, eng)
+	for _, enc := range []string{"json", "cbor", "bare"} {
+		t.Run(enc, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "engine/client.mjs")
+			cmd.Dir = "conformance"
+			cmd.Env = append(os.Environ(), "ENDPOINT="+eng.GuardURL(), "ENCODING="+enc, "KEY=official-"+enc)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
+			}
+			lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+			out = lines[len(lines)-1]
+			want := `{"first":1,"second":3,"count":3,"error":{"group":"user","code":"custom"}}`
+			if got := string(bytes.TrimSpace(out)); got != want {
+				t.Fatalf("got  %s\nwant %s", got, want)
+			}
+		})
 	}
 }
