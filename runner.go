@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"sync"
 	"time"
 
@@ -39,7 +40,8 @@ type EngineRunner struct {
 	r      *runner.Runner
 	drv    *rivetengine.Driver
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{}
+	runErr error
 
 	ns       string
 	mu       sync.Mutex
@@ -47,10 +49,15 @@ type EngineRunner struct {
 }
 
 // StartEngineRunner starts a runtime for reg whose actors are placed,
-// reached and stored by the Rivet Engine at ec.URL, and connects it. The
+// reached and stored by the Rivet Engine at cfg.Engine.URL, and connects
+// it. The
 // connection is kept (and re-established) until Stop. cfg's storage
 // settings are ignored: actor data lives in the engine.
-func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config, ec EngineConfig) (*EngineRunner, error) {
+func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*EngineRunner, error) {
+	var ec EngineConfig
+	if cfg != nil {
+		ec = cfg.Engine
+	}
 	if ec.URL == "" {
 		return nil, errors.New("rivet: runner mode needs the engine's URL")
 	}
@@ -84,8 +91,11 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config, ec Engin
 		}
 	})
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	er.cancel, er.done = cancel, make(chan error, 1)
-	go func() { er.done <- er.r.Run(runCtx) }()
+	er.cancel, er.done = cancel, make(chan struct{})
+	go func() {
+		defer close(er.done)
+		er.runErr = er.r.Run(runCtx)
+	}()
 	return er, nil
 }
 
@@ -105,9 +115,20 @@ func (er *EngineRunner) RunnerKey() string { return er.r.Key() }
 // Ready waits until the runner is connected to the engine.
 func (er *EngineRunner) Ready(ctx context.Context) error { return er.r.WaitReady(ctx) }
 
-// Done is closed with the runner's end: nil after Stop, an error when the
-// engine evicted it (another process with the same runner key).
-func (er *EngineRunner) Done() <-chan error { return er.done }
+// Done is closed when the runner's connection loop ended: after Stop, or
+// when the engine evicted it (Err says).
+func (er *EngineRunner) Done() <-chan struct{} { return er.done }
+
+// Err is why the connection loop ended, once Done is closed: nil after
+// Stop, an error when another process with the same runner key took over.
+func (er *EngineRunner) Err() error {
+	select {
+	case <-er.done:
+		return er.runErr
+	default:
+		return nil
+	}
+}
 
 // Stop stops the actors, tells the engine and closes the connection.
 func (er *EngineRunner) Stop(ctx context.Context) error {
@@ -168,4 +189,27 @@ func (a *engineActors) Stop(ctx context.Context, id string, gen uint32, reason e
 	default:
 		return a.rt.e.Sleep(ctx, id)
 	}
+}
+
+// setEngineURL sets the engine URL; user info in it (namespace:token@)
+// sets the namespace and the token, as RivetKit's endpoint does.
+func setEngineURL(c *Config, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("want the engine's URL, e.g. http://127.0.0.1:6420")
+	}
+	switch u.Scheme {
+	case "http", "https", "ws", "wss":
+	default:
+		return fmt.Errorf("want an http, https, ws or wss URL")
+	}
+	if u.User != nil {
+		c.Engine.Namespace = u.User.Username()
+		if tok, ok := u.User.Password(); ok {
+			c.Engine.Token = tok
+		}
+		u.User = nil
+	}
+	c.Engine.URL = u.String()
+	return nil
 }

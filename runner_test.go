@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -21,7 +22,10 @@ import (
 func startEngineRunner(t *testing.T, eng *enginetest.Engine) *rivet.EngineRunner {
 	t.Helper()
 	reg := rivet.MustRegistry(counterDef, engineKVDef)
-	er, err := rivet.StartEngineRunner(context.Background(), reg, &rivet.Config{Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))}, rivet.EngineConfig{URL: eng.GuardURL()})
+	er, err := rivet.StartEngineRunner(context.Background(), reg, &rivet.Config{
+		Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Engine: rivet.EngineConfig{URL: eng.GuardURL()},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -271,5 +275,40 @@ func TestEngineRunnerOfficialClient(t *testing.T) {
 				t.Fatalf("got  %s\nwant %s", got, want)
 			}
 		})
+	}
+}
+
+func TestEngineSettings(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("RIVET_ENDPOINT", "")
+	t.Setenv("RIVET_POOL", "")
+	t.Setenv("RIVET_ENDPOINT", "https://prod:secret@engine.example.com")
+	t.Setenv("RIVET_POOL", "workers")
+	c, err := rivet.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rivet.EngineConfig{URL: "https://engine.example.com", Namespace: "prod", Token: "secret", Runner: "workers"}
+	if c.Engine != want {
+		t.Fatalf("engine settings from RivetKit's variables: %+v, want %+v", c.Engine, want)
+	}
+	// Our own names win over RivetKit's.
+	t.Setenv("RIVET_ENGINE", "http://127.0.0.1:6420")
+	t.Setenv("RIVET_RUNNER", "main")
+	t.Setenv("RIVET_RUNNER_KEY", "node-1")
+	if c, err = rivet.LoadConfig(""); err != nil {
+		t.Fatal(err)
+	}
+	want = rivet.EngineConfig{URL: "http://127.0.0.1:6420", Runner: "main", RunnerKey: "node-1"}
+	if c.Engine != want {
+		t.Fatalf("engine settings: %+v, want %+v", c.Engine, want)
+	}
+	for _, bad := range []string{"127.0.0.1:6420", "ftp://x", "http://"} {
+		if err := c.Set("engine", bad); err == nil || !strings.Contains(err.Error(), "engine") {
+			t.Fatalf("engine=%q: %v, want an error naming the setting", bad, err)
+		}
+	}
+	if _, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(counterDef), &rivet.Config{}); err == nil {
+		t.Fatal("StartEngineRunner without an engine URL started")
 	}
 }
