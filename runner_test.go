@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/internal/enginetest"
 )
@@ -243,8 +245,10 @@ func TestEngineRunnerKV(t *testing.T) {
 }
 
 // TestEngineRunnerOfficialClient: RivetKit's own client, pointed at the
-// engine, reaches actors served by this runner, in every encoding. Needs
-// node and conformance/node_modules (cd conformance && npm install).
+// engine, reaches actors served by this runner, in every encoding:
+// stateless actions (tunnelled HTTP) and a connection with an event
+// (tunnelled WebSocket). Needs node and conformance/node_modules (cd
+// conformance && npm install).
 func TestEngineRunnerOfficialClient(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -255,26 +259,29 @@ func TestEngineRunnerOfficialClient(t *testing.T) {
 	}
 	eng := enginetest.Start(t, enginetest.Options{})
 	startEngineRunner(t, eng)
-	for _, enc := range []string{"json", "cbor", "bare"} {
-		t.Run(enc, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, node, "engine/client.mjs")
-			cmd.Dir = "conformance"
-			cmd.Env = append(os.Environ(), "ENDPOINT="+eng.GuardURL(), "ENCODING="+enc, "KEY=official-"+enc)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			out, err := cmd.Output()
-			if err != nil {
-				t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
-			}
-			lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-			out = lines[len(lines)-1]
-			want := `{"first":1,"second":3,"count":3,"error":{"group":"user","code":"custom"}}`
-			if got := string(bytes.TrimSpace(out)); got != want {
-				t.Fatalf("got  %s\nwant %s", got, want)
-			}
-		})
+	for _, c := range []struct{ script, want string }{
+		{"engine/client.mjs", `{"first":1,"second":3,"count":3,"error":{"group":"user","code":"custom"}}`},
+		{"engine/connect.mjs", `{"first":1,"second":3,"events":[1,3]}`},
+	} {
+		for _, enc := range []string{"json", "cbor", "bare"} {
+			t.Run(c.script+"/"+enc, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+				defer cancel()
+				cmd := exec.CommandContext(ctx, node, c.script)
+				cmd.Dir = "conformance"
+				cmd.Env = append(os.Environ(), "ENDPOINT="+eng.GuardURL(), "ENCODING="+enc, "KEY="+c.script+"-"+enc)
+				var stderr bytes.Buffer
+				cmd.Stderr = &stderr
+				out, err := cmd.Output()
+				if err != nil {
+					t.Fatalf("node: %v\n%s%s", err, out, stderr.Bytes())
+				}
+				lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
+				if got := string(lines[len(lines)-1]); got != c.want {
+					t.Fatalf("got  %s\nwant %s\n(all output: %s)", got, c.want, out)
+				}
+			})
+		}
 	}
 }
 
@@ -311,4 +318,32 @@ func TestEngineSettings(t *testing.T) {
 	if _, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(counterDef), &rivet.Config{}); err == nil {
 		t.Fatal("StartEngineRunner without an engine URL started")
 	}
+}
+
+// TestEngineRunnerWebSocketClose: a connection tunnelled through the
+// engine opens an actor connection in the runtime (Init arrives), and the
+// client's close reaches the actor (the connection is gone).
+func TestEngineRunnerWebSocketClose(t *testing.T) {
+	eng := enginetest.Start(t, enginetest.Options{})
+	er := startEngineRunner(t, eng)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	u := "ws" + strings.TrimPrefix(eng.GuardURL(), "http") +
+		"/gateway/counter/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=ws&rvt-crash-policy=sleep"
+	ws, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{Subprotocols: []string{"rivet", "rivet_encoding.json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, data, err := ws.Read(ctx)
+	if err != nil || !bytes.Contains(data, []byte(`"tag":"Init"`)) {
+		t.Fatalf("first message %s, %v; want Init", data, err)
+	}
+	conns := er.Runtime().Engine().Metrics().Connections.Load
+	if n := conns(); n != 1 {
+		t.Fatalf("%d connections in the runtime, want 1", n)
+	}
+	if err := ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	waitEngine(t, "the actor connection to close", func() bool { return conns() == 0 })
 }

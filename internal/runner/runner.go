@@ -109,10 +109,12 @@ type Runner struct {
 		actors     map[string]*actorQueue
 		generation map[string]uint32
 		requests   map[[8]byte]*pendingRequest
+		sockets    map[[8]byte]*tunnelSocket
 		pingAt     time.Time
 	}
 	writeMu sync.Mutex
 	wg      sync.WaitGroup
+	local   local
 }
 
 type kvResult struct {
@@ -147,6 +149,7 @@ func New(cfg Config) *Runner {
 	r.mu.actors = map[string]*actorQueue{}
 	r.mu.generation = map[string]uint32{}
 	r.mu.requests = map[[8]byte]*pendingRequest{}
+	r.mu.sockets = map[[8]byte]*tunnelSocket{}
 	return r
 }
 
@@ -160,6 +163,7 @@ var ErrEvicted = errors.New("runner: evicted by another runner with the same key
 // Run connects and serves until ctx ends (then it sends Stopping, stops
 // nothing itself and closes the socket) or the engine evicts the runner.
 func (r *Runner) Run(ctx context.Context) error {
+	defer r.closeLocal()
 	if !r.cfg.NoRunnerConfig {
 		if err := r.upsertRunnerConfig(ctx); err != nil {
 			r.log.Warn("engine runner config", "err", err)
@@ -366,6 +370,7 @@ func (r *Runner) disconnected() {
 	for _, ch := range kv {
 		ch <- kvResult{err: ErrNotConnected}
 	}
+	r.closeSockets()
 	r.log.Info("engine connection closed")
 }
 

@@ -28,8 +28,7 @@ func requestKey(id envoy.MessageID) [8]byte {
 	return k
 }
 
-// tunnel handles a tunnelled HTTP message. WebSockets are not served yet:
-// an open is answered with a close.
+// tunnel handles a tunnelled HTTP request or WebSocket message.
 func (r *Runner) tunnel(ctx context.Context, m envoy.ToEnvoyTunnelMessage) {
 	k := requestKey(m.MessageID)
 	switch msg := m.MessageKind.(type) {
@@ -75,12 +74,11 @@ func (r *Runner) tunnel(ctx context.Context, m envoy.ToEnvoyTunnelMessage) {
 		delete(r.mu.requests, k)
 		r.mu.Unlock()
 	case envoy.ToEnvoyWebSocketOpen:
-		code := uint16(1011)
-		reason := "rivetgo.websocket_not_supported"
-		_ = r.write(ctx, envoy.ToRivetTunnelMessage{
-			MessageID:   envoy.MessageID{GatewayID: m.MessageID.GatewayID, RequestID: m.MessageID.RequestID},
-			MessageKind: envoy.ToRivetWebSocketClose{Code: &code, Reason: &reason},
-		})
+		r.openSocket(ctx, m.MessageID, msg)
+	case envoy.ToEnvoyWebSocketMessage:
+		r.socketMessage(m.MessageID, msg)
+	case envoy.ToEnvoyWebSocketClose:
+		r.socketClose(m.MessageID, msg)
 	}
 }
 
