@@ -23,7 +23,7 @@ import (
 // counter registry connected to it.
 func startEngineRunner(t *testing.T, eng *enginetest.Engine) *rivet.EngineRunner {
 	t.Helper()
-	reg := rivet.MustRegistry(counterDef, engineKVDef)
+	reg := rivet.MustRegistry(counterDef, engineKVDef, sleepyDef)
 	er, err := rivet.StartEngineRunner(context.Background(), reg, &rivet.Config{
 		Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Engine: rivet.EngineConfig{URL: eng.GuardURL()},
@@ -346,4 +346,68 @@ func TestEngineRunnerWebSocketClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitEngine(t, "the actor connection to close", func() bool { return conns() == 0 })
+}
+
+// TestEngineRunnerLostEngineStopsActors: when the engine stays
+// unreachable past the lost threshold it announced, the runner stops
+// serving its actors (the engine has rescheduled them elsewhere).
+func TestEngineRunnerLostEngineStopsActors(t *testing.T) {
+	eng := enginetest.Start(t, enginetest.Options{Pegboard: map[string]any{"envoy_lost_threshold": 1500}})
+	er := startEngineRunner(t, eng)
+	if _, out := engineAction(t, eng, "lost", "increment", 1); out["output"] != float64(1) {
+		t.Fatalf("increment: %v", out)
+	}
+	id, _ := engineActorID(t, eng, "lost")
+	if !er.Runtime().Engine().Awake(id) {
+		t.Fatal("actor not awake after a call")
+	}
+	eng.Kill9()
+	killed := time.Now()
+	waitEngine(t, "the actor to stop after the lost threshold", func() bool { return !er.Runtime().Engine().Awake(id) })
+	// Well before its idle sleep (30 s): it was the lost threshold.
+	if d := time.Since(killed); d > 10*time.Second {
+		t.Fatalf("actor stopped %v after the engine died", d)
+	}
+}
+
+var sleepyDef = rivet.NewActor("sleepy", rivet.Opts[counterState]{SleepTimeout: 300 * time.Millisecond}).
+	Action("increment", func(c *rivet.Ctx[counterState], n int) (int, error) {
+		c.State.Count += n
+		return c.State.Count, nil
+	})
+
+// TestEngineRunnerIdleSleepAndDestroy: an actor that goes idle asks the
+// engine to sleep (intent), and the engine then lists it as sleeping; a
+// destroy through the engine's API destroys it here and drops its data.
+func TestEngineRunnerIdleSleepAndDestroy(t *testing.T) {
+	eng := enginetest.Start(t, enginetest.Options{})
+	er := startEngineRunner(t, eng)
+	if status, out := engineCall(t, eng, "sleepy", "s", "increment", 2); status != 200 || out["output"] != float64(2) {
+		t.Fatalf("increment: %d %v", status, out)
+	}
+	id, _ := engineActorIDOf(t, eng, "sleepy", "s")
+	waitEngine(t, "the idle actor asleep in the engine", func() bool {
+		_, a := engineActorIDOf(t, eng, "sleepy", "s")
+		return a["sleep_ts"] != nil
+	})
+	if _, out := engineCall(t, eng, "sleepy", "s", "increment", 1); out["output"] != float64(3) {
+		t.Fatalf("increment after the engine woke it: %v", out)
+	}
+	if err := enginetest.Do(context.Background(), http.MethodDelete, eng.GuardURL(), "/actors/"+id+"?namespace=default", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitEngine(t, "the actor destroyed in the engine", func() bool {
+		var out struct {
+			Actors []map[string]any `json:"actors"`
+		}
+		err := enginetest.Do(context.Background(), http.MethodGet, eng.GuardURL(), "/actors?namespace=default&actor_ids="+id, nil, &out)
+		return err == nil && (len(out.Actors) == 0 || out.Actors[0]["destroy_ts"] != nil)
+	})
+	if er.Runtime().Engine().Awake(id) {
+		t.Fatal("destroyed actor still awake in the runtime")
+	}
+	// A new actor under the same key starts from nothing.
+	if _, out := engineCall(t, eng, "sleepy", "s", "increment", 1); out["output"] != float64(1) {
+		t.Fatalf("increment of the new actor: %v", out)
+	}
 }

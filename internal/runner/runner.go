@@ -111,6 +111,8 @@ type Runner struct {
 		requests   map[[8]byte]*pendingRequest
 		sockets    map[[8]byte]*tunnelSocket
 		pingAt     time.Time
+		lostAfter  time.Duration // the engine's envoyLostThreshold
+		lostTimer  *time.Timer
 	}
 	writeMu sync.Mutex
 	wg      sync.WaitGroup
@@ -150,6 +152,7 @@ func New(cfg Config) *Runner {
 	r.mu.generation = map[string]uint32{}
 	r.mu.requests = map[[8]byte]*pendingRequest{}
 	r.mu.sockets = map[[8]byte]*tunnelSocket{}
+	r.mu.lostAfter = 15 * time.Second
 	return r
 }
 
@@ -180,6 +183,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		if errors.Is(err, ErrEvicted) {
 			r.log.Error("engine connection evicted: another runner uses this key; stopping", "err", err)
+			r.lose()
 			r.wg.Wait()
 			return err
 		}
@@ -366,6 +370,11 @@ func (r *Runner) disconnected() {
 	}
 	kv := r.mu.kv
 	r.mu.kv = map[uint32]chan kvResult{}
+	if r.mu.lostTimer == nil {
+		// Without a new init within the engine's lost threshold, the
+		// engine has rescheduled our actors elsewhere: stop them here.
+		r.mu.lostTimer = time.AfterFunc(r.mu.lostAfter, r.lose)
+	}
 	r.mu.Unlock()
 	for _, ch := range kv {
 		ch <- kvResult{err: ErrNotConnected}
@@ -392,6 +401,13 @@ func (r *Runner) handle(ctx context.Context, msg envoy.ToEnvoy) {
 		r.log.Info("engine connection ready", "lost_threshold_ms", m.Metadata.EnvoyLostThreshold)
 		r.mu.Lock()
 		r.mu.pingAt = time.Now()
+		if m.Metadata.EnvoyLostThreshold > 0 {
+			r.mu.lostAfter = time.Duration(m.Metadata.EnvoyLostThreshold) * time.Millisecond
+		}
+		if r.mu.lostTimer != nil {
+			r.mu.lostTimer.Stop()
+			r.mu.lostTimer = nil
+		}
 		select {
 		case <-r.mu.ready:
 		default:
@@ -488,6 +504,38 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		}
 		r.mu.Unlock()
 		r.event(ctx, cp.ActorID, cp.Generation, envoy.EventActorStateUpdate{State: state})
+	}
+}
+
+// lose stops every actor of this runner without telling the engine: the
+// connection has been gone for longer than the engine's lost threshold
+// (or another runner took our key), so the engine has given them up.
+// Their data was already unwritable (KV requests fail while
+// disconnected).
+func (r *Runner) lose() {
+	r.mu.Lock()
+	if r.mu.lostTimer != nil {
+		r.mu.lostTimer.Stop()
+		r.mu.lostTimer = nil
+	}
+	select {
+	case <-r.mu.ready:
+		r.mu.Unlock()
+		return // reconnected meanwhile
+	default:
+	}
+	actors := r.mu.generation
+	r.mu.generation = map[string]uint32{}
+	r.mu.Unlock()
+	if len(actors) > 0 {
+		r.log.Warn("engine unreachable past its lost threshold: stopping this runner's actors", "actors", len(actors))
+	}
+	for id, gen := range actors {
+		r.run(id, func() {
+			if err := r.cfg.Actors.Stop(context.Background(), id, gen, envoy.StopActorReasonLost); err != nil {
+				r.log.Debug("stop lost actor", "actor_id", id, "err", err)
+			}
+		})
 	}
 }
 
