@@ -27,6 +27,9 @@ type Setting struct {
 	Default string
 	Help    string
 	set     func(c *Config, v string) error
+	// alias is another environment variable read when Env is unset
+	// (RivetKit's name for the same thing).
+	alias string
 }
 
 // Settings lists every setting LoadConfig reads, in documentation order.
@@ -55,6 +58,21 @@ var settings = []Setting{
 			c.PostgresURL = v
 			return nil
 		}},
+	{Name: "engine", Env: "RIVET_ENGINE", alias: "RIVET_ENDPOINT", Field: "Engine.URL", Default: "none (serve clients directly)",
+		Help: "Run as a runner of the Rivet Engine at this URL (its guard, http://host:6420) instead of serving clients; actor data is stored in the engine. Also read from RIVET_ENDPOINT. https://namespace:token@host sets namespace and token too.",
+		set:  setEngineURL},
+	{Name: "namespace", Env: "RIVET_NAMESPACE", Field: "Engine.Namespace", Default: "default",
+		Help: "Engine namespace of the runner.",
+		set:  func(c *Config, v string) error { c.Engine.Namespace = v; return nil }},
+	{Name: "runner", Env: "RIVET_RUNNER", alias: "RIVET_POOL", Field: "Engine.Runner", Default: "default",
+		Help: "Runner pool the engine places this runner's actors from (also read from RIVET_POOL).",
+		set:  func(c *Config, v string) error { c.Engine.Runner = v; return nil }},
+	{Name: "runner_key", Env: "RIVET_RUNNER_KEY", Field: "Engine.RunnerKey", Default: "random per process",
+		Help: "Key identifying this runner process to the engine. Two processes must never share one: the engine evicts the older.",
+		set:  func(c *Config, v string) error { c.Engine.RunnerKey = v; return nil }},
+	{Name: "token", Env: "RIVET_TOKEN", Field: "Engine.Token", Default: "none",
+		Help: "Token the runner presents to the engine.",
+		set:  func(c *Config, v string) error { c.Engine.Token = v; return nil }},
 	{Name: "region", Env: "RIVET_REGION", Field: "Region", Default: "none",
 		Help: "Region reported to actors (c.Region()) and as the datacenter of /actors.",
 		set:  func(c *Config, v string) error { c.Region = v; return nil }},
@@ -170,12 +188,17 @@ func LoadConfig(path string) (*Config, error) {
 		}
 	}
 	for _, s := range settings {
-		v, ok := os.LookupEnv(s.Env)
+		env := s.Env
+		v, ok := os.LookupEnv(env)
+		if (!ok || v == "") && s.alias != "" {
+			env = s.alias
+			v, ok = os.LookupEnv(env)
+		}
 		if !ok || v == "" {
 			continue
 		}
 		if err := s.set(c, strings.TrimSpace(v)); err != nil {
-			return nil, fmt.Errorf("rivet: environment %s=%q: %v", s.Env, v, err)
+			return nil, fmt.Errorf("rivet: environment %s=%q: %v", env, v, err)
 		}
 	}
 	return c, nil

@@ -150,7 +150,7 @@ func TestSettingsTableInDocs(t *testing.T) {
 	b.WriteString("| Setting (file key) | Environment | `rivet serve` flag | Go field (`rivet.Config`) | Default | Meaning |\n")
 	b.WriteString("|---|---|---|---|---|---|\n")
 	flags := map[string]string{"listen": "--listen", "data_dir": "--data", "postgres_url": "--postgres",
-		"allowed_origins": "--allow-origins", "log_level": "--log-level", "log_format": "--log-format"}
+		"allowed_origins": "--allow-origins", "log_level": "--log-level", "log_format": "--log-format", "engine": "--engine"}
 	for _, s := range rivet.Settings() {
 		f := flags[s.Name]
 		if f == "" {

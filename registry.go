@@ -106,6 +106,9 @@ type Config struct {
 	// Inspector configures the admin inspector (/ui/ and /inspector/ on
 	// Runtime.Handler; see docs/inspector.md).
 	Inspector InspectorConfig
+	// Engine, when its URL is set, makes StartEngineRunner run the
+	// registry as a runner of a Rivet Engine (runner.go).
+	Engine EngineConfig
 }
 
 // InspectorConfig configures the inspector: a web UI at /ui/ and a JSON

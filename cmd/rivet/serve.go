@@ -35,6 +35,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		{"listen", "listen", "listen address host:port (default 127.0.0.1:6420, or 127.0.0.1:$PORT)"},
 		{"data", "data_dir", "embedded store directory (default $RIVET_DATA_DIR or a per-project folder)"},
 		{"postgres", "postgres_url", "store actors in PostgreSQL at this URL instead of the embedded store"},
+		{"engine", "engine", "run as a runner of the Rivet Engine at this URL (e.g. http://127.0.0.1:6420) instead of serving clients"},
 		{"allow-origins", "allowed_origins", "comma-separated browser origins allowed by CORS with credentials, or * (default: this server's pages and localhost)"},
 		{"log-level", "log_level", "trace, debug, info, warn, error, fatal or silent (default warn)"},
 		{"log-format", "log_format", "text or json (default text)"},
@@ -106,6 +107,9 @@ func serve(ctx context.Context, x examples.Example, cfg *rivet.Config, out io.Wr
 	reg, err := rivet.NewRegistry(x.Definitions()...)
 	if err != nil {
 		return err
+	}
+	if cfg.Engine.URL != "" {
+		return serveRunner(ctx, x, reg, cfg, out)
 	}
 	if cfg.PostgresURL == "" && cfg.DataDir == "" {
 		if cfg.DataDir, err = rivet.DefaultDataDir(); err != nil {

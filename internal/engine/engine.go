@@ -68,6 +68,7 @@ type Engine struct {
 	metrics    *Metrics
 	prom       *promMetrics
 	insp       *inspectState // nil unless Config.Inspect
+	onSleep    func(id string)
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -749,6 +750,11 @@ func (e *Engine) Registered(name string) bool {
 func (e *Engine) ListActors(ctx context.Context, opts rivetdriver.ListActorsOptions) ([]rivetdriver.ActorRecord, error) {
 	return e.driver.ListActors(ctx, opts)
 }
+
+// OnSleep sets a function called after an actor went to sleep on its own
+// (idle, or asked by its code): runner mode tells the Rivet Engine. Set it
+// before the engine serves anything.
+func (e *Engine) OnSleep(fn func(id string)) { e.onSleep = fn }
 
 // Region is the region actors run in.
 func (e *Engine) Region() string { return e.region }

@@ -783,6 +783,9 @@ func (h *host) stop(mode stopMode) {
 		h.e.metrics.Sleeps.Add(1)
 		h.log().Debug("actor sleeping")
 		h.exit(errRetry)
+		if fn := h.e.onSleep; fn != nil {
+			fn(h.id)
+		}
 	case stopDestroy:
 		h.log().Info("actor destroyed")
 		h.exit(rivettype.ErrActorNotFound.With("Actor %s was destroyed.", h.id))

@@ -1,0 +1,215 @@
+package rivet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/rivetgo/rivet/internal/actorkey"
+	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/internal/envoy"
+	"github.com/rivetgo/rivet/internal/runner"
+	"github.com/rivetgo/rivet/rivetdriver"
+	"github.com/rivetgo/rivet/rivetdriver/rivetengine"
+)
+
+// EngineConfig connects a registry to a Rivet Engine as one of its
+// runners (runner mode): the engine places actors on the runner, tunnels
+// client requests to it and stores actor data in its KV.
+type EngineConfig struct {
+	// URL is the engine's endpoint (its guard), e.g.
+	// http://127.0.0.1:6420.
+	URL string
+	// Namespace defaults to "default".
+	Namespace string
+	// Runner is the runner pool; defaults to "default".
+	Runner string
+	// RunnerKey identifies this process to the engine; defaults to a
+	// random key. Two processes must not share one.
+	RunnerKey string
+	// Token authenticates the runner, when the engine wants one.
+	Token string
+}
+
+// EngineRunner is a runtime serving as a runner of a Rivet Engine.
+type EngineRunner struct {
+	rt     *Runtime
+	r      *runner.Runner
+	drv    *rivetengine.Driver
+	cancel context.CancelFunc
+	done   chan struct{}
+	runErr error
+
+	ns       string
+	mu       sync.Mutex
+	stopping map[string]bool
+}
+
+// StartEngineRunner starts a runtime for reg whose actors are placed,
+// reached and stored by the Rivet Engine at cfg.Engine.URL, and connects
+// it. The
+// connection is kept (and re-established) until Stop. cfg's storage
+// settings are ignored: actor data lives in the engine.
+func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*EngineRunner, error) {
+	var ec EngineConfig
+	if cfg != nil {
+		ec = cfg.Engine
+	}
+	if ec.URL == "" {
+		return nil, errors.New("rivet: runner mode needs the engine's URL")
+	}
+	if ec.Namespace == "" {
+		ec.Namespace = DefaultNamespace
+	}
+	c := Config{}
+	if cfg != nil {
+		c = *cfg
+	}
+	er := &EngineRunner{ns: ec.Namespace, stopping: map[string]bool{}}
+	var kv runnerKV
+	er.drv = rivetengine.New(&kv)
+	c.Driver = er.drv
+	rt, err := Start(ctx, reg, &c)
+	if err != nil {
+		return nil, err
+	}
+	er.rt = rt
+	er.r = runner.New(runner.Config{
+		Endpoint: ec.URL, Namespace: ec.Namespace, Pool: ec.Runner, Key: ec.RunnerKey, Token: ec.Token,
+		Names: reg.Names(), Actors: (*engineActors)(er), Handler: rt.Handler(), Log: rt.log,
+	})
+	kv.r = er.r
+	rt.e.OnSleep(func(id string) {
+		er.mu.Lock()
+		stopping := er.stopping[id]
+		er.mu.Unlock()
+		if !stopping {
+			er.r.Intent(id, true)
+		}
+	})
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	er.cancel, er.done = cancel, make(chan struct{})
+	go func() {
+		defer close(er.done)
+		er.runErr = er.r.Run(runCtx)
+	}()
+	return er, nil
+}
+
+// runnerKV breaks the cycle driver → runner → runtime → driver.
+type runnerKV struct{ r *runner.Runner }
+
+func (k *runnerKV) KV(ctx context.Context, id string, req envoy.KVRequestData) (envoy.KVResponseData, error) {
+	return k.r.KV(ctx, id, req)
+}
+
+// Runtime is the runtime the engine's actors run in.
+func (er *EngineRunner) Runtime() *Runtime { return er.rt }
+
+// RunnerKey is the key the runner connected with.
+func (er *EngineRunner) RunnerKey() string { return er.r.Key() }
+
+// Ready waits until the runner is connected to the engine.
+func (er *EngineRunner) Ready(ctx context.Context) error { return er.r.WaitReady(ctx) }
+
+// Done is closed when the runner's connection loop ended: after Stop, or
+// when the engine evicted it (Err says).
+func (er *EngineRunner) Done() <-chan struct{} { return er.done }
+
+// Err is why the connection loop ended, once Done is closed: nil after
+// Stop, an error when another process with the same runner key took over.
+func (er *EngineRunner) Err() error {
+	select {
+	case <-er.done:
+		return er.runErr
+	default:
+		return nil
+	}
+}
+
+// Stop stops the actors, tells the engine and closes the connection.
+func (er *EngineRunner) Stop(ctx context.Context) error {
+	err := er.rt.Stop(ctx)
+	er.cancel()
+	select {
+	case <-er.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return err
+}
+
+// engineActors carries out the engine's start and stop commands.
+type engineActors EngineRunner
+
+func (a *engineActors) Start(ctx context.Context, act runner.Actor) error {
+	key, err := actorkey.Deserialize(act.Key)
+	if err != nil {
+		return fmt.Errorf("actor key %q: %w", act.Key, err)
+	}
+	if !a.rt.e.Registered(act.Name) {
+		return fmt.Errorf("actor name %q is not in this registry", act.Name)
+	}
+	a.mu.Lock()
+	delete(a.stopping, act.ID)
+	a.mu.Unlock()
+	a.drv.Place(rivetdriver.ActorRecord{
+		ID: act.ID, Namespace: a.ns, Name: act.Name, Key: key, Input: act.Input,
+		CreatedAt: time.UnixMilli(act.CreateTs), Generation: uint64(act.Generation),
+	})
+	// An empty turn activates the actor (create or load, start hooks) and
+	// returns once that is durable.
+	if err := a.rt.e.Enter(ctx, act.ID, func(*engine.Turn) error { return nil }); err != nil {
+		a.drv.Release(act.ID, uint64(act.Generation))
+		return err
+	}
+	return nil
+}
+
+func (a *engineActors) Stop(ctx context.Context, id string, gen uint32, reason envoy.StopActorReason) error {
+	a.mu.Lock()
+	a.stopping[id] = true
+	a.mu.Unlock()
+	defer func() {
+		a.drv.Release(id, uint64(gen))
+		a.mu.Lock()
+		delete(a.stopping, id)
+		a.mu.Unlock()
+	}()
+	switch reason {
+	case envoy.StopActorReasonLost:
+		// The engine gave the actor up: nothing more may be written.
+		a.drv.Release(id, uint64(gen))
+		return a.rt.e.Sleep(ctx, id)
+	case envoy.StopActorReasonDestroy:
+		return a.rt.e.Destroy(ctx, id)
+	default:
+		return a.rt.e.Sleep(ctx, id)
+	}
+}
+
+// setEngineURL sets the engine URL; user info in it (namespace:token@)
+// sets the namespace and the token, as RivetKit's endpoint does.
+func setEngineURL(c *Config, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("want the engine's URL, e.g. http://127.0.0.1:6420")
+	}
+	switch u.Scheme {
+	case "http", "https", "ws", "wss":
+	default:
+		return fmt.Errorf("want an http, https, ws or wss URL")
+	}
+	if u.User != nil {
+		c.Engine.Namespace = u.User.Username()
+		if tok, ok := u.User.Password(); ok {
+			c.Engine.Token = tok
+		}
+		u.User = nil
+	}
+	c.Engine.URL = u.String()
+	return nil
+}
