@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine test-race lint fuzz conformance bench bench-report bench-peer run
+.PHONY: help test deps engine clients test-race lint fuzz conformance bench bench-report bench-peer run
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,7 +16,7 @@ test: deps lint test-race fuzz conformance ## everything CI runs (installs Chrom
 
 # Browser tests (inspector, chat example) drive Debian's Chromium; install it
 # when it is missing. The Go and npm dependencies fetch themselves.
-deps: engine ## install rivet-engine (npm) and, if missing, Chromium for the browser tests (apt-get; needs root or sudo)
+deps: engine clients ## install rivet-engine and the official clients (npm) and, if missing, Chromium for the browser tests (apt-get; needs root or sudo)
 	@command -v chromium >/dev/null 2>&1 || { \
 	  echo "installing chromium (browser tests)"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -28,6 +28,11 @@ deps: engine ## install rivet-engine (npm) and, if missing, Chromium for the bro
 # musl binary: no loader to install.
 engine: ## install rivet-engine 2.3.19 for the engine tests (needs npm)
 	cd internal/enginetest/npm && npm install --no-audit --no-fund --loglevel=error
+
+# The official clients: the conformance suite and the Go tests that drive
+# them through the engine (runner_test.go) use them.
+clients: ## install the official RivetKit clients for the conformance suite (needs npm)
+	cd conformance && npm install --no-audit --no-fund --loglevel=error
 
 test-race: ## all tests with the race detector
 	$(GO) test -race -count=1 ./...
@@ -47,8 +52,8 @@ fuzz: ## run every Fuzz target in the module for FUZZTIME executions each
 # npm install, not npm ci: npm ci rejects this lockfile because npm leaves
 # the other platforms' optional binaries of rivetkit out of it; install
 # still takes every version from the lockfile.
-conformance: ## the official RivetKit clients against rivet serve --example fixtures (needs node, npm)
-	cd conformance && npm install --no-audit --no-fund --loglevel=error && npm test
+conformance: clients ## the official RivetKit clients against rivet serve --example fixtures (needs node, npm)
+	cd conformance && npm test
 
 bench: ## the in-process benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ ./rivetdriver/...
