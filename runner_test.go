@@ -139,9 +139,9 @@ func TestEngineRunnerSleepWakeKeepsState(t *testing.T) {
 		}
 	}
 	id := engineSleep(t, eng, "counter", "y")
-	if er.Runtime().Engine().Awake(id) {
-		t.Fatal("actor still awake in the runtime after the engine's stop")
-	}
+	// The engine marks the actor asleep when it sends the stop command;
+	// the runtime stops it right after.
+	waitEngine(t, "actor stopped in the runtime after the engine's stop", func() bool { return !er.Runtime().Engine().Awake(id) })
 	// The next call wakes it (generation 2) with its state from the
 	// engine's KV.
 	if _, out := engineAction(t, eng, "y", "increment", 1); out["output"] != float64(3) {

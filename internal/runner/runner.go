@@ -178,6 +178,14 @@ func (r *Runner) Run(ctx context.Context) error {
 		err := r.session(ctx)
 		r.disconnected()
 		if ctx.Err() != nil {
+			// Shutting down, not lost: the timer disconnected armed must
+			// not stop actors (or log) after Run returned.
+			r.mu.Lock()
+			if r.mu.lostTimer != nil {
+				r.mu.lostTimer.Stop()
+				r.mu.lostTimer = nil
+			}
+			r.mu.Unlock()
 			r.wg.Wait()
 			return nil
 		}
