@@ -346,7 +346,7 @@ func status(e *rivettype.Error) int {
 	switch e.Group + "." + e.Code {
 	case "actor.not_found", "guard.no_route", "actor.action_not_found":
 		return http.StatusNotFound
-	case "actor.action_timed_out":
+	case "actor.action_timed_out", "message.incoming_timeout":
 		return http.StatusRequestTimeout
 	case "actor.method_not_allowed":
 		return http.StatusMethodNotAllowed
