@@ -45,6 +45,7 @@ type sender struct {
 	mu      sync.Mutex
 	queue   []frame
 	bytes   int // sizes of the frames queued or being written
+	full    bool
 	aborted error
 	closing bool
 	code    websocket.StatusCode
@@ -80,6 +81,11 @@ func (s *sender) push(f frame) {
 	}
 	if len(s.queue) >= s.lim.messages || (s.bytes > 0 && s.bytes+f.size > s.lim.bytes) {
 		queued := s.bytes
+		if s.full {
+			s.mu.Unlock()
+			return // one drop, counted once
+		}
+		s.full = true
 		s.mu.Unlock()
 		if s.onFull != nil {
 			s.onFull(queued)
