@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -126,6 +127,24 @@ var settings = []Setting{
 	{Name: "send_queue", Env: "RIVET_SEND_QUEUE", Field: "Gateway.SendQueue", Default: "1024",
 		Help: "Messages queued for one WebSocket client; a client that falls further behind is disconnected.",
 		set:  func(c *Config, v string) error { return setSize(&c.Gateway.SendQueue, v, false) }},
+	{Name: "send_queue_bytes", Env: "RIVET_SEND_QUEUE_BYTES", Field: "Gateway.SendQueueBytes", Default: "4MiB",
+		Help: "Bytes queued for one WebSocket client; a client that falls further behind is disconnected (1011 message.outgoing_queue_full).",
+		set:  func(c *Config, v string) error { return setSize(&c.Gateway.SendQueueBytes, v, true) }},
+	{Name: "max_subscriptions", Env: "RIVET_MAX_SUBSCRIPTIONS", Field: "Gateway.MaxSubscriptions", Default: "1000",
+		Help: "Event subscriptions of one connection; past it the connection is closed (connection.too_many_subscriptions).",
+		set:  func(c *Config, v string) error { return setSize(&c.Gateway.MaxSubscriptions, v, false) }},
+	{Name: "body_timeout", Env: "RIVET_BODY_TIMEOUT", Field: "Gateway.BodyTimeout", Default: "30s",
+		Help: "Time a request body may take to arrive (message.incoming_timeout past it).",
+		set:  func(c *Config, v string) error { return setDuration(&c.Gateway.BodyTimeout, v) }},
+	{Name: "write_timeout", Env: "RIVET_WRITE_TIMEOUT", Field: "Gateway.WriteTimeout", Default: "30s",
+		Help: "Time to write one response (from its first byte) or one batch of WebSocket messages; a client slower than that is disconnected.",
+		set:  func(c *Config, v string) error { return setDuration(&c.Gateway.WriteTimeout, v) }},
+	{Name: "idle_timeout", Env: "RIVET_IDLE_TIMEOUT", Field: "Gateway.IdleTimeout", Default: "60s",
+		Help: "Time a keep-alive connection may wait for its next request before it is closed.",
+		set:  func(c *Config, v string) error { return setDuration(&c.Gateway.IdleTimeout, v) }},
+	{Name: "max_connections", Env: "RIVET_MAX_CONNECTIONS", Field: "Gateway.MaxConnections", Default: "3/4 of the open-file limit",
+		Help: "Connections held open at once, WebSockets and idle keep-alives included. At the bound the longest-idle keep-alive is closed, else the new connection gets 503.",
+		set:  func(c *Config, v string) error { return setSize(&c.Gateway.MaxConnections, v, false) }},
 	{Name: "admin_token", Env: "RIVET_ADMIN_TOKEN", Field: "Inspector.Token", Default: "none",
 		Help: "Bearer token of the inspector (/ui/, /inspector/). Without one the inspector answers loopback clients only.",
 		set:  func(c *Config, v string) error { c.Inspector.Token = v; return nil }},
@@ -330,6 +349,15 @@ func setSize(dst *int, v string, units bool) error {
 		return fmt.Errorf("want a positive integer")
 	}
 	*dst = n * mult
+	return nil
+}
+
+func setDuration(dst *time.Duration, v string) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return fmt.Errorf("want a positive duration (30s, 2m)")
+	}
+	*dst = d
 	return nil
 }
 

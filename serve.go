@@ -23,6 +23,10 @@ import (
 // $PORT: RivetKit's default endpoint is http://localhost:6420.
 const DefaultAddr = "127.0.0.1:6420"
 
+// DefaultIdleTimeout closes a keep-alive connection without a request
+// for this long (GatewayConfig.IdleTimeout).
+const DefaultIdleTimeout = 60 * time.Second
+
 // Unauthorized returns the error an OnAuth hook returns to refuse a caller
 // that did not authenticate (HTTP 401, auth.unauthorized).
 func Unauthorized(message string) *Error {
@@ -60,6 +64,31 @@ type GatewayConfig struct {
 	// SendQueue bounds the messages waiting for one WebSocket client
 	// (default 1024); a client that does not read is disconnected past it.
 	SendQueue int
+	// SendQueueBytes bounds the bytes of those messages (default 4 MiB);
+	// past it the client is disconnected with 1011
+	// message.outgoing_queue_full.
+	SendQueueBytes int
+	// MaxSubscriptions bounds the event subscriptions of one connection
+	// (default 1000); past it: connection.too_many_subscriptions.
+	MaxSubscriptions int
+	// BodyTimeout bounds the time a request body takes to arrive
+	// (default 30 s); past it: message.incoming_timeout (408).
+	BodyTimeout time.Duration
+	// WriteTimeout bounds the writing of a response from its first byte,
+	// and of each batch of WebSocket messages (default 30 s); a client
+	// that does not read in time is disconnected.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection that has no request for
+	// this long (default 60 s). Serve, ServeHandler and ListenAndServe
+	// apply it; a server of your own has its own.
+	IdleTimeout time.Duration
+	// MaxConnections bounds the connections the server holds open, idle
+	// keep-alive connections and WebSockets included (default: three
+	// quarters of the process's open-file limit). At the bound, a new
+	// connection first closes the longest-idle keep-alive connection; if
+	// none is idle it is answered 503 and closed. Serve, ServeHandler and
+	// ListenAndServe apply it.
+	MaxConnections int
 }
 
 // CORS describes the cross-origin policy in one line, for a startup
@@ -83,6 +112,8 @@ func (rt *Runtime) Handler() http.Handler {
 			Origins: c.AllowedOrigins, Namespaces: c.Namespaces, Admin: admin,
 			MaxIncoming: c.MaxIncomingMessageSize,
 			MaxOutgoing: c.MaxOutgoingMessageSize, MaxInput: c.MaxInputSize, SendQueue: c.SendQueue,
+			SendQueueBytes: c.SendQueueBytes, MaxSubscriptions: c.MaxSubscriptions,
+			BodyTimeout: c.BodyTimeout, WriteTimeout: c.WriteTimeout,
 			Version: Version, Inspector: insp, InspectorPath: inspector.Owns,
 		})
 	})
@@ -127,7 +158,23 @@ func (rt *Runtime) Serve(ctx context.Context, l net.Listener) error {
 // under a prefix. Shutdown waits up to 10 s for requests in flight and
 // ends the inspector's event streams.
 func (rt *Runtime) ServeHandler(ctx context.Context, l net.Listener, h http.Handler) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	c := rt.gwConfig
+	idle := c.IdleTimeout
+	if idle <= 0 {
+		idle = DefaultIdleTimeout
+	}
+	// No ReadTimeout or WriteTimeout: they would cut WebSockets and long
+	// actions. The gateway sets per-request deadlines instead (body_timeout,
+	// write_timeout).
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: idle}
+	maxConns := c.MaxConnections
+	if maxConns <= 0 {
+		maxConns = defaultMaxConnections()
+	}
+	if maxConns > 0 {
+		cl := newConnLimiter(l, maxConns, rt.log)
+		l, srv.ConnState = cl, cl.connState
+	}
 	if rt.insp != nil {
 		srv.RegisterOnShutdown(rt.insp.CloseStreams) // event streams never end by themselves
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/rivetgo/rivet/internal/actorkey"
@@ -178,17 +180,68 @@ func connParams(r *http.Request) ([]byte, error) {
 	return v, nil
 }
 
-// readBody reads at most limit bytes of a body, failing with
-// message.incoming_too_long past it.
-func readBody(r *http.Request, limit int) ([]byte, error) {
+var errBodyTimeout = &rivettype.Error{Group: "message", Code: "incoming_timeout", Message: "The request body did not arrive in time.", Public: true}
+
+// readBody reads an action's body, at most MaxIncoming bytes, failing
+// with message.incoming_too_long past it and message.incoming_timeout
+// when it does not arrive within BodyTimeout.
+func (g *Gateway) readBody(r *http.Request) ([]byte, error) {
+	limit := g.cfg.MaxIncoming
 	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, errBodyTimeout.With("The request body did not arrive within %s (setting body_timeout, environment RIVET_BODY_TIMEOUT).", g.cfg.BodyTimeout)
+	}
 	if err != nil {
 		return nil, errInvalidRequest.With("Reading the request body: %v", err)
 	}
 	if len(b) > limit {
-		return nil, rivettype.ErrIncomingTooLong
+		return nil, g.incomingTooLong()
 	}
 	return b, nil
+}
+
+// incomingTooLong is message.incoming_too_long naming the limit and the
+// setting that raises it.
+func (g *Gateway) incomingTooLong() *rivettype.Error {
+	return rivettype.ErrIncomingTooLong.With("Incoming message too long: the limit is %s (setting max_incoming_message_size, environment RIVET_MAX_INCOMING_MESSAGE_SIZE).", sizeText(g.cfg.MaxIncoming))
+}
+
+// outgoingTooLong is message.outgoing_too_long naming the limit and the
+// setting that raises it.
+func (g *Gateway) outgoingTooLong() *rivettype.Error {
+	return rivettype.ErrOutgoingTooLong.With("Outgoing message too long: the limit is %s (setting max_outgoing_message_size, environment RIVET_MAX_OUTGOING_MESSAGE_SIZE).", sizeText(g.cfg.MaxOutgoing))
+}
+
+// sizeText writes a byte count for people: "65536 bytes (64 KiB)".
+func sizeText(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d bytes (%d MiB)", n, n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d bytes (%d KiB)", n, n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// encodeOutput encodes an action's result for a client of encoding enc,
+// giving up as soon as the result cannot fit in MaxOutgoing, before
+// encoding all of it. It runs in the action's turn, so a result too
+// large fails the action and its changes are rolled back. The encoding
+// checked is CBOR; a JSON message may be shorter than the CBOR of its
+// value (0.1 takes 9 bytes in CBOR, 3 in JSON), so for JSON it allows up
+// to three times the limit and the message is checked once built.
+func (g *Gateway) encodeOutput(enc protocol.Encoding) func(any) ([]byte, error) {
+	limit := g.cfg.MaxOutgoing
+	if !enc.Binary() {
+		limit *= 3
+	}
+	return func(v any) ([]byte, error) {
+		b, err := codec.MarshalLimit(v, limit)
+		if errors.Is(err, codec.ErrTooLarge) {
+			return nil, g.outgoingTooLong()
+		}
+		return b, err
+	}
 }
 
 // action serves a stateless action: POST /action/{name}.
@@ -207,7 +260,7 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 		return
 	}
 	enc := protocol.HTTPEncoding(r.Header.Get("X-Rivet-Encoding"))
-	body, err := readBody(r, g.cfg.MaxIncoming)
+	body, err := g.readBody(r)
 	if err != nil {
 		g.fail(w, r, err)
 		return
@@ -232,7 +285,7 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 	}
 	conn := engine.NewStatelessConn(params, ref.Auth)
 	conn.Request = r
-	out, err := g.e.Call(ctx, ref.ID, conn, params, name, req.Args, codec.Marshal, g.e.ActionTimeout(ref.Name))
+	out, err := g.e.Call(ctx, ref.ID, conn, params, name, req.Args, g.encodeOutput(enc), g.e.ActionTimeout(ref.Name))
 	if err != nil {
 		g.fail(w, r, err)
 		return
@@ -243,7 +296,7 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 		return
 	}
 	if len(resp) > g.cfg.MaxOutgoing {
-		g.fail(w, r, rivettype.ErrOutgoingTooLong)
+		g.fail(w, r, g.outgoingTooLong())
 		return
 	}
 	w.Header().Set("Content-Type", enc.ContentType())

@@ -13,20 +13,28 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/protocol"
 	"github.com/rivetgo/rivet/rivettype"
 )
 
-// writeTimeout bounds one WebSocket write; a client that takes longer is
-// disconnected.
-const writeTimeout = 10 * time.Second
-
 var (
-	errSendQueueFull = &rivettype.Error{Group: "message", Code: "outgoing_queue_full", Message: "The client does not read its messages fast enough.", Public: true}
-	errInvalidUTF8   = &rivettype.Error{Group: "message", Code: "invalid_utf8", Message: "Text frame is not valid UTF-8.", Public: true}
+	errSendQueueFull        = &rivettype.Error{Group: "message", Code: "outgoing_queue_full", Message: "The client does not read its messages fast enough.", Public: true}
+	errInvalidUTF8          = &rivettype.Error{Group: "message", Code: "invalid_utf8", Message: "Text frame is not valid UTF-8.", Public: true}
+	errEventNameTooLong     = &rivettype.Error{Group: "message", Code: "event_name_too_long", Message: "Event name too long.", Public: true}
+	errTooManySubscriptions = &rivettype.Error{Group: "connection", Code: "too_many_subscriptions", Message: "Too many event subscriptions.", Public: true}
 )
+
+// newSender returns a sender for a socket with the gateway's queue limits;
+// a client that falls behind them is logged (log) and counted.
+func (g *Gateway) newSender(c *websocket.Conn, log *slog.Logger, onErr func(error)) *sender {
+	lim := queueLimits{messages: g.cfg.SendQueue, bytes: g.cfg.SendQueueBytes, writeTimeout: g.cfg.WriteTimeout}
+	return newSender(c, lim, onErr, func(queued int) {
+		g.metrics.countError(errSendQueueFull)
+		log.Warn("websocket client does not read its messages: disconnected",
+			"queued_bytes", queued, "send_queue_bytes", lim.bytes, "send_queue", lim.messages)
+	})
+}
 
 // closeReason is "group.code", at most 123 bytes (the WebSocket limit).
 func closeReason(err error) string {
@@ -97,6 +105,10 @@ type wsConn struct {
 	ec      *engine.Conn
 	out     *sender
 	ctx     context.Context
+	// subs are the connection's subscriptions (read loop only).
+	subs map[string]struct{}
+	// slots bound the actions under way (maxPendingActions).
+	slots chan struct{}
 	// actions tracks action requests under way; a close from the actor
 	// waits for their answers (the action that put the actor to sleep or
 	// destroyed it gets its response).
@@ -137,7 +149,7 @@ func (wc *wsConn) Event(ev *engine.Event, gate *engine.Gate) {
 	if enc.Binary() {
 		typ = websocket.MessageBinary
 	}
-	wc.out.push(frame{gate: gate, build: func() (websocket.MessageType, []byte, error) {
+	wc.out.push(frame{gate: gate, size: len(ev.Name) + len(ev.Args), build: func() (websocket.MessageType, []byte, error) {
 		b, err := ev.Encoded(int(enc), func() ([]byte, error) {
 			return protocol.Encode(enc, protocol.Event{Name: ev.Name, Args: ev.Args})
 		})
@@ -165,7 +177,9 @@ func (wc *wsConn) message(m protocol.Message, actionID *uint64) func() (websocke
 	return func() (websocket.MessageType, []byte, error) {
 		b, err := protocol.Encode(wc.enc, m)
 		if err == nil && actionID != nil && len(b) > wc.g.cfg.MaxOutgoing {
-			b, err = protocol.Encode(wc.enc, protocol.Error{Group: "message", Code: "outgoing_too_long", Message: "Outgoing message too long", ActionID: actionID})
+			e := wc.g.outgoingTooLong()
+			wc.g.metrics.countError(e)
+			b, err = protocol.Encode(wc.enc, protocol.Error{Group: e.Group, Code: e.Code, Message: e.Message, ActionID: actionID})
 		}
 		if wc.enc.Binary() {
 			return websocket.MessageBinary, b, err
@@ -209,8 +223,9 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 		g.openFailed(c, enc, err)
 		return
 	}
-	wc := &wsConn{g: g, c: c, enc: enc, actorID: ref.ID, log: g.actorLog(ref), ctx: protocol.WithEncoding(ctx, enc)}
-	wc.out = newSender(c, g.cfg.SendQueue, func(err error) { wc.log.Error("encode message", "err", err) })
+	wc := &wsConn{g: g, c: c, enc: enc, actorID: ref.ID, log: g.actorLog(ref), ctx: protocol.WithEncoding(ctx, enc),
+		subs: map[string]struct{}{}, slots: make(chan struct{}, maxPendingActions)}
+	wc.out = g.newSender(c, wc.log, func(err error) { wc.log.Error("encode message", "err", err) })
 	wc.ec = engine.NewConn(engine.NewConnID(), params, ref.Auth, wc)
 	wc.ec.Request = r
 	if err := g.e.Connect(ctx, ref.ID, wc.ec); err != nil {
@@ -241,7 +256,7 @@ func (g *Gateway) openFailed(c *websocket.Conn, enc protocol.Encoding, err error
 		if !enc.Binary() {
 			typ = websocket.MessageText
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), g.cfg.WriteTimeout)
 		_ = c.Write(ctx, typ, b)
 		cancel()
 	}
@@ -269,34 +284,80 @@ func (wc *wsConn) read(ref actorRef) string {
 			return "read failed"
 		}
 		if len(data) > wc.g.cfg.MaxIncoming {
-			wc.out.abort(rivettype.ErrIncomingTooLong)
+			wc.fail(wc.g.incomingTooLong())
 			return "incoming message too long"
 		}
 		_ = typ
 		msg, err := protocol.DecodeToServer(wc.enc, data)
 		if err != nil {
-			wc.out.abort(errInvalidRequest.With("%v", err))
+			wc.fail(errInvalidRequest.With("%v", err))
 			return "invalid message"
 		}
 		switch m := msg.(type) {
 		case protocol.ActionRequest:
+			// Past maxPendingActions the next message waits for an
+			// action to finish: the client is slowed, not refused.
+			select {
+			case wc.slots <- struct{}{}:
+			case <-wc.ctx.Done():
+				return "connection lost"
+			}
 			wc.startAction()
 			wc.actions.Go(func() {
+				defer func() { <-wc.slots }()
 				defer wc.endAction()
 				wc.dispatch(m, timeout)
 			})
 		case protocol.SubscriptionRequest:
-			if err := wc.g.e.Subscribe(wc.ctx, wc.actorID, wc.ec, m.EventName, m.Subscribe); err != nil {
-				wc.out.abort(err)
+			if err := wc.subscribe(m); err != nil {
+				wc.fail(err)
 				return "subscription failed"
 			}
 		}
 	}
 }
 
+// subscribe applies a subscription request within the connection's
+// limits on event names and subscriptions.
+func (wc *wsConn) subscribe(m protocol.SubscriptionRequest) error {
+	_, had := wc.subs[m.EventName]
+	if m.Subscribe && !had {
+		if len(m.EventName) > maxEventName {
+			return errEventNameTooLong.With("Event name too long: %d bytes, the limit is %d.", len(m.EventName), maxEventName)
+		}
+		if len(wc.subs) >= wc.g.cfg.MaxSubscriptions {
+			return errTooManySubscriptions.With("Too many event subscriptions: the limit is %d per connection (setting max_subscriptions, environment RIVET_MAX_SUBSCRIPTIONS).", wc.g.cfg.MaxSubscriptions)
+		}
+	}
+	if !m.Subscribe && !had {
+		return nil
+	}
+	if err := wc.g.e.Subscribe(wc.ctx, wc.actorID, wc.ec, m.EventName, m.Subscribe); err != nil {
+		return err
+	}
+	if m.Subscribe {
+		wc.subs[m.EventName] = struct{}{}
+	} else {
+		delete(wc.subs, m.EventName)
+	}
+	return nil
+}
+
+// fail answers a protocol error of the client: an Error message with
+// actionId null, then close 1011 "group.code" once it is written.
+func (wc *wsConn) fail(err error) {
+	e := public(err)
+	wc.g.metrics.countError(e)
+	if pe, ok := rivettype.As(err); !ok || !pe.Public {
+		wc.log.Error("connection failed", "err", err)
+	}
+	wc.out.push(frame{size: len(e.Message), build: wc.message(protocol.Error{Group: e.Group, Code: e.Code, Message: e.Message, Metadata: metadataCBOR(e)}, nil)})
+	wc.out.closeAfterQueue(websocket.StatusInternalError, closeReason(err))
+}
+
 // dispatch runs one action of the connection and queues its answer.
 func (wc *wsConn) dispatch(m protocol.ActionRequest, timeout time.Duration) {
-	out, err := wc.g.e.Call(wc.ctx, wc.actorID, wc.ec, nil, m.Name, m.Args, codec.Marshal, timeout)
+	out, err := wc.g.e.Call(wc.ctx, wc.actorID, wc.ec, nil, m.Name, m.Args, wc.g.encodeOutput(wc.enc), timeout)
 	id := m.ID
 	if err != nil {
 		if wc.ctx.Err() != nil {
@@ -310,7 +371,7 @@ func (wc *wsConn) dispatch(m protocol.ActionRequest, timeout time.Duration) {
 		wc.out.push(frame{build: wc.message(protocol.Error{Group: e.Group, Code: e.Code, Message: e.Message, Metadata: metadataCBOR(e), ActionID: &id}, nil)})
 		return
 	}
-	wc.out.push(frame{build: wc.message(protocol.ActionResponse{ID: id, Output: out}, &id)})
+	wc.out.push(frame{size: len(out), build: wc.message(protocol.ActionResponse{ID: id, Output: out}, &id)})
 }
 
 // decodeParamsProtocol decodes the value of a rivet_conn_params.*

@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,6 +33,21 @@ const (
 	// DefaultSendQueue bounds the messages waiting to be written to one
 	// WebSocket; a client that does not read is disconnected past it.
 	DefaultSendQueue = 1024
+	// DefaultSendQueueBytes bounds the bytes of those messages.
+	DefaultSendQueueBytes = 4 << 20
+	// DefaultMaxSubscriptions bounds the event subscriptions of one
+	// connection.
+	DefaultMaxSubscriptions = 1000
+	// DefaultBodyTimeout bounds the time a request body takes to arrive.
+	DefaultBodyTimeout = 30 * time.Second
+	// DefaultWriteTimeout bounds the writing of one response, or of one
+	// batch of WebSocket messages.
+	DefaultWriteTimeout = 30 * time.Second
+	// maxEventName bounds the event name of a subscription request.
+	maxEventName = 256
+	// maxPendingActions bounds the actions of one connection under way
+	// at once; the connection's next message is read when one finishes.
+	maxPendingActions = 1000
 	// maxRESTBody bounds the body of a REST call.
 	maxRESTBody = 8 << 20
 )
@@ -83,6 +99,15 @@ type Config struct {
 	MaxOutgoing int
 	MaxInput    int
 	SendQueue   int
+	// SendQueueBytes bounds the bytes queued for one WebSocket.
+	SendQueueBytes int
+	// MaxSubscriptions bounds the subscriptions of one connection.
+	MaxSubscriptions int
+	// BodyTimeout bounds the arrival of a request body, from the start
+	// of the request; WriteTimeout the writing of a response, from its
+	// first byte, and of each batch of WebSocket messages.
+	BodyTimeout  time.Duration
+	WriteTimeout time.Duration
 	// Version is reported by /metadata.
 	Version string
 	// Inspector, when set, serves the paths InspectorPath accepts (/ui/
@@ -116,6 +141,18 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = DefaultSendQueue
+	}
+	if cfg.SendQueueBytes <= 0 {
+		cfg.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
@@ -238,7 +275,46 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() { g.metrics.observe(kind(r.URL.Path), rec.status) }()
+	if !isWebSocket(r) {
+		// A WebSocket's deadlines are its own (the sender's write
+		// timeout); hijacking clears the connection's.
+		g.deadlines(rec, r)
+	}
 	g.serve(rec, r)
+}
+
+// deadlines bounds a plain HTTP request on its connection: its body must
+// arrive within BodyTimeout (from now), and its response be written
+// within WriteTimeout of its first byte. Waiting for a long action counts
+// against neither. Where the connection has no deadlines (an in-memory
+// listener), nothing is bounded.
+func (g *Gateway) deadlines(rec *statusRecorder, r *http.Request) {
+	rc := http.NewResponseController(rec.ResponseWriter)
+	rec.writeDeadline = func() { _ = rc.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout)) }
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		return
+	}
+	if rc.SetReadDeadline(time.Now().Add(g.cfg.BodyTimeout)) == nil {
+		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+	}
+}
+
+// deadlineBody lifts the body's read deadline once the body has been read
+// to its end: the server then keeps reading the connection to notice a
+// client that hangs up, and a deadline there would cancel the request.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		_ = b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
@@ -410,7 +486,7 @@ func status(e *rivettype.Error) int {
 	switch e.Group + "." + e.Code {
 	case "actor.not_found", "guard.no_route", "actor.action_not_found":
 		return http.StatusNotFound
-	case "actor.action_timed_out":
+	case "actor.action_timed_out", "message.incoming_timeout":
 		return http.StatusRequestTimeout
 	case "actor.method_not_allowed":
 		return http.StatusMethodNotAllowed
@@ -437,6 +513,9 @@ func status(e *rivettype.Error) int {
 // fail answers with an error, always as JSON: the client decodes a JSON
 // error whatever encoding it asked for.
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if g.clientGone(w, r, err) {
+		return
+	}
 	e := public(err)
 	g.metrics.countError(e)
 	if !quiet(err) {
@@ -447,6 +526,24 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, err error) {
 		body["metadata"] = md
 	}
 	writeJSON(w, status(e), body)
+}
+
+// StatusClientClosed is the status a request whose client hung up before
+// its answer is counted with (nginx's 499): nothing is written.
+const StatusClientClosed = 499
+
+// clientGone reports whether err only says that the client hung up
+// before its answer; it then notes the request as 499 and logs at debug.
+// A client canceling is not a server error.
+func (g *Gateway) clientGone(w http.ResponseWriter, r *http.Request, err error) bool {
+	if r.Context().Err() == nil || !errors.Is(err, context.Canceled) {
+		return false
+	}
+	g.log.Debug("client went away before its answer", "method", r.Method, "path", r.URL.Path)
+	if rec, ok := w.(*statusRecorder); ok && rec.status == 0 {
+		rec.status = StatusClientClosed
+	}
+	return true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

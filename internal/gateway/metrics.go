@@ -57,12 +57,22 @@ func (g *Gateway) actorLog(ref actorRef) *slog.Logger {
 }
 
 // statusRecorder notes the status a handler wrote.
+// The first one arms the write deadline, if any.
 type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status        int
+	writeDeadline func()
+}
+
+func (s *statusRecorder) started() {
+	if s.writeDeadline != nil {
+		s.writeDeadline()
+		s.writeDeadline = nil
+	}
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
+	s.started()
 	if s.status == 0 {
 		s.status = code
 	}
@@ -70,6 +80,7 @@ func (s *statusRecorder) WriteHeader(code int) {
 }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
+	s.started()
 	if s.status == 0 {
 		s.status = http.StatusOK
 	}

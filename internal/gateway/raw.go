@@ -69,6 +69,9 @@ func actorRequest(ctx context.Context, r *http.Request, escPath, rawQuery string
 
 // failStatus is fail with a fixed status.
 func (g *Gateway) failStatus(w http.ResponseWriter, r *http.Request, code int, err error) {
+	if g.clientGone(w, r, err) {
+		return
+	}
 	e := public(err)
 	g.metrics.countError(e)
 	if !quiet(err) {
@@ -86,9 +89,10 @@ func (g *Gateway) failStatus(w http.ResponseWriter, r *http.Request, code int, e
 // from a turn (events named "text" or "binary") are written after the
 // turn is durable, in order.
 type RawSocket struct {
-	c     *websocket.Conn
-	limit int
-	out   *sender
+	c       *websocket.Conn
+	limit   int
+	tooLong error // message.incoming_too_long with the limit
+	out     *sender
 }
 
 // Event implements engine.Transport.
@@ -97,7 +101,7 @@ func (s *RawSocket) Event(ev *engine.Event, gate *engine.Gate) {
 	if ev.Name == "text" {
 		typ = websocket.MessageText
 	}
-	s.out.push(frame{gate: gate, build: func() (websocket.MessageType, []byte, error) { return typ, data, nil }})
+	s.out.push(frame{gate: gate, size: len(data), build: func() (websocket.MessageType, []byte, error) { return typ, data, nil }})
 }
 
 // Close implements engine.Transport: the actor closed the socket.
@@ -124,7 +128,7 @@ func (s *RawSocket) Read(ctx context.Context) (text bool, data []byte, err error
 	}
 	if len(data) > s.limit {
 		s.out.abort(rivettype.ErrIncomingTooLong)
-		return false, nil, rivettype.ErrIncomingTooLong
+		return false, nil, s.tooLong
 	}
 	text = typ == websocket.MessageText
 	if text && !utf8.Valid(data) {
@@ -159,7 +163,7 @@ func (g *Gateway) rawWebSocket(w http.ResponseWriter, r *http.Request, t target,
 		path = "/"
 	}
 	r2 := actorRequest(ctx, r, path, rawQuery)
-	sock := &RawSocket{c: c, limit: g.cfg.MaxIncoming, out: newSender(c, g.cfg.SendQueue, func(error) {})}
+	sock := &RawSocket{c: c, limit: g.cfg.MaxIncoming, tooLong: g.incomingTooLong(), out: g.newSender(c, g.actorLog(ref), nil)}
 	go sock.out.run(ctx)
 	if err := g.cfg.Hooks.WebSocket(ctx, ref.ID, ref.Name, sock, r2); err != nil {
 		if !quiet(err) {

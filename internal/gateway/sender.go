@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -15,18 +16,36 @@ import (
 type frame struct {
 	gate  *engine.Gate
 	build func() (websocket.MessageType, []byte, error)
+	// size is what the frame counts against the queue's byte bound: its
+	// payload (known before the frame is built) plus frameOverhead.
+	size int
+}
+
+// frameOverhead is what a queued frame costs beyond its payload: the
+// frame, its closure and the protocol envelope.
+const frameOverhead = 64
+
+// queueLimits bound a sender's queue and its writes.
+type queueLimits struct {
+	messages     int           // frames queued
+	bytes        int           // their payload bytes, the frames being written included
+	writeTimeout time.Duration // one batch of writes
 }
 
 // sender writes a WebSocket's outgoing frames in order, each after its
-// gate. Its queue is bounded: a client that does not read is closed with
-// 1011 rather than stalling the actor that produces its messages.
+// gate. Its queue is bounded in messages and in bytes: a client that does
+// not read is closed with 1011 "message.outgoing_queue_full" rather than
+// stalling the actor that produces its messages or holding its memory.
 type sender struct {
-	c     *websocket.Conn
-	max   int
-	onErr func(error) // logs a frame that could not be built
+	c      *websocket.Conn
+	lim    queueLimits
+	onErr  func(error) // logs a frame that could not be built
+	onFull func(queuedBytes int)
 
 	mu      sync.Mutex
 	queue   []frame
+	bytes   int // sizes of the frames queued or being written
+	full    bool
 	aborted error
 	closing bool
 	code    websocket.StatusCode
@@ -35,8 +54,13 @@ type sender struct {
 	done    chan struct{}
 }
 
-func newSender(c *websocket.Conn, max int, onErr func(error)) *sender {
-	return &sender{c: c, max: max, onErr: onErr, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// newSender returns a sender for c. onFull, if set, runs when a push finds
+// the queue full, before the socket is aborted.
+func newSender(c *websocket.Conn, lim queueLimits, onErr func(error), onFull func(queuedBytes int)) *sender {
+	if onErr == nil {
+		onErr = func(error) {}
+	}
+	return &sender{c: c, lim: lim, onErr: onErr, onFull: onFull, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 func (s *sender) signal() {
@@ -46,29 +70,50 @@ func (s *sender) signal() {
 	}
 }
 
-// push queues f; past the bound the socket is aborted.
+// push queues f; past a bound the socket is aborted. One frame larger
+// than the byte bound still goes through when nothing else is queued.
 func (s *sender) push(f frame) {
+	f.size += frameOverhead
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return
 	}
-	if len(s.queue) >= s.max {
+	if len(s.queue) >= s.lim.messages || (s.bytes > 0 && s.bytes+f.size > s.lim.bytes) {
+		queued := s.bytes
+		if s.full {
+			s.mu.Unlock()
+			return // one drop, counted once
+		}
+		s.full = true
 		s.mu.Unlock()
+		if s.onFull != nil {
+			s.onFull(queued)
+		}
 		s.abort(errSendQueueFull)
 		return
 	}
 	s.queue = append(s.queue, f)
+	s.bytes += f.size
 	s.mu.Unlock()
 	s.signal()
 }
 
 // pushFront queues f ahead of everything else (Init).
 func (s *sender) pushFront(f frame) {
+	f.size += frameOverhead
 	s.mu.Lock()
 	s.queue = append([]frame{f}, s.queue...)
+	s.bytes += f.size
 	s.mu.Unlock()
 	s.signal()
+}
+
+// queuedBytes is the size of the frames queued or being written.
+func (s *sender) queuedBytes() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
 }
 
 // closeAfterQueue closes the socket once the queued frames are written.
@@ -90,12 +135,24 @@ func (s *sender) abort(err error) {
 	if first {
 		s.aborted = err
 	}
+	for _, f := range s.queue {
+		s.bytes -= f.size
+	}
 	s.queue, s.closing = nil, true
 	s.mu.Unlock()
 	if first {
 		go func() { _ = s.c.Close(websocket.StatusInternalError, closeReason(err)) }()
 	}
 	s.signal()
+}
+
+// drop releases the bytes of frames that will not be written.
+func (s *sender) drop(fs []frame) {
+	s.mu.Lock()
+	for _, f := range fs {
+		s.bytes -= f.size
+	}
+	s.mu.Unlock()
 }
 
 // abortErr is the error the socket was aborted with, if any.
@@ -138,9 +195,19 @@ func (s *sender) run(ctx context.Context) {
 	}
 }
 
+// written releases the queue bytes of a frame the writer is done with
+// and reports whether the socket was aborted.
+func (s *sender) written(f frame) (aborted bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bytes -= f.size
+	return s.aborted != nil
+}
+
 // write writes a batch of frames in order, each once its gate opens. The
 // write deadline starts at the first write, so waiting for a slow commit
-// does not eat into it.
+// does not eat into it. Each frame's bytes are released once it is
+// written (or dropped).
 func (s *sender) write(ctx context.Context, batch []frame) {
 	var w struct {
 		ctx  context.Context
@@ -151,23 +218,29 @@ func (s *sender) write(ctx context.Context, batch []frame) {
 			w.stop()
 		}
 	}()
-	for _, f := range batch {
+	for i, f := range batch {
 		if s.abortErr() != nil {
+			s.drop(batch[i:])
 			return
 		}
 		if err := f.gate.Wait(ctx); err != nil {
+			s.written(f)
 			continue // the turn never happened
 		}
 		typ, b, err := f.build()
 		if err != nil {
 			s.onErr(err)
+			s.written(f)
 			continue
 		}
 		if w.ctx == nil {
-			w.ctx, w.stop = context.WithTimeout(ctx, writeTimeout)
+			w.ctx, w.stop = context.WithTimeout(ctx, s.lim.writeTimeout)
 		}
-		if err := s.c.Write(w.ctx, typ, b); err != nil {
+		err = s.c.Write(w.ctx, typ, b)
+		s.written(f)
+		if err != nil {
 			s.abort(err)
+			s.drop(batch[i+1:])
 			return
 		}
 	}
