@@ -2,6 +2,7 @@ package rivet
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -131,13 +132,19 @@ type Background[S, C, V any] struct {
 func (b *Background[S, C, V]) Context() context.Context { return b.ctx }
 
 // Enter runs fn as a new turn of the actor and waits until its changes
-// are durable.
+// are durable. Once the actor stops (Context is canceled) Enter returns
+// Context().Err(): fn may not have run, or its changes may be committed
+// by the stop without Enter waiting for them.
 func (b *Background[S, C, V]) Enter(fn func(c *Context[S, C, V]) error) error {
-	return publicError(b.e.Enter(b.ctx, b.id, func(t *engine.Turn) error {
+	err := b.e.Enter(b.ctx, b.id, func(t *engine.Turn) error {
 		inst := t.Instance().(*instance[S, C, V])
 		c := inst.ctx(t)
 		return finish(c, fn(c))
-	}))
+	})
+	if cerr := b.ctx.Err(); err != nil && cerr != nil && errors.Is(err, cerr) {
+		return cerr
+	}
+	return publicError(err)
 }
 
 // RunInBackground runs fn outside the turn, after the turn ends. The actor

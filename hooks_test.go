@@ -293,6 +293,27 @@ func TestRunHandler(t *testing.T) {
 	waitFor(t, func() bool { return must[runState](t)(rivet.Call[runState](ctx, h, "get")).Runs == 2 })
 }
 
+// Enter from a Run handler whose actor is stopping returns the canceled
+// context's error, not core.internal_error.
+func TestRunHandlerEnterAfterStop(t *testing.T) {
+	ctx := ctxT(t)
+	ended := make(chan error, 1)
+	k := kit(t, newMem(), rivet.NewActor("runner", rivet.Opts[runState]{
+		SleepTimeout: time.Minute,
+		Run: func(bg *runBg) error {
+			<-bg.Context().Done()
+			err := bg.Enter(func(c *rivet.Ctx[runState]) error { c.State.Ticks++; return nil })
+			ended <- err
+			return err
+		},
+	}).Action("sleep", func(c *rivet.Ctx[runState]) { c.Sleep() }))
+	h := k.Client.GetOrCreate("runner", nil)
+	must[rivet.Value](t)(h.Call(ctx, "sleep"))
+	if err := <-ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Enter after the stop returned %v, want context.Canceled", err)
+	}
+}
+
 // A Run handler that fails or panics is logged; the actor goes on and
 // sleeps when idle.
 func TestRunHandlerFails(t *testing.T) {
