@@ -134,7 +134,9 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 
 // isHelpFlag reports whether arg asks for help, as the flag package
 // understands it.
-func isHelpFlag(arg string) bool { return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h" }
+func isHelpFlag(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
+}
 
 // newFlags makes a command's flag set; its usage is the synopsis, a
 // description and the flags.
