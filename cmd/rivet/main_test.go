@@ -170,7 +170,7 @@ func TestServeWithConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	url, out := startServe(t, "--config", cfg, "--pprof", "127.0.0.1:0")
-	if !strings.Contains(out.String(), "inspector  "+url+"/ui/ (token") {
+	if !strings.Contains(out.String(), "inspector  "+url+"/ui/ (admin token required)") {
 		t.Fatalf("the config file's admin token is not in effect:\n%s", out.String())
 	}
 	prof := regexp.MustCompile(`profiler at (http://\S+)`).FindStringSubmatch(out.String())
