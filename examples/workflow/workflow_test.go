@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/rivetgo/rivet"
-	"github.com/rivetgo/rivet/examples/internal/readmecurl"
+	"github.com/rivetgo/rivet/internal/readmecurl"
 	"github.com/rivetgo/rivet/examples/workflow"
 	"github.com/rivetgo/rivet/rivettest"
 )
