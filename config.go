@@ -149,13 +149,13 @@ var settings = []Setting{
 		Help: "Bearer token of the inspector (/ui/, /inspector/). Without one the inspector answers loopback clients only.",
 		set:  func(c *Config, v string) error { c.Inspector.Token = v; return nil }},
 	{Name: "inspector", Env: "RIVET_INSPECTOR", Field: "Inspector.Disabled", Default: "true",
-		Help: "Serve the inspector UI and its JSON API (false turns both off).",
+		Help: "Serve the inspector UI (/ui/) and its JSON API (/inspector/); false turns both off. The Go field is the opposite: inspector: false is Inspector.Disabled = true.",
 		set: func(c *Config, v string) error {
 			on, err := parseBool(v)
 			c.Inspector.Disabled = !on
 			return err
 		}},
-	{Name: "log_level", Env: "LOG_LEVEL", Field: "Log.Level", Default: "warn",
+	{Name: "log_level", Env: "LOG_LEVEL", Field: "Log.Level", Default: "info",
 		Help: "Minimum level logged: trace, debug, info, warn, error, fatal or silent.",
 		set: func(c *Config, v string) error {
 			v = strings.ToLower(v)

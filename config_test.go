@@ -120,8 +120,8 @@ func TestNewLogger(t *testing.T) {
 
 	buf.Reset()
 	l, _ = rivet.NewLogger(&buf, rivet.LogConfig{Timestamp: true, Target: true})
-	l.Info("hidden at the default level (warn)")
-	l.Warn("shown")
+	l.Debug("hidden at the default level (info)")
+	l.Info("shown")
 	if out := buf.String(); strings.Contains(out, "hidden") || !strings.Contains(out, "time=") ||
 		!strings.Contains(out, "source=") || !strings.Contains(out, `msg=shown`) {
 		t.Fatalf("text output %q", out)

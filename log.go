@@ -11,8 +11,9 @@ import (
 // nil. Its settings follow RivetKit's logging variables (LOG_LEVEL,
 // LOG_TIMESTAMP, LOG_TARGET) plus LOG_FORMAT.
 type LogConfig struct {
-	// Level is the minimum level logged: trace, debug, info, warn
-	// (default), error, fatal or silent.
+	// Level is the minimum level logged: trace, debug, info (default),
+	// warn, error, fatal or silent. RivetKit's default is warn; see
+	// docs/migrating-from-rivetkit.md for why rivetgo shows info.
 	Level string
 	// Format is text (default, logfmt-style key=value) or json.
 	Format string
@@ -38,7 +39,7 @@ var levelNames = map[string]slog.Level{
 func NewLogger(w io.Writer, lc LogConfig) (*slog.Logger, error) {
 	level := strings.ToLower(strings.TrimSpace(lc.Level))
 	if level == "" {
-		level = "warn"
+		level = "info"
 	}
 	if level == "silent" {
 		return slog.New(slog.DiscardHandler), nil

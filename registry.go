@@ -164,6 +164,7 @@ type Runtime struct {
 	driver     rivetdriver.Driver
 	ownsDriver bool
 	dataDir    string
+	store      string // the store as WriteBanner shows it
 	log        *slog.Logger
 }
 
@@ -192,7 +193,7 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 		if err != nil {
 			return nil, err
 		}
-		rt.driver, rt.ownsDriver = d, true
+		rt.driver, rt.ownsDriver, rt.store = d, true, "postgres, "+redactURL(cfg.PostgresURL)
 	}
 	if rt.driver == nil {
 		dir := cfg.DataDir
@@ -206,8 +207,8 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 		if err != nil {
 			return nil, err
 		}
-		rt.driver, rt.ownsDriver, rt.dataDir = d, true, dir
-		rt.log.Info("rivet: embedded store opened", "data_dir", dir)
+		rt.driver, rt.ownsDriver, rt.dataDir, rt.store = d, true, dir, "embedded, "+dir
+		rt.log.Debug("rivet: embedded store opened", "data_dir", dir)
 	}
 	sync := false
 	if sc, ok := cfg.Clock.(syncClock); ok {

@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -196,7 +198,10 @@ func (rt *Runtime) ServeHandler(ctx context.Context, l net.Listener, h http.Hand
 }
 
 // ListenAndServe starts a runtime for reg, serves it on addr (see
-// ListenAddr) until ctx is canceled, then stops it gracefully.
+// ListenAddr) until ctx is canceled, then stops it gracefully. Once it
+// listens it prints the banner of WriteBanner on standard error (as one
+// log record instead with a Config.Logger of your own or LOG_FORMAT=json;
+// not at all when the log level is above info).
 //
 // A nil cfg is LoadConfig(""): settings from $RIVET_CONFIG and the
 // environment. An empty addr is cfg.Listen.
@@ -219,7 +224,7 @@ func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config
 		_ = rt.Stop(context.Background())
 		return err
 	}
-	rt.log.Info("rivet: listening", "addr", "http://"+l.Addr().String(), "cors", cfg.Gateway.CORS())
+	rt.announce(ctx, cfg, l.Addr())
 	serr := rt.Serve(ctx, l)
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -230,6 +235,93 @@ func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config
 		serr = nil
 	}
 	return serr
+}
+
+// WriteBanner writes the few lines a server prints when it starts
+// serving rt at addr: the version and the actors, the endpoint, the
+// store, the inspector and the metrics. ListenAndServe and rivet serve
+// print it; call it when you serve rt.Handler() yourself. title names
+// what is served (rivet serve's example) and may be empty; app, if not
+// empty, is the path of a web app served next to the runtime.
+func (rt *Runtime) WriteBanner(w io.Writer, addr net.Addr, title, app string) error {
+	var b strings.Builder
+	b.WriteString(rt.bannerTitle(title) + "\n")
+	for _, l := range rt.bannerLines(addr, app) {
+		fmt.Fprintf(&b, "  %-10s %s\n", l[0], l[1])
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// announce prints the banner when ListenAndServe listens: as text on
+// standard error beside the default text logger's lines, as one log
+// record with any other logger, not at all above info level.
+func (rt *Runtime) announce(ctx context.Context, cfg *Config, addr net.Addr) {
+	if !rt.log.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	if cfg.Logger == nil && !strings.EqualFold(cfg.Log.Format, "json") {
+		_ = rt.WriteBanner(os.Stderr, addr, "", "")
+		return
+	}
+	var attrs []any
+	for _, l := range rt.bannerLines(addr, "") {
+		attrs = append(attrs, l[0], l[1])
+	}
+	rt.log.Info(rt.bannerTitle(""), attrs...)
+}
+
+func (rt *Runtime) bannerTitle(title string) string {
+	names := strings.Join(rt.reg.Names(), ", ")
+	if title != "" {
+		return fmt.Sprintf("rivet %s serving %q (%s)", Version, title, names)
+	}
+	return fmt.Sprintf("rivet %s serving %s", Version, names)
+}
+
+// bannerLines are the banner's labelled lines.
+func (rt *Runtime) bannerLines(addr net.Addr, app string) [][2]string {
+	base := "http://" + browserAddr(addr)
+	lines := [][2]string{{"endpoint", base}}
+	if app != "" {
+		lines = append(lines, [2]string{"app", base + app})
+	}
+	store := rt.store
+	if store == "" {
+		store = fmt.Sprintf("%T", rt.driver)
+	}
+	lines = append(lines, [2]string{"store", store})
+	inspector := base + "/ui/ (loopback clients only; set RIVET_ADMIN_TOKEN to open it to others)"
+	switch {
+	case rt.inspConfig.Disabled:
+		inspector = "off"
+	case rt.inspConfig.Token != "" || os.Getenv("RIVET_ADMIN_TOKEN") != "":
+		inspector = base + "/ui/ (admin token required)"
+	}
+	return append(lines, [2]string{"inspector", inspector}, [2]string{"metrics", base + "/metrics"},
+		[2]string{"cors", rt.gwConfig.CORS()})
+}
+
+// browserAddr is a listener's address as a browser should use it: an
+// unspecified host (":6420", "0.0.0.0") shows as 127.0.0.1.
+func browserAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// redactURL hides a URL's password.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // hooks runs the typed definitions' gateway hooks.

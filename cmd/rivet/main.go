@@ -32,16 +32,24 @@ var version = rivet.Version
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Stdout)
-	if err == nil {
-		return
+	if code := report(os.Stderr, run(ctx, os.Args[1:], os.Stdout)); code != 0 {
+		os.Exit(code)
 	}
-	fmt.Fprintln(os.Stderr, "rivet:", oneLine(err))
+}
+
+// report prints a command's error as one line on w, prefixed "rivet: "
+// once, and returns the exit status: 0 without an error, 2 for a usage
+// mistake, 1 for a failure.
+func report(w io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	fmt.Fprintln(w, "rivet:", oneLine(err))
 	var u usageError
 	if errors.As(err, &u) {
-		os.Exit(2)
+		return 2
 	}
-	os.Exit(1)
+	return 1
 }
 
 // usageError is a mistake in the command line (exit status 2).
@@ -53,11 +61,12 @@ func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(fo
 
 // oneLine keeps an error to one line: its lines (joined errors, a
 // driver's per-host attempts) are trimmed, repeats dropped, and separated
-// by "; ".
+// by "; ". The "rivet: " that the library's errors start with is dropped:
+// report prints it once.
 func oneLine(err error) string {
 	var parts []string
 	for _, l := range strings.Split(err.Error(), "\n") {
-		l = strings.TrimSpace(l)
+		l = strings.TrimPrefix(strings.TrimSpace(l), "rivet: ")
 		if l != "" && (len(parts) == 0 || parts[len(parts)-1] != l) {
 			parts = append(parts, l)
 		}
@@ -76,6 +85,7 @@ Usage:
   rivet migrate --postgres URL   apply the PostgreSQL schema's pending migrations
   rivet demo                     call the demo actors in-process and show persistence
   rivet version                  print the version
+  rivet help [COMMAND]           this list, or a command's flags
 
 Run "rivet COMMAND --help" for a command's flags. Settings also come from
 RIVET_* and LOG_* environment variables and a config file (--config);
@@ -92,7 +102,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 func dispatch(ctx context.Context, args []string, out io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+	if len(args) > 0 && (isHelpFlag(args[0]) || args[0] != "" && args[0][0] != '-') {
 		cmd, args = args[0], args[1:]
 	}
 	switch cmd {
@@ -113,10 +123,19 @@ func dispatch(ctx context.Context, args []string, out io.Writer) error {
 		fmt.Fprintln(out, "rivet", version)
 		return nil
 	case "help", "-h", "-help", "--help":
+		if cmd == "help" && len(args) > 0 && args[0] != "help" && !isHelpFlag(args[0]) {
+			return dispatch(ctx, []string{args[0], "--help"}, out) // rivet help serve
+		}
 		fmt.Fprint(out, usage)
 		return nil
 	}
 	return usagef("unknown command %q (run \"rivet help\")", cmd)
+}
+
+// isHelpFlag reports whether arg asks for help, as the flag package
+// understands it.
+func isHelpFlag(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
 }
 
 // newFlags makes a command's flag set; its usage is the synopsis, a

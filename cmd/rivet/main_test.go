@@ -170,7 +170,7 @@ func TestServeWithConfigFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	url, out := startServe(t, "--config", cfg, "--pprof", "127.0.0.1:0")
-	if !strings.Contains(out.String(), "inspector  "+url+"/ui/ (token") {
+	if !strings.Contains(out.String(), "inspector  "+url+"/ui/ (admin token required)") {
 		t.Fatalf("the config file's admin token is not in effect:\n%s", out.String())
 	}
 	prof := regexp.MustCompile(`profiler at (http://\S+)`).FindStringSubmatch(out.String())
@@ -196,6 +196,7 @@ func TestCommandLineMistakes(t *testing.T) {
 	free.Close()
 	badConfig := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(badConfig, []byte("listn: :1\n"), 0o600)
+	os.WriteFile(badConfig+".toml", []byte("listen = 1\n"), 0o600)
 	for _, tc := range []struct {
 		args  []string
 		want  string
@@ -214,26 +215,55 @@ func TestCommandLineMistakes(t *testing.T) {
 		{[]string{"actors", "ls", "--server", dead}, "cannot reach the server at " + dead, false},
 		{[]string{"actors", "ls", "--server", "ftp://x"}, "bad server URL", true},
 		{[]string{"migrate"}, "no database", true},
+		{[]string{"serve", "--config", filepath.Join(t.TempDir(), "missing.yaml")}, "config file: open ", false},
+		{[]string{"serve", "--config", badConfig + ".toml"}, "want a .json, .yaml or .yml file", false},
+		{[]string{"help", "nope"}, `unknown command "nope"`, true},
 	} {
 		t.Setenv("RIVET_POSTGRES_URL", "")
 		_, err := cli(t, tc.args...)
-		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(oneLine(err), "\n") {
-			t.Errorf("%q: error %v, want one line containing %q", tc.args, err, tc.want)
+		var stderr bytes.Buffer
+		code := report(&stderr, err)
+		line := stderr.String()
+		if err == nil || !strings.Contains(line, tc.want) || strings.Count(line, "\n") != 1 ||
+			!strings.HasPrefix(line, "rivet: ") || strings.Contains(line, "rivet: rivet:") {
+			t.Errorf("%q: printed %q, want one line \"rivet: ...\" containing %q", tc.args, line, tc.want)
 			continue
 		}
-		var u usageError
-		if errors.As(err, &u) != tc.usage {
-			t.Errorf("%q: usage error = %v, want %v", tc.args, errors.As(err, &u), tc.usage)
+		if want := map[bool]int{true: 2, false: 1}[tc.usage]; code != want {
+			t.Errorf("%q: exit status %d, want %d", tc.args, code, want)
 		}
+	}
+	// The library's errors start with "rivet: "; it is printed once, also
+	// inside joined errors.
+	var stderr bytes.Buffer
+	report(&stderr, errors.Join(errors.New("rivet: environment X=1: bad"), errors.New("rivet: stop: late")))
+	if got, want := stderr.String(), "rivet: environment X=1: bad; stop: late\n"; got != want {
+		t.Errorf("report printed %q, want %q", got, want)
 	}
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"serve", "--help"}, {"actors", "--help"}, {"actors", "ls", "-h"}, {"migrate", "--help"}} {
+	for _, args := range [][]string{{"help"}, {"serve", "--help"}, {"actors", "--help"}, {"actors", "ls", "-h"}, {"migrate", "--help"}, {"help", "migrate"}} {
 		out, err := cli(t, args...)
 		if err != nil || !strings.Contains(out, "Usage") && !strings.Contains(out, "usage") {
 			t.Errorf("%q: %v\n%s", args, err, out)
 		}
+	}
+	// rivet --help and -h list the commands, as rivet help does, not
+	// serve's flags.
+	list, _ := cli(t, "help")
+	for _, cmd := range []string{"serve", "actors ls", "actors get", "actors state", "actors destroy", "migrate", "demo", "version", "help"} {
+		if !strings.Contains(list, "\n  rivet "+cmd+" ") && !strings.Contains(list, "\n  rivet ["+cmd+"] ") {
+			t.Errorf("rivet help does not list %q:\n%s", cmd, list)
+		}
+	}
+	for _, flag := range []string{"--help", "-h", "-help"} {
+		if out, err := cli(t, flag); err != nil || out != list {
+			t.Errorf("rivet %s: %v\n%s\nwant the command list:\n%s", flag, err, out, list)
+		}
+	}
+	if out, _ := cli(t, "help", "serve"); !strings.Contains(out, "--listen") {
+		t.Errorf("rivet help serve does not show serve's flags:\n%s", out)
 	}
 	out, _ := cli(t, "version")
 	if !strings.HasPrefix(out, "rivet "+version) {

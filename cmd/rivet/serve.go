@@ -37,7 +37,7 @@ func runServe(ctx context.Context, args []string, out io.Writer) error {
 		{"postgres", "postgres_url", "store actors in PostgreSQL at this URL instead of the embedded store"},
 		{"engine", "engine", "run as a runner of the Rivet Engine at this URL (e.g. http://127.0.0.1:6420) instead of serving clients"},
 		{"allow-origins", "allowed_origins", "comma-separated browser origins allowed by CORS with credentials, or * (default: this server's pages and localhost)"},
-		{"log-level", "log_level", "trace, debug, info, warn, error, fatal or silent (default warn)"},
+		{"log-level", "log_level", "trace, debug, info, warn, error, fatal or silent (default info)"},
 		{"log-format", "log_format", "text or json (default text)"},
 	} {
 		flagged[s.setting] = fs.String(s.flag, "", s.help)
@@ -125,27 +125,11 @@ func serve(ctx context.Context, x examples.Example, cfg *rivet.Config, out io.Wr
 		l.Close()
 		return err
 	}
-	base := "http://" + displayAddr(l.Addr())
-	store := "embedded, " + rt.DataDir()
-	if cfg.PostgresURL != "" {
-		store = "postgres, " + redact(cfg.PostgresURL)
-	}
-	fmt.Fprintf(out, "rivet %s serving %q (%s)\n", version, x.Name, strings.Join(reg.Names(), ", "))
-	fmt.Fprintf(out, "  endpoint   %s\n", base)
+	app := ""
 	if x.Web != nil {
-		fmt.Fprintf(out, "  app        %s/\n", base)
+		app = "/"
 	}
-	fmt.Fprintf(out, "  store      %s\n", store)
-	switch {
-	case cfg.Inspector.Disabled:
-		fmt.Fprintf(out, "  inspector  off\n")
-	case cfg.Inspector.Token != "":
-		fmt.Fprintf(out, "  inspector  %s/ui/ (token: $RIVET_ADMIN_TOKEN)\n", base)
-	default:
-		fmt.Fprintf(out, "  inspector  %s/ui/ (loopback clients only; set RIVET_ADMIN_TOKEN to open it to others)\n", base)
-	}
-	fmt.Fprintf(out, "  metrics    %s/metrics\n", base)
-	fmt.Fprintf(out, "  cors       %s\n", cfg.Gateway.CORS())
+	_ = rt.WriteBanner(out, l.Addr(), x.Name, app)
 
 	var h http.Handler = rt.Handler()
 	if x.Web != nil {
@@ -159,19 +143,6 @@ func serve(ctx context.Context, x examples.Example, cfg *rivet.Config, out io.Wr
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return errors.Join(serr, rt.Stop(sctx))
-}
-
-// displayAddr is a listener's address as a browser should use it: an
-// unspecified host (":6420", "0.0.0.0") shows as 127.0.0.1.
-func displayAddr(a net.Addr) string {
-	host, port, err := net.SplitHostPort(a.String())
-	if err != nil {
-		return a.String()
-	}
-	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // redact hides a URL's password.

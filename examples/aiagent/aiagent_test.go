@@ -11,7 +11,7 @@ import (
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/examples/aiagent"
-	"github.com/rivetgo/rivet/examples/internal/readmecurl"
+	"github.com/rivetgo/rivet/internal/readmecurl"
 	"github.com/rivetgo/rivet/rivetclient"
 	"github.com/rivetgo/rivet/rivettest"
 )

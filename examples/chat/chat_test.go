@@ -18,8 +18,8 @@ import (
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/examples"
 	"github.com/rivetgo/rivet/examples/demo"
-	"github.com/rivetgo/rivet/examples/internal/readmecurl"
 	"github.com/rivetgo/rivet/internal/browsertest"
+	"github.com/rivetgo/rivet/internal/readmecurl"
 	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
 	"github.com/rivetgo/rivet/rivettest"
 )

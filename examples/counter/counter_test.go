@@ -8,7 +8,7 @@ import (
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/examples/counter"
-	"github.com/rivetgo/rivet/examples/internal/readmecurl"
+	"github.com/rivetgo/rivet/internal/readmecurl"
 	"github.com/rivetgo/rivet/rivetclient"
 	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
 )

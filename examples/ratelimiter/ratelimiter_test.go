@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/rivetgo/rivet"
-	"github.com/rivetgo/rivet/examples/internal/readmecurl"
 	"github.com/rivetgo/rivet/examples/ratelimiter"
+	"github.com/rivetgo/rivet/internal/readmecurl"
 	"github.com/rivetgo/rivet/rivettest"
 )
 

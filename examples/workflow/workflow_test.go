@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/rivetgo/rivet"
-	"github.com/rivetgo/rivet/examples/internal/readmecurl"
 	"github.com/rivetgo/rivet/examples/workflow"
+	"github.com/rivetgo/rivet/internal/readmecurl"
 	"github.com/rivetgo/rivet/rivettest"
 )
 

@@ -1,6 +1,6 @@
 // Command aiagent serves the agent actor, with its fake model, on
 // http://127.0.0.1:6420 ($PORT moves it; $RIVET_DATA_DIR moves the store)
-// until Ctrl-C.
+// until Ctrl-C or SIGTERM.
 //
 //	go run ./examples/aiagent/cmd
 package main
@@ -10,13 +10,14 @@ import (
 	"log"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/examples/aiagent"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	reg := rivet.MustRegistry(aiagent.Definitions()...)
 	if err := rivet.ListenAndServe(ctx, "", reg, nil); err != nil {

@@ -1,6 +1,6 @@
 // Command chat serves the chat page and its chatRoom actors on
 // http://127.0.0.1:6420 ($PORT moves it; $RIVET_DATA_DIR moves the store)
-// until Ctrl-C. Open the URL in two tabs.
+// until Ctrl-C or SIGTERM. Open the URL in two tabs.
 //
 //	go run ./examples/chat/cmd
 package main
@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/rivetgo/rivet"
@@ -20,7 +21,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
 		log.Fatal(err)

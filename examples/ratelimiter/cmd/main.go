@@ -1,5 +1,5 @@
 // Command ratelimiter serves a rate-limited API on http://127.0.0.1:6420
-// ($PORT moves it; $RIVET_DATA_DIR moves the store) until Ctrl-C:
+// ($PORT moves it; $RIVET_DATA_DIR moves the store) until Ctrl-C or SIGTERM:
 // GET /api/hello answers 5 times per minute per X-User, then 429; the
 // rateLimiter actors are reachable at the same address like any other.
 //
@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/rivetgo/rivet"
@@ -21,7 +22,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
 		log.Fatal(err)
