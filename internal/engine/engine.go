@@ -75,6 +75,7 @@ type Engine struct {
 	sched     *scheduler
 	wg        sync.WaitGroup
 	idle      chan *host // idle workers receive runnable hosts here
+	queues    queueWaiters
 
 	mu struct {
 		sync.Mutex

@@ -383,6 +383,7 @@ func (h *host) endTurn(t *Turn, turnErr error) (*Gate, error) {
 		h.rollback(t)
 		return h.lastGate(), err
 	}
+	h.queueAfterFlush(t, g)
 	for _, fn := range t.bg {
 		h.startBackground(fn)
 	}
@@ -405,6 +406,7 @@ func (h *host) rollback(t *Turn) {
 	}
 	t.reset()
 	t.bg = nil
+	t.queue = nil
 	t.sleep, t.destroy = false, false
 }
 
