@@ -273,3 +273,50 @@ func TestQueueDurable(t *testing.T) {
 		}
 	})
 }
+
+// sleepyQueueDef starts a worker on every start (OnStart), RivetKit's
+// run handler consuming its queue.
+var sleepyQueueDef = rivet.NewActor("sleepyq", rivet.Opts[qState]{
+	SleepTimeout: time.Second,
+	OnStart: func(c *rivet.Ctx[qState]) error {
+		c.RunInBackground(func(bg *rivet.Background[qState, rivet.None, rivet.None]) {
+			for {
+				if ok, err := bg.WaitQueue(0); err != nil || !ok {
+					return
+				}
+				_ = bg.Enter(func(c *rivet.Ctx[qState]) error {
+					m, err := qJobs.Next(c)
+					if m == nil {
+						return err
+					}
+					c.State.Done = append(c.State.Done, m.Body.N)
+					return m.Complete(c, m.Body.N*2)
+				})
+			}
+		})
+		return nil
+	},
+}).Queues(qJobs)
+
+// TestQueueWorkerLetsActorSleep: a worker waiting for messages does not
+// keep its actor awake; a send wakes the actor, whose restarted worker
+// receives it.
+func TestQueueWorkerLetsActorSleep(t *testing.T) {
+	ctx := ctxT(t)
+	k := kit(t, newMem(), sleepyQueueDef)
+	cl := rivetclient.InProcess(k.Runtime.Handler())
+	defer cl.Close()
+	h := cl.GetOrCreate("sleepyq", rivet.Key{"s"})
+	for round, n := range []int{5, 6} {
+		res := must[rivetclient.SendResult](t)(h.Send(ctx, "jobs", qJob{N: n}, rivetclient.SendOptions{Wait: true, Timeout: 10 * time.Second}))
+		var got int
+		if err := res.Response.Decode(&got); err != nil || res.TimedOut || got != 2*n {
+			t.Fatalf("round %d: %+v (%v), want response %d", round, res, err, 2*n)
+		}
+		id := must[string](t)(h.ID(ctx))
+		waitFor(t, func() bool {
+			k.Advance(2 * time.Second)
+			return !k.Awake(id)
+		}, func() string { return "the actor stayed awake while its worker waited" })
+	}
+}

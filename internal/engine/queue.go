@@ -405,7 +405,9 @@ func (e *Engine) QueueSend(ctx context.Context, id string, conn *Conn, timeout t
 // names (any name when empty), or timeout passes (0: no timeout), or ctx
 // ends. It reports whether a message is there; a turn must still take it
 // (QueueTake), and another receiver may take it first. It runs outside
-// the actor's turns, from background work.
+// the actor's turns, from a background task of the actor (started with
+// Turn.RunInBackground), which does not keep the actor awake while it
+// waits.
 func (e *Engine) QueueWait(ctx context.Context, id string, names []string, timeout time.Duration) (bool, error) {
 	var timer <-chan time.Time
 	if timeout > 0 {
@@ -435,7 +437,9 @@ func (e *Engine) QueueWait(ctx context.Context, id string, names []string, timeo
 		sig := a.signal
 		e.queues.mu.Unlock()
 		var found bool
+		var h *host
 		err := e.Enter(ctx, id, func(t *Turn) error {
+			h = t.h
 			ms, err := t.QueueList(names, 1)
 			found = len(ms) > 0
 			return err
@@ -443,13 +447,31 @@ func (e *Engine) QueueWait(ctx context.Context, id string, names []string, timeo
 		if err != nil || found {
 			return found, err
 		}
-		select {
-		case <-sig:
-		case <-timer:
+		if !e.waitSleepable(ctx, h, sig, timer) {
+			if err := ctx.Err(); err != nil {
+				return false, err
+			}
 			return false, nil
-		case <-ctx.Done():
-			return false, ctx.Err()
 		}
+	}
+}
+
+// waitSleepable waits for sig (true), or for timer or ctx (false). The
+// caller is background work of h, which keeps the actor awake; while it
+// waits here it does not, so that an actor whose worker waits for
+// messages can sleep as RivetKit's can (its context then ends: the
+// worker is started again by the next start's OnStart).
+func (e *Engine) waitSleepable(ctx context.Context, h *host, sig chan struct{}, timer <-chan time.Time) bool {
+	h.bg.Add(-1)
+	e.pushTo(h, job{run: func(*host) {}, fail: func(error) {}, idle: true, notWork: true})
+	defer h.bg.Add(1)
+	select {
+	case <-sig:
+		return true
+	case <-timer:
+		return false
+	case <-ctx.Done():
+		return false
 	}
 }
 
