@@ -3,6 +3,7 @@ package rivet_test
 import (
 	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -154,6 +155,12 @@ func TestQueueWire(t *testing.T) {
 
 			_, err := h.Send(ctx, "nope", 1)
 			wantCode(t, err, "queue.not_declared")
+			id := must[string](t)(h.ID(ctx))
+			resp := must[*http.Response](t)(http.Get(srv.URL + "/gateway/" + id + "/queue/jobs"))
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusMethodNotAllowed {
+				t.Fatalf("GET /queue/jobs: %d, want 405", resp.StatusCode)
+			}
 			_, err = h.Send(ctx, "jobs", "not a job")
 			wantCode(t, err, "queue.invalid_body")
 			_, err = h.Send(ctx, "other", strings.Repeat("x", 200))

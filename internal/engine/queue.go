@@ -397,6 +397,9 @@ func (e *Engine) QueueSend(ctx context.Context, id string, conn *Conn, timeout t
 		return QueueSendResult{}, nil
 	case <-ctx.Done():
 		drop()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return QueueSendResult{}, nil // the request's own bound: timed out
+		}
 		return QueueSendResult{}, ctx.Err()
 	}
 }
