@@ -216,8 +216,12 @@ func TestQueueWaitForCompletion(t *testing.T) {
 	if got := must[[]int](t)(rivetclient.Call[[]int](ctx, h, "done")); len(got) != 3 {
 		t.Fatalf("done %v", got)
 	}
-	if got := must[string](t)(rivetclient.Call[string](ctx, h, "sendSelf", 9)); got != "" {
-		t.Fatal(got)
+	// conn.send: over HTTP with the connection's params.
+	conn := h.Connect()
+	defer conn.Close()
+	res = must[rivetclient.SendResult](t)(conn.Send(ctx, "jobs", qJob{N: 8}, rivetclient.SendOptions{Wait: true, Timeout: 10 * time.Second}))
+	if got := 0; res.Response.Decode(&got) != nil || got != 16 {
+		t.Fatalf("conn.Send: %+v, want response 16", res)
 	}
 }
 

@@ -90,3 +90,10 @@ func (h *Handle) Send(ctx context.Context, queue string, body any, opts ...SendO
 	}
 	return SendResult{TimedOut: out.Status == "timedOut", Response: rivet.RawValue(out.Response)}, nil
 }
+
+// Send sends a queue message for this connection's actor. As with the
+// official client's conn.send, it goes over HTTP (POST /queue/{name})
+// with the connection's params, not over the socket.
+func (c *Connection) Send(ctx context.Context, queue string, body any, opts ...SendOptions) (SendResult, error) {
+	return c.h.Send(ctx, queue, body, opts...)
+}
