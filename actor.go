@@ -338,6 +338,9 @@ func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
 	if len(a.dups) > 0 {
 		return nil, fmt.Errorf("rivet: actor %q: action %q is defined twice", a.name, a.dups[0])
 	}
+	if err := a.checkQueues(); err != nil {
+		return nil, fmt.Errorf("rivet: actor %q: %w", a.name, err)
+	}
 	b := &behavior[S, C, V]{a: a, actions: map[string]*actionFn{}}
 	for _, name := range a.order {
 		af, err := a.buildAction(name, a.actions[name])

@@ -2,8 +2,11 @@ package rivet
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
@@ -69,6 +72,22 @@ func (a *Actor[S, C, V]) Queues(qs ...QueueDecl) *Actor[S, C, V] {
 		a.queues[q.QueueName()] = q
 	}
 	return a
+}
+
+// checkQueues refuses queue names that cannot be routed (POST
+// /queue/{name} is one path segment).
+func (a *Actor[S, C, V]) checkQueues() error {
+	for name := range a.queues {
+		switch {
+		case name == "":
+			return errors.New("a queue has an empty name")
+		case strings.Contains(name, "/"):
+			return fmt.Errorf("queue %q: a name may not contain '/'", name)
+		case !utf8.ValidString(name):
+			return fmt.Errorf("queue %q: a name must be valid UTF-8", name)
+		}
+	}
+	return nil
 }
 
 // TurnContext is a turn's Context, of any actor type: what the typed

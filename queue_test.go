@@ -331,3 +331,14 @@ func TestQueueWorkerLetsActorSleep(t *testing.T) {
 		}, func() string { return "the actor stayed awake while its worker waited" })
 	}
 }
+
+// TestQueueNamesChecked: a queue name that cannot be routed is refused
+// when the registry is built.
+func TestQueueNamesChecked(t *testing.T) {
+	for _, name := range []string{"", "a/b", "\xff"} {
+		_, err := rivet.NewRegistry(rivet.NewActor("q", rivet.Opts[qState]{}).Queues(rivet.Queue[int](name)))
+		if err == nil || !strings.Contains(err.Error(), "queue") {
+			t.Fatalf("queue name %q: %v, want a refusal", name, err)
+		}
+	}
+}
