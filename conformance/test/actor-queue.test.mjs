@@ -11,7 +11,9 @@
 //   previous_message_not_completed error and the abort tests are not
 //   ported.
 import assert from "node:assert/strict";
-import { assertActorError, matrix, rejectsWith } from "./harness.mjs";
+import { assertActorError, matrix, rejectsWith, waitFor } from "./harness.mjs";
+
+const MANY_QUEUE_NAMES = Array.from({ length: 32 }, (_, i) => `cmd.${i}`);
 
 matrix("Actor Queue", (t) => {
 	t.test("client can send to actor queue", async ({ client }) => {
@@ -120,6 +122,35 @@ matrix("Actor Queue", (t) => {
 			assert.deepEqual(await handle.receiveOne("greeting"), { name: "greeting", body: "over conn" });
 		} finally {
 			await conn.dispose();
+		}
+	});
+
+	// Upstream's expectManyQueueChildToDrain, without the parent actors.
+	t.test("drains a many-queue actor while connected", async ({ client }) => {
+		const child = client.manyQueueChildActor.getOrCreate(["many-child"]);
+		const conn = child.connect();
+		const messageCount = MANY_QUEUE_NAMES.length * 4;
+		try {
+			assert.equal((await conn.ping()).pong, true);
+			await Promise.all(
+				Array.from({ length: messageCount }, (_, index) =>
+					child.send(MANY_QUEUE_NAMES[index % MANY_QUEUE_NAMES.length], { index }),
+				),
+			);
+			const snapshot = await waitFor(async () => {
+				const snap = await child.getSnapshot();
+				assert.ok(snap.processed.length >= messageCount, `processed ${snap.processed.length} of ${messageCount}`);
+				return snap;
+			});
+			assert.equal(snapshot.started, true);
+			assert.equal(snapshot.processed.length, messageCount);
+			assert.deepEqual(new Set(snapshot.processed), new Set(MANY_QUEUE_NAMES));
+			assert.deepEqual(
+				await child.send(MANY_QUEUE_NAMES[0], { index: messageCount }, { wait: true, timeout: 5_000 }),
+				{ status: "completed", response: { ok: true, index: messageCount } },
+			);
+		} finally {
+			await conn.dispose().catch(() => undefined);
 		}
 	});
 
