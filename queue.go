@@ -254,8 +254,7 @@ func (q *Queues) Send(name string, body any) error {
 
 // Len is the number of messages in the queue, as this turn sees it.
 func (q *Queues) Len() (int, error) {
-	ms, err := q.t.QueueList(nil, 0)
-	return len(ms), err
+	return q.t.QueueLen()
 }
 
 // WaitQueue waits, outside the actor's turns, until the actor's queue

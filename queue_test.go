@@ -342,3 +342,40 @@ func TestQueueNamesChecked(t *testing.T) {
 		}
 	}
 }
+
+// pagedDef fills its queue with many "a" messages before one "b".
+var pagedDef = rivet.NewActor("paged", rivet.Opts[qState]{}).
+	Queues(rivet.Queue[int]("a"), rivet.Queue[int]("b")).
+	Action("fill", func(c *rivet.Ctx[qState], n int) error {
+		for i := range n {
+			if err := c.Queue().Send("a", i); err != nil {
+				return err
+			}
+		}
+		return c.Queue().Send("b", n)
+	}).
+	Action("takeB", func(c *rivet.Ctx[qState]) (int, error) {
+		m, err := c.Queue().Next("b")
+		if m == nil {
+			return -1, err
+		}
+		var n int
+		return n, m.Body.Decode(&n)
+	}).
+	Action("len", func(c *rivet.Ctx[qState]) (int, error) { return c.Queue().Len() })
+
+// TestQueueFindsMessageBehindOthers: a receive by name finds a message
+// queued behind hundreds of others (the queue is read in pages), both
+// from the store and from the turn's own writes.
+func TestQueueFindsMessageBehindOthers(t *testing.T) {
+	ctx := ctxT(t)
+	rt := startOn(t, newMem(), pagedDef)
+	h := rt.Client().GetOrCreate("paged", rivet.Key{"p"})
+	must[rivet.Value](t)(h.Call(ctx, "fill", 300))
+	if n := must[int](t)(rivet.Call[int](ctx, h, "takeB")); n != 300 {
+		t.Fatalf("takeB: %d, want 300", n)
+	}
+	if n := must[int](t)(rivet.Call[int](ctx, h, "len")); n != 300 {
+		t.Fatalf("len: %d, want 300", n)
+	}
+}

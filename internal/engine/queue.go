@@ -142,31 +142,42 @@ func (t *Turn) queueState() *turnQueue {
 
 // QueueList returns up to limit messages (0: all) in queue order, as this
 // turn sees them, without removing them. With names, only messages of
-// those names.
+// those names. It reads the queue in pages, so that finding the first
+// messages does not read the whole queue.
 func (t *Turn) QueueList(names []string, limit int) ([]QueueMessage, error) {
-	lo := rivetdriver.ListOptions{Prefix: queueMsgPrefix}
-	if len(names) == 0 {
-		lo.Limit = limit
-	}
-	rows, err := t.KVList(lo)
-	if err != nil {
-		return nil, err
-	}
+	const page = 64
 	var out []QueueMessage
-	for _, r := range rows {
-		m, err := decodeQueueMsg(r.Key, r.Value)
+	var start []byte
+	for {
+		lo := rivetdriver.ListOptions{Prefix: queueMsgPrefix, Start: start, Limit: page}
+		rows, err := t.KVList(lo)
 		if err != nil {
 			return nil, err
 		}
-		if len(names) > 0 && !slices.Contains(names, m.Name) {
-			continue
+		for _, r := range rows {
+			m, err := decodeQueueMsg(r.Key, r.Value)
+			if err != nil {
+				return nil, err
+			}
+			if len(names) > 0 && !slices.Contains(names, m.Name) {
+				continue
+			}
+			out = append(out, m)
+			if limit > 0 && len(out) == limit {
+				return out, nil
+			}
 		}
-		out = append(out, m)
-		if limit > 0 && len(out) == limit {
-			break
+		if len(rows) < page {
+			return out, nil
 		}
+		start = append(bytes.Clone(rows[len(rows)-1].Key), 0) // just after the last key
 	}
-	return out, nil
+}
+
+// QueueLen is the number of messages in the queue, as this turn sees it.
+func (t *Turn) QueueLen() (int, error) {
+	meta, err := t.queueMeta()
+	return int(meta.size), err
 }
 
 // QueueTake removes up to count of the oldest messages with one of names
