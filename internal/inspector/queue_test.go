@@ -28,6 +28,9 @@ func TestQueueEndpoint(t *testing.T) {
 	if first["id"].(float64) >= second["id"].(float64) || first["createdAt"] == "" {
 		t.Fatalf("order or fields: %v", ms)
 	}
+	if _, kv := b.do(t, "GET", "/inspector/actors/"+id+"/kv", "", ""); len(kv["entries"].([]any)) != 0 {
+		t.Fatalf("the queue shows in the KV listing: %v", kv)
+	}
 	if code, _ := b.do(t, "GET", "/inspector/actors/nope/queue", "", ""); code != http.StatusNotFound {
 		t.Fatalf("unknown actor: %d", code)
 	}
