@@ -149,6 +149,17 @@ type Options[S, C, V any] struct {
 	// 15s; sleepGracePeriod, which also replaced RivetKit's
 	// onSleepTimeout, onDestroyTimeout and waitUntilTimeout).
 	SleepGracePeriod time.Duration
+	// CanPublish decides whether a client's send to a queue is accepted.
+	// It runs in the send's turn, with c.Conn the sender's temporary
+	// connection; false refuses the send with auth.forbidden. Sends made
+	// by the actor itself skip it. See Queue.
+	CanPublish func(c *Context[S, C, V], queue string) (bool, error)
+	// MaxQueueSize bounds the messages waiting in the actor's queue
+	// (default 1000; queue.full past it).
+	MaxQueueSize int
+	// MaxQueueMessageSize bounds a queue message's encoded body (default
+	// 64 KiB; queue.message_too_large past it).
+	MaxQueueMessageSize int
 }
 
 // Opts is Options for an actor with state only.
@@ -190,6 +201,8 @@ type Actor[S, C, V any] struct {
 	// dups are action names given to Action more than once: NewRegistry
 	// refuses the definition rather than let the last one win.
 	dups []string
+	// queues are the declared queues by name (queue.go).
+	queues map[string]QueueDecl
 }
 
 // NewActor starts an actor definition.
@@ -223,6 +236,7 @@ type Definition interface {
 	auth(log *slog.Logger, r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
 	serveRequest(ctx context.Context, e *engine.Engine, id string, w http.ResponseWriter, r *http.Request) error
 	serveWebSocket(ctx context.Context, e *engine.Engine, id string, ws *gateway.RawSocket, r *http.Request) error
+	sendQueue(ctx context.Context, e *engine.Engine, id, queue string, conn *engine.Conn, body []byte, wait bool, waitTimeout time.Duration) (engine.QueueSendResult, error)
 }
 
 var (
@@ -373,6 +387,9 @@ func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
 	}
 	if len(a.dups) > 0 {
 		return nil, fmt.Errorf("rivet: actor %q: action %q is defined twice", a.name, a.dups[0])
+	}
+	if err := a.checkQueues(); err != nil {
+		return nil, fmt.Errorf("rivet: actor %q: %w", a.name, err)
 	}
 	b := &behavior[S, C, V]{a: a, actions: map[string]*actionFn{}}
 	for _, name := range a.order {

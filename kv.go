@@ -133,8 +133,7 @@ func (kv *KV) DeleteBatch(keys ...KVKey) error {
 
 // DeleteAll removes every key of the actor.
 func (kv *KV) DeleteAll() error {
-	kv.t.KVClear()
-	return nil
+	return kv.t.KVClearUser()
 }
 
 // List returns the entries opts selects, in key order.
@@ -155,6 +154,10 @@ func (kv *KV) List(opts KVListOptions) ([]KVEntry, error) {
 		if lo.End, err = encodeKey(opts.End); err != nil {
 			return nil, err
 		}
+	}
+	if lo.End == nil {
+		// Stop before the engine's own rows (the queue).
+		lo.End = engine.InternalKeyPrefix
 	}
 	lo.Reverse, lo.Limit = opts.Reverse, opts.Limit
 	raw, err := kv.t.KVList(lo)

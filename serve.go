@@ -354,6 +354,14 @@ func (h hooks) WebSocket(ctx context.Context, id, name string, ws *gateway.RawSo
 	return d.serveWebSocket(ctx, h.e, id, ws, r)
 }
 
+func (h hooks) QueueSend(ctx context.Context, id, name, queue string, conn *engine.Conn, body []byte, wait bool, waitTimeout time.Duration) (engine.QueueSendResult, error) {
+	d := h.defs[name]
+	if d == nil {
+		return engine.QueueSendResult{}, ErrQueueNotDeclared.With("Queue %q is not declared by actor %q.", queue, name)
+	}
+	return d.sendQueue(ctx, h.e, id, queue, conn, body, wait, waitTimeout)
+}
+
 func (a *Actor[S, C, V]) auth(log *slog.Logger, r *http.Request, name string, key []string, params []byte, intents []string) (any, error) {
 	if a.opts.OnAuth == nil {
 		return nil, nil

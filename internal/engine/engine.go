@@ -76,6 +76,7 @@ type Engine struct {
 	sched     *scheduler
 	wg        sync.WaitGroup
 	idle      chan *host // idle workers receive runnable hosts here
+	queues    queueWaiters
 
 	mu struct {
 		sync.Mutex

@@ -400,6 +400,7 @@ func (h *host) endTurn(t *Turn, turnErr error) (*Gate, error) {
 		h.rollback(t)
 		return h.lastGate(), err
 	}
+	h.queueAfterFlush(t, g)
 	for _, task := range t.bg {
 		h.startBackground(task)
 	}
@@ -422,6 +423,7 @@ func (h *host) rollback(t *Turn) {
 	}
 	t.reset()
 	t.bg = nil
+	t.queue = nil
 	t.sleep, t.destroy = false, false
 }
 

@@ -50,6 +50,7 @@ type Turn struct {
 	sleep     bool
 	destroy   bool
 	stateSeen bool
+	queue     *turnQueue // what the turn did to the actor's queue
 
 	// broadcasts are the turn's broadcasts, kept for the inspector
 	// (only when the engine inspects).

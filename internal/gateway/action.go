@@ -157,6 +157,8 @@ func (g *Gateway) route(w http.ResponseWriter, r *http.Request, t target) {
 		g.rawRequest(w, r, t, strings.TrimPrefix(path, "/request"), rawQuery)
 	case strings.HasPrefix(path, "/action/"):
 		g.action(w, r, t, strings.TrimPrefix(path, "/action/"))
+	case strings.HasPrefix(path, "/queue/") && !ws:
+		g.queueSend(w, r, t, strings.TrimPrefix(path, "/queue/"))
 	default:
 		err := errRouteNotFound.With("Actor route '%s' was not found.", clip(path))
 		if ws {

@@ -26,7 +26,7 @@ type count struct {
 	Count int `json:"count"`
 }
 
-var counter = rivet.NewActor("counter", rivet.Opts[count]{}).
+var counter = rivet.NewActor("counter", rivet.Opts[count]{}).Queues(rivet.Queue[rivet.Value]("jobs")).
 	Action("increment", func(c *rivet.Ctx[count], n int) int {
 		c.State.Count += n
 		c.Broadcast("newCount", c.State.Count)

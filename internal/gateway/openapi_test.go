@@ -153,6 +153,15 @@ func TestOpenAPIDocument(t *testing.T) {
 	c.invalid("POST", "/gateway/counter/action/increment?rvt-namespace=default&rvt-method=bad", `{"args":[1]}`, 400)               // guard.query_invalid_params
 	c.invalid("POST", "/gateway/"+id+"/action/increment", `{"args":"nope"}`, 400)
 
+	// Queues.
+	c.check("POST", "/gateway/"+id+"/queue/jobs", `{"body":{"n":1},"wait":false,"name":"jobs"}`, nil, 200)
+	m = c.check("POST", "/gateway/counter/queue/jobs?rvt-namespace=default&rvt-method=get&rvt-key=oa", `{"body":null,"wait":true,"timeout":10}`, nil, 200)
+	if m["status"] != "timedOut" {
+		t.Fatalf("queue send with wait: %v", m)
+	}
+	c.check("POST", "/gateway/"+id+"/queue/nope", `{"body":1}`, nil, 400) // queue.not_declared
+	c.check("GET", "/inspector/actors/"+id+"/queue?limit=5", "", nil, 200)
+
 	// The inspector (open to loopback clients without a token).
 	c.check("GET", "/inspector/actors?name=counter&limit=10", "", nil, 200)
 	c.check("GET", "/inspector/actors/"+id, "", nil, 200)

@@ -40,7 +40,8 @@ var counter = rivet.NewActor("counter", rivet.Options[counterState, connState, r
 		return connState{User: p.User}, nil
 	},
 	OnStateChange: func(c *ctx, s *counterState) { c.Broadcast("stateChanged", s.Count) },
-}).
+}).Queues(rivet.Queue[rivet.Value]("jobs")).
+	Action("enqueue", func(c *ctx, body rivet.Value) error { return c.Queue().Send("jobs", body) }).
 	Action("increment", func(c *ctx, n int) (int, error) {
 		c.State.Count += n
 		c.Broadcast("newCount", c.State.Count)

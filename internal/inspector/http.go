@@ -253,6 +253,12 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request) {
 			as, err := h.s.Alarms(ctx, id)
 			h.reply(w)(map[string]any{"alarms": as}, err)
 		}
+	case sub == "queue" && len(parts) == 3:
+		if method(w, r, http.MethodGet) {
+			limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+			ms, err := h.s.Queue(ctx, id, limit)
+			h.reply(w)(map[string]any{"messages": ms}, err)
+		}
 	case sub == "events" && len(parts) == 3:
 		if method(w, r, http.MethodGet) {
 			evs, err := h.s.Events(ctx, id)

@@ -489,6 +489,9 @@ func (s *Service) KV(ctx context.Context, id string, q KVQuery) ([]KVEntry, erro
 			return nil, fmt.Errorf("list kv of actor %s: %w", id, err)
 		}
 		for _, kv := range kvs {
+			if len(p) == 0 && bytes.HasPrefix(kv.Key, engine.InternalKeyPrefix) {
+				continue // the engine's own rows (the queue: see Queue)
+			}
 			if !seen[string(kv.Key)] {
 				seen[string(kv.Key)] = true
 				all = append(all, kv)

@@ -191,6 +191,7 @@ async function select(id) {
     $("state-editor").value = state.stateText;
     renderConnections(d.connections);
     renderAlarms(d.alarms);
+    loadQueue(id);
     $("events").replaceChildren();
     d.events.forEach(addEvent);
     loadLogs(id);
@@ -280,6 +281,34 @@ function addEvent(ev) {
   ol.prepend(li);
   while (ol.children.length > 100) ol.lastChild.remove();
 }
+
+async function loadQueue(id) {
+  const box = $("queue");
+  try {
+    const r = await api("actors/" + encodeURIComponent(id) + "/queue");
+    if (state.selected !== id) return;
+    box.replaceChildren();
+    $("queue-count").textContent = r.messages.length ? "(" + r.messages.length + ")" : "";
+    if (!r.messages.length) { box.append(el("p", "muted", "No queued messages.")); return; }
+    const t = el("table", "table");
+    const head = el("tr");
+    ["id", "queue", "body", "sent"].forEach((h) => head.append(el("th", "", h)));
+    t.append(el("thead"));
+    t.firstChild.append(head);
+    const body = el("tbody");
+    for (const m of r.messages) {
+      const tr = el("tr");
+      tr.append(el("td", "", String(m.id)), el("td", "", m.name), el("td", "", compact(m.body)), el("td", "", dateTime(m.createdAt)));
+      body.append(tr);
+    }
+    t.append(body);
+    box.append(t);
+  } catch (err) {
+    box.replaceChildren(el("p", "error", errText(err)));
+  }
+}
+
+$("queue-refresh").addEventListener("click", () => { if (state.selected) loadQueue(state.selected); });
 
 async function loadLogs(id) {
   try {
