@@ -52,7 +52,8 @@ func newVault(sleeps, entered *atomic.Int32) *rivet.Actor[vaultState, rivet.None
 			return ws.SendText(c.State.Secret)
 		},
 		OnBeforeConnect: func(c *rivet.Ctx[vaultState], params rivet.Value) error { entered.Add(1); return nil },
-	}).
+		CanPublish:      func(c *rivet.Ctx[vaultState], queue string) (bool, error) { entered.Add(1); return true, nil },
+	}).Queues(rivet.Queue[int]("jobs")).
 		Action("fill", func(c *rivet.Ctx[vaultState]) error {
 			c.State.Secret = "gold"
 			if err := c.KV().Put(rivet.K("k"), "v"); err != nil {
@@ -144,6 +145,9 @@ func TestEveryRouteRunsOnAuth(t *testing.T) {
 				if strings.Contains(tail, "/action/") {
 					r.body = `{"args":[]}`
 				}
+				if strings.Contains(tail, "/queue/") {
+					r.body = `{"body":1,"wait":false}`
+				}
 				out = append(out, r)
 			}
 		}
@@ -170,6 +174,7 @@ func TestEveryRouteRunsOnAuth(t *testing.T) {
 			return []sweepRequest{{method: m, path: "/actors/" + id + "/sleep?namespace=default"}, {method: m, path: "/actors/" + id + "/sleep"}}
 		},
 		"/gateway/{actor}/action/{action}": func(m string) []sweepRequest { return gateway(m, "/action/read", false) },
+		"/gateway/{actor}/queue/{queue}":   func(m string) []sweepRequest { return gateway(m, "/queue/jobs", false) },
 		"/gateway/{actor}/connect":         func(m string) []sweepRequest { return gateway(m, "/connect", true) },
 		"/gateway/{actor}/request":         func(m string) []sweepRequest { return gateway(m, "/request", false) },
 		"/gateway/{actor}/request/{path}":  func(m string) []sweepRequest { return gateway(m, "/request/x?y=1", false) },

@@ -246,7 +246,7 @@ var routes = []route{
 		serve: func(g *Gateway, w http.ResponseWriter, r *http.Request, _ string) { g.actors(w, r) },
 	},
 	{
-		paths: []string{"/gateway/{actor}/action/{action}", "/gateway/{actor}/connect", "/gateway/{actor}/request",
+		paths: []string{"/gateway/{actor}/action/{action}", "/gateway/{actor}/queue/{queue}", "/gateway/{actor}/connect", "/gateway/{actor}/request",
 			"/gateway/{actor}/request/{path}", "/gateway/{actor}/websocket/{path}"},
 		match: func(_ *Gateway, r *http.Request) bool {
 			return r.URL.Path == "/gateway" || strings.HasPrefix(r.URL.Path, "/gateway/")
