@@ -25,11 +25,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/internal/actorkey"
 	"github.com/rivetgo/rivet/internal/codec"
+	"github.com/rivetgo/rivet/internal/memnet"
 	"github.com/rivetgo/rivet/internal/protocol"
 	"github.com/rivetgo/rivet/rivettype"
 )
@@ -88,10 +88,10 @@ func New(endpoint string, opts ...Option) *Client {
 // an in-memory listener: the full wire protocol, no port. Close the
 // client to stop serving.
 func InProcess(h http.Handler, opts ...Option) *Client {
-	l := newPipeListener()
+	l := memnet.NewListener()
 	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(l) }()
-	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return l.dial(ctx) }}
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return l.Dial(ctx) }}
 	c := New("http://in-process", append([]Option{WithHTTPClient(&http.Client{Transport: tr})}, opts...)...)
 	c.closers = append(c.closers, func() { _ = srv.Close(); tr.CloseIdleConnections() })
 	return c
@@ -461,47 +461,3 @@ func ensureSlash(p string) string {
 }
 
 var errClosed = errors.New("rivetclient: connection closed")
-
-// pipeListener is a net.Listener of in-memory connections.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
-		return client, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "in-process" }

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/rivetgo/rivet/internal/envoy"
+	"github.com/rivetgo/rivet/internal/memnet"
 )
 
 // A tunnelled WebSocket is relayed to the gateway handler over an
@@ -56,18 +57,18 @@ func (s *tunnelSocket) stop() { s.once.Do(func() { close(s.done) }) }
 // use.
 type local struct {
 	once sync.Once
-	l    *pipeListener
+	l    *memnet.Listener
 	srv  *http.Server
 	http *http.Client
 }
 
 func (r *Runner) localClient() *http.Client {
 	r.local.once.Do(func() {
-		r.local.l = &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+		r.local.l = memnet.NewListener()
 		r.local.srv = &http.Server{Handler: r.cfg.Handler}
 		go func() { _ = r.local.srv.Serve(r.local.l) }()
 		r.local.http = &http.Client{Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return r.local.l.dial(ctx) },
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return r.local.l.Dial(ctx) },
 		}}
 	})
 	return r.local.http
@@ -247,43 +248,3 @@ func (r *Runner) closeSockets() {
 		}
 	}
 }
-
-// pipeListener is a net.Listener of in-memory connections.
-type pipeListener struct {
-	conns chan net.Conn
-	done  chan struct{}
-	once  sync.Once
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-func (l *pipeListener) dial(ctx context.Context) (net.Conn, error) {
-	client, server := net.Pipe()
-	select {
-	case l.conns <- server:
-		return client, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "in-process" }
