@@ -132,10 +132,10 @@ func (p *page) join(t *testing.T, url, name, room string) {
 		chromedp.WaitVisible("#name"),
 		// A name typed before in another tab is prefilled.
 		clearInput("#name"),
-		chromedp.SendKeys("#name", name),
+		browsertest.Type("#name", name),
 	)
 	if room != "" {
-		p.do(t, clearInput("#room"), chromedp.SendKeys("#room", room))
+		p.do(t, clearInput("#room"), browsertest.Type("#room", room))
 	}
 	p.do(t,
 		chromedp.Click("#join"),
@@ -161,7 +161,7 @@ func clearInput(sel string) chromedp.Action[chromedp.Void] {
 func (p *page) send(t *testing.T, text string) {
 	t.Helper()
 	p.do(t,
-		chromedp.SendKeys("#message", text),
+		browsertest.Type("#message", text),
 		chromedp.WaitEnabled("#send"),
 		chromedp.Click("#send"),
 	)

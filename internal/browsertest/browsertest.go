@@ -8,6 +8,7 @@ package browsertest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -75,4 +76,25 @@ func SaveArtifact(t testing.TB, name string, data []byte) {
 		t.Fatal(err)
 	}
 	t.Logf("artifact: %s", path)
+}
+
+// Type focuses the element sel selects (a CSS selector) and types text
+// into it as key events. Use it instead of chromedp.SendKeys, which reads
+// the node's attributes without the lock that chromedp's DOM event
+// handler takes to change them: a page that updates the field's
+// attributes meanwhile (React enabling a button, say) is a data race
+// under -race.
+func Type(sel, text string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
+		focused, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(
+			`(() => { const el = document.querySelector(%q); if (!el) return false; el.focus(); return document.activeElement === el; })()`, sel)))
+		if err != nil {
+			return err
+		}
+		if !focused {
+			return fmt.Errorf("browsertest: no focusable element %s", sel)
+		}
+		_, err = chromedp.Run(ctx, chromedp.KeyEvent(text))
+		return err
+	})
 }

@@ -87,15 +87,15 @@ func TestBrowserInspector(t *testing.T) {
 	// The page asks for the admin token first.
 	do(t, ctx, chromedp.Navigate(b.srv.URL+"/ui/"))
 	do(t, ctx, chromedp.WaitVisible(chromedp.CSS("#token-input")))
-	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#token-input"), "wrong"), chromedp.Click(chromedp.CSS("#token-submit")))
+	do(t, ctx, browsertest.Type("#token-input", "wrong"), chromedp.Click(chromedp.CSS("#token-submit")))
 	waitText(t, ctx, "#token-error", "wrong")
-	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#token-input"), "letmein"), chromedp.Click(chromedp.CSS("#token-submit")))
+	do(t, ctx, browsertest.Type("#token-input", "letmein"), chromedp.Click(chromedp.CSS("#token-submit")))
 	waitText(t, ctx, "#actor-list", "lobby")
 	waitText(t, ctx, "#actor-list", "room-7")
 	waitText(t, ctx, "#actor-list .ns", "staging")
 
 	// Search by key.
-	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#search"), "room-4"))
+	do(t, ctx, browsertest.Type("#search", "room-4"))
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#actor-list li").length === 1`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
 		t.Fatalf("search for room-4 left %d actors listed", count(t, ctx, "#actor-list li"))
 	}
@@ -147,7 +147,7 @@ func TestBrowserInspector(t *testing.T) {
 	waitText(t, ctx, "#action-error", "boom happened")
 
 	// Browse KV by prefix.
-	do(t, ctx, chromedp.SendKeys(chromedp.CSS("#kv-prefix"), "items"), chromedp.Click(chromedp.CSS("#kv-search")))
+	do(t, ctx, browsertest.Type("#kv-prefix", "items"), chromedp.Click(chromedp.CSS("#kv-search")))
 	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.querySelectorAll("#kv-table tbody tr").length === 2`, chromedp.WithPollingTimeout(10*time.Second))); err != nil {
 		t.Fatalf("KV prefix items shows %d rows, want 2", count(t, ctx, "#kv-table tbody tr"))
 	}
