@@ -516,16 +516,25 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 		}
 		h.inspectFlush(t, st, g)
 	}
+	// Count the events before handing them over: a transport may deliver
+	// one (its gate already settled) before this loop ends, and a client
+	// that saw an event then reads a counter that includes it.
 	sent := 0
 	for _, ev := range t.events {
 		if !ev.conn.closed && ev.conn.transport != nil {
-			ev.conn.transport.Event(ev.ev, g)
-			h.e.metrics.Events.Add(1)
 			sent++
 		}
 	}
-	if sent > 0 && h.nm != nil {
-		h.nm.events.Add(float64(sent))
+	if sent > 0 {
+		h.e.metrics.Events.Add(uint64(sent))
+		if h.nm != nil {
+			h.nm.events.Add(float64(sent))
+		}
+	}
+	for _, ev := range t.events {
+		if !ev.conn.closed && ev.conn.transport != nil {
+			ev.conn.transport.Event(ev.ev, g)
+		}
 	}
 	t.reset()
 	return g, nil
