@@ -59,6 +59,9 @@ type Config struct {
 	// before connecting.
 	NoRunnerConfig bool
 	Log            *slog.Logger
+	// Now is the clock of the write fence; defaults to time.Now (tests
+	// replace it).
+	Now func() time.Time
 }
 
 // Actors is the runtime side of the start and stop commands.
@@ -85,6 +88,16 @@ type Actor struct {
 // a runner that cannot reach the engine must not write (it may have lost
 // its actors).
 var ErrNotConnected = errors.New("runner: not connected to the engine")
+
+// ErrWriteFenced fails KV writes while the engine's last ping is too old
+// (see Runner.Writable): the engine may already have given this runner's
+// actors to another runner.
+var ErrWriteFenced = errors.New("runner: no engine ping for too long; KV writes refused (the engine may have moved this runner's actors)")
+
+// FenceMargin is how much younger than the engine's lost threshold the
+// last ping must be for a KV write to be sent (at most a third of the
+// threshold when that is short).
+const FenceMargin = 5 * time.Second
 
 type genKey struct {
 	actor string
@@ -142,6 +155,9 @@ func New(cfg Config) *Runner {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	r := &Runner{cfg: cfg, log: cfg.Log.With("runner", cfg.Key)}
 	r.mu.ready = make(chan struct{})
@@ -408,7 +424,7 @@ func (r *Runner) handle(ctx context.Context, msg envoy.ToEnvoy) {
 	case envoy.ToEnvoyInit:
 		r.log.Info("engine connection ready", "lost_threshold_ms", m.Metadata.EnvoyLostThreshold)
 		r.mu.Lock()
-		r.mu.pingAt = time.Now()
+		r.mu.pingAt = r.cfg.Now()
 		if m.Metadata.EnvoyLostThreshold > 0 {
 			r.mu.lostAfter = time.Duration(m.Metadata.EnvoyLostThreshold) * time.Millisecond
 		}
@@ -428,7 +444,7 @@ func (r *Runner) handle(ctx context.Context, msg envoy.ToEnvoy) {
 		}
 	case envoy.ToEnvoyPing:
 		r.mu.Lock()
-		r.mu.pingAt = time.Now()
+		r.mu.pingAt = r.cfg.Now()
 		r.mu.Unlock()
 		_ = r.write(ctx, envoy.ToRivetPong{Ts: m.Ts})
 	case envoy.ToEnvoyCommands:
@@ -607,9 +623,53 @@ func (r *Runner) ackEvents(cps []envoy.ActorCheckpoint) {
 	r.mu.unacked = keep
 }
 
+// Writable reports whether KV writes may be sent now: nil while the
+// runner is connected and initialized and the engine's last ping (or the
+// init) arrived less than the engine's lost threshold minus FenceMargin
+// ago (15 s - 5 s by default), ErrNotConnected or ErrWriteFenced
+// otherwise.
+//
+// The engine drops a runner whose last pong is older than its ping
+// timeout (15 s, like the lost threshold) and then starts its actors
+// elsewhere. Our pong follows our receipt of the ping, so while the ping
+// we received is younger than the threshold minus the margin, the engine
+// has not dropped us; the margin covers the time a request takes to reach
+// the engine. A write delayed by more than the margin (a stalled TCP
+// connection that delivers late) is not covered: the engine's KV does not
+// check the actor's generation (docs/engine-runner.md §11 "Fencing").
+func (r *Runner) Writable() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.writableLocked()
+}
+
+func (r *Runner) writableLocked() error {
+	select {
+	case <-r.mu.ready:
+	default:
+		return ErrNotConnected
+	}
+	margin := min(FenceMargin, r.mu.lostAfter/3)
+	if age := r.cfg.Now().Sub(r.mu.pingAt); age >= r.mu.lostAfter-margin {
+		return fmt.Errorf("%w (last ping %v ago, limit %v)", ErrWriteFenced, age.Round(time.Millisecond), r.mu.lostAfter-margin)
+	}
+	return nil
+}
+
+// isWrite reports whether a KV request changes data.
+func isWrite(req envoy.KVRequestData) bool {
+	switch req.(type) {
+	case envoy.KVGetRequest, envoy.KVListRequest:
+		return false
+	}
+	return true
+}
+
 // KV sends one KV request for an actor and waits for the engine's answer.
-// It fails with ErrNotConnected at once while the connection is down, and
-// when the connection drops before the answer.
+// It fails at once with ErrNotConnected while the connection is down, and
+// a write with ErrWriteFenced while the engine's last ping is too old (see
+// Writable); it fails with ErrNotConnected when the connection drops
+// before the answer.
 func (r *Runner) KV(ctx context.Context, actorID string, req envoy.KVRequestData) (envoy.KVResponseData, error) {
 	ch := make(chan kvResult, 1)
 	r.mu.Lock()
@@ -618,6 +678,12 @@ func (r *Runner) KV(ctx context.Context, actorID string, req envoy.KVRequestData
 	default:
 		r.mu.Unlock()
 		return nil, ErrNotConnected
+	}
+	if isWrite(req) {
+		if err := r.writableLocked(); err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
 	}
 	id := r.mu.nextKV
 	r.mu.nextKV++
