@@ -69,6 +69,7 @@ type Engine struct {
 	prom       *promMetrics
 	insp       *inspectState // nil unless Config.Inspect
 	onSleep    func(id string)
+	maxKey     int // longest KV key: MaxKVKeySize or the driver's limit
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -103,6 +104,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
+	}
+	e.maxKey = MaxKVKeySize
+	if l, ok := cfg.Driver.(rivetdriver.KVKeyLimiter); ok {
+		e.maxKey = min(e.maxKey, l.MaxKVKeySize())
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)

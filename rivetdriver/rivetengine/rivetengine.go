@@ -51,7 +51,8 @@
 //
 // A key longer than the engine allows (2048 bytes counted as length + 2,
 // minus our one-byte space prefix: user keys up to MaxUserKeySize) fails
-// the commit with kv.invalid_key before anything is sent.
+// the commit with kv.invalid_key before anything is sent; the runtime
+// refuses such a key already at the KV call (rivetdriver.KVKeyLimiter).
 //
 // # Fencing
 //
@@ -201,6 +202,10 @@ func (d *Driver) placement(id string) (*placement, error) {
 	}
 	return p, nil
 }
+
+// MaxKVKeySize is MaxUserKeySize (rivetdriver.KVKeyLimiter): the
+// runtime refuses longer user keys at the KV call.
+func (d *Driver) MaxKVKeySize() int { return MaxUserKeySize }
 
 // CreateActor is refused: the engine creates actors.
 func (d *Driver) CreateActor(context.Context, rivetdriver.ActorRecord) error {
