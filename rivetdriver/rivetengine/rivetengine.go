@@ -42,12 +42,13 @@
 // followed by a put of the commit record alone, which is the atomic
 // switch. Once the commit record is written the commit is durable and is
 // acknowledged; the driver then applies the operations and deletes the
-// journal. Activate first replays a committed journal (the operations are
-// idempotent) and drops an uncommitted one, before reading anything. If
-// applying fails (the connection dropped), the journal stays and is
-// applied before the actor's next read or commit here, or replayed by
-// whichever runner activates the actor next. A destroy is one
-// KvDropRequest.
+// journal in the background, before the actor's next read or commit and
+// before Release returns. Activate first replays a committed journal (the
+// operations are idempotent) and drops an uncommitted one, before reading
+// anything. If applying fails (the connection dropped), the journal
+// stays and is applied before the actor's next read or commit here, or
+// replayed by whichever runner activates the actor next. A destroy is
+// one KvDropRequest.
 //
 // A key longer than the engine allows (2048 bytes counted as length + 2,
 // minus our one-byte space prefix: user keys up to MaxUserKeySize) fails
@@ -137,9 +138,9 @@ type Driver struct {
 		placed map[string]*placement
 		closed bool
 	}
-	// failpoint, when set (tests), is called at each stage of a
-	// journaled commit; an error stops the commit there as a crash
-	// would.
+	// failpoint, when set (tests; guarded by mu), is called at each
+	// stage of a journaled commit; an error stops the commit there as a
+	// crash would.
 	failpoint func(stage string) error
 }
 
@@ -150,6 +151,8 @@ type placement struct {
 	// work serializes Activate, commits and the application of a
 	// pending journal.
 	work sync.Mutex
+	// bg counts background applications of journals.
+	bg sync.WaitGroup
 	mu   struct {
 		sync.Mutex
 		// chunks maps the hash of each key whose value is chunked to
@@ -181,12 +184,19 @@ func (d *Driver) Place(rec rivetdriver.ActorRecord) {
 }
 
 // Release forgets the actor if it is still placed with generation gen:
-// later commits of it are refused.
+// later commits of it are refused. It returns once the journal of its
+// last commit has been applied (or its application failed: then the
+// next activation replays it), so that nothing of this incarnation
+// reaches the engine after the actor was reported stopped.
 func (d *Driver) Release(id string, gen uint64) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if p, ok := d.mu.placed[id]; ok && p.rec.Generation == gen {
+	p, ok := d.mu.placed[id]
+	if ok && p.rec.Generation == gen {
 		delete(d.mu.placed, id)
+	}
+	d.mu.Unlock()
+	if ok {
+		p.bg.Wait()
 	}
 }
 
@@ -666,20 +676,25 @@ func (d *Driver) commit(ctx context.Context, c *rivetdriver.Commit) error {
 		if err := d.writeJournal(ctx, c.ActorID, o); err != nil {
 			return err
 		}
-		// Durable from here on: a failure below leaves the journal to
-		// be applied before the next read or commit, or replayed at the
-		// next activation.
 		if err := d.fail("journal-committed"); err != nil {
 			return err
 		}
-		if err := d.apply(ctx, c.ActorID, o); err == nil {
-			err = d.dropJournal(ctx, c.ActorID)
-		}
-		if err != nil {
-			p.mu.Lock()
-			p.mu.pending = o
-			p.mu.Unlock()
-		}
+		// Durable from here on: the commit is acknowledged now, and the
+		// journal is applied in the background before the actor's next
+		// read or commit here (settle), before Release returns, or, if
+		// this runner fails first, replayed at the next activation.
+		p.mu.Lock()
+		p.mu.pending = o
+		p.mu.chunks = chunks
+		p.mu.Unlock()
+		p.bg.Add(1)
+		go func() {
+			defer p.bg.Done()
+			p.work.Lock()
+			defer p.work.Unlock()
+			_ = d.settle(context.WithoutCancel(ctx), c.ActorID, p) // on failure, the next call retries
+		}()
+		return nil
 	}
 	p.mu.Lock()
 	p.mu.chunks = chunks
@@ -688,10 +703,13 @@ func (d *Driver) commit(ctx context.Context, c *rivetdriver.Commit) error {
 }
 
 func (d *Driver) fail(stage string) error {
-	if d.failpoint == nil {
+	d.mu.Lock()
+	fp := d.failpoint
+	d.mu.Unlock()
+	if fp == nil {
 		return nil
 	}
-	return d.failpoint(stage)
+	return fp(stage)
 }
 
 func (d *Driver) put(ctx context.Context, id string, kvs []rivetdriver.KV) error {
