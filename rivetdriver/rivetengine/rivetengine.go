@@ -153,7 +153,7 @@ type placement struct {
 	work sync.Mutex
 	// bg counts background applications of journals.
 	bg sync.WaitGroup
-	mu   struct {
+	mu struct {
 		sync.Mutex
 		// chunks maps the hash of each key whose value is chunked to
 		// its index entry (loaded by Activate).
