@@ -160,6 +160,9 @@ type placement struct {
 		chunks map[[32]byte]chunkInfo
 		// pending is a committed journal not applied yet.
 		pending *ops
+		// destroyed: a destroy was committed; later commits are
+		// refused.
+		destroyed bool
 	}
 }
 
@@ -562,6 +565,7 @@ func plan(c *rivetdriver.Commit, chunks map[[32]byte]chunkInfo) (*ops, map[[32]b
 		}
 	}
 	for _, a := range c.AlarmPut {
+		a.ActorID = c.ActorID
 		b, err := json.Marshal(a)
 		if err != nil {
 			return nil, nil, err
@@ -646,6 +650,12 @@ func (d *Driver) commit(ctx context.Context, c *rivetdriver.Commit) error {
 	}
 	p.work.Lock()
 	defer p.work.Unlock()
+	p.mu.Lock()
+	destroyed := p.mu.destroyed
+	p.mu.Unlock()
+	if destroyed {
+		return fmt.Errorf("actor %s: %w", c.ActorID, rivetdriver.ErrDestroyed)
+	}
 	if err := d.settle(ctx, c.ActorID, p); err != nil {
 		return err
 	}
@@ -654,7 +664,7 @@ func (d *Driver) commit(ctx context.Context, c *rivetdriver.Commit) error {
 			return err
 		}
 		p.mu.Lock()
-		p.mu.chunks = nil
+		p.mu.chunks, p.mu.pending, p.mu.destroyed = nil, nil, true
 		p.mu.Unlock()
 		return nil
 	}
