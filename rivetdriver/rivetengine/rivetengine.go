@@ -1071,10 +1071,18 @@ func (d *Driver) Alarms(ctx context.Context, actorID string) ([]rivetdriver.Alar
 	return out, nil
 }
 
-// Close makes later calls fail with ErrClosed.
+// Close makes later calls fail with ErrClosed, and waits for the journals
+// being applied in the background.
 func (d *Driver) Close() error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.mu.closed = true
+	placed := make([]*placement, 0, len(d.mu.placed))
+	for _, p := range d.mu.placed {
+		placed = append(placed, p)
+	}
+	d.mu.Unlock()
+	for _, p := range placed {
+		p.bg.Wait()
+	}
 	return nil
 }
