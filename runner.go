@@ -90,6 +90,22 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 			er.r.Intent(id, true)
 		}
 	})
+	rt.e.OnDestroy(func(id string) {
+		er.mu.Lock()
+		stopping := er.stopping[id]
+		er.mu.Unlock()
+		if stopping {
+			return // the engine asked for it
+		}
+		// Destroyed by its own code: nothing may bring it back here
+		// (a request meanwhile must not create it afresh); the engine
+		// answers the intent with a stop and marks it destroyed.
+		if gen, ok := er.r.Generation(id); ok {
+			er.drv.Release(id, uint64(gen))
+		}
+		er.r.Intent(id, false)
+	})
+	rt.e.OnAlarm(func(id string, gen uint64, at time.Time) { er.r.SetAlarm(id, uint32(gen), at) })
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	er.cancel, er.done = cancel, make(chan struct{})
 	go func() {
@@ -130,8 +146,16 @@ func (er *EngineRunner) Err() error {
 	}
 }
 
-// Stop stops the actors, tells the engine and closes the connection.
+// Stop shuts the runner down gracefully: it tells the engine it is going
+// away, and the engine stops each of its actors (their stop hooks run
+// once, their last commits land) and starts them on another runner at
+// their next request, so callers see no failed request. Then the runtime
+// stops and the connection closes. When the engine cannot be told (no
+// connection) or ctx ends first, the remaining actors are stopped here.
 func (er *EngineRunner) Stop(ctx context.Context) error {
+	if err := er.r.Drain(ctx); err != nil {
+		er.rt.log.Warn("engine runner: drain incomplete; stopping the remaining actors here", "err", err)
+	}
 	err := er.rt.Stop(ctx)
 	er.cancel()
 	select {
