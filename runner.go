@@ -2,8 +2,10 @@ package rivet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/rivetgo/rivet/internal/actorkey"
 	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/envoy"
+	"github.com/rivetgo/rivet/internal/inspector"
 	"github.com/rivetgo/rivet/internal/runner"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivetdriver/rivetengine"
@@ -44,6 +47,7 @@ type EngineRunner struct {
 	runErr error
 
 	ns       string
+	url      string
 	mu       sync.Mutex
 	stopping map[string]bool
 }
@@ -68,7 +72,7 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 	if cfg != nil {
 		c = *cfg
 	}
-	er := &EngineRunner{ns: ec.Namespace, stopping: map[string]bool{}}
+	er := &EngineRunner{ns: ec.Namespace, url: ec.URL, stopping: map[string]bool{}}
 	var kv runnerKV
 	er.drv = rivetengine.New(&kv)
 	c.Driver = er.drv
@@ -124,6 +128,29 @@ func (k *runnerKV) KV(ctx context.Context, id string, req envoy.KVRequestData) (
 
 // Runtime is the runtime the engine's actors run in.
 func (er *EngineRunner) Runtime() *Runtime { return er.rt }
+
+// Handler serves what a runner keeps on its local listener (rivet serve
+// listens on the listen setting in runner mode too): Prometheus metrics
+// at /metrics, /health, and the inspector (/ui/, /inspector/…) over the
+// actors running here. Actor traffic goes through the engine: any other
+// path answers 404 with a JSON error that says so.
+func (er *EngineRunner) Handler() http.Handler {
+	gw := er.rt.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/metrics" || p == "/health" || inspector.Owns(p) {
+			gw.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		b, _ := json.Marshal(map[string]any{
+			"group": "runner", "code": "use_engine",
+			"message": "This is a Rivet Engine runner: actors are reached through the engine at " + er.url +
+				"; this listener serves /metrics, /health and the inspector (/ui/).",
+		})
+		_, _ = w.Write(b)
+	})
+}
 
 // RunnerKey is the key the runner connected with.
 func (er *EngineRunner) RunnerKey() string { return er.r.Key() }
