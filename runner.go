@@ -224,6 +224,7 @@ func (a *engineActors) Stop(ctx context.Context, id string, gen uint32, reason e
 	a.mu.Lock()
 	a.stopping[id] = true
 	a.mu.Unlock()
+	a.drv.Stopping(id, uint64(gen))
 	defer func() {
 		a.drv.Release(id, uint64(gen))
 		a.mu.Lock()

@@ -1,10 +1,15 @@
 package rivet_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -180,5 +185,140 @@ func TestEngineRunnerSelfDestroy(t *testing.T) {
 	}
 	if nid, _ := engineActorIDOf(t, eng, "alarmy", key); nid == id {
 		t.Fatalf("the key still names the destroyed actor %s", id)
+	}
+}
+
+type moverState struct {
+	Count  int `json:"count"`
+	Sleeps int `json:"sleeps"`
+	Starts int `json:"starts"`
+}
+
+var moverDef = rivet.NewActor("mover", rivet.Opts[moverState]{
+	OnStart: func(c *rivet.Ctx[moverState]) error {
+		c.State.Starts++
+		return nil
+	},
+	OnSleep: func(c *rivet.Ctx[moverState]) error {
+		c.State.Sleeps++
+		return nil
+	},
+}).
+	Action("increment", func(c *rivet.Ctx[moverState], n int) (int, error) {
+		c.State.Count += n
+		return c.State.Count, nil
+	}).
+	Action("get", func(c *rivet.Ctx[moverState]) moverState { return *c.State })
+
+// engineTry is engineCall for goroutines: it returns what went wrong.
+func engineTry(ctx context.Context, eng *enginetest.Engine, name, key, action string, args ...any) (int, map[string]any, error) {
+	body, _ := json.Marshal(map[string]any{"args": args})
+	url := eng.GuardURL() + "/gateway/" + name + "/action/" + action +
+		"?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=" + key + "&rvt-crash-policy=sleep"
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req.Header.Set("content-type", "application/json")
+	req.Header.Set("x-rivet-encoding", "json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out map[string]any
+	if err := json.Unmarshal(b, &out); err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("%d %q", resp.StatusCode, b)
+	}
+	return resp.StatusCode, out, nil
+}
+
+// TestEngineRunnerGracefulStop: a runner stopped gracefully tells the
+// engine, which moves its actors to another runner; calls in flight
+// meanwhile do not fail, no increment is lost, and the actor's sleep
+// hook ran once.
+func TestEngineRunnerGracefulStop(t *testing.T) {
+	eng := enginetest.Start(t, enginetest.Options{})
+	start := func() *rivet.EngineRunner {
+		er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(moverDef), &rivet.Config{
+			Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			Engine: rivet.EngineConfig{URL: eng.GuardURL()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := er.Ready(ctx); err != nil {
+			t.Fatalf("runner not connected: %v", err)
+		}
+		return er
+	}
+	a := start()
+	// The actor starts on a, the only runner.
+	if _, out := engineCall(t, eng, "mover", "m", "increment", 1); out["output"] != float64(1) {
+		t.Fatalf("increment: %v", out)
+	}
+	id, _ := engineActorIDOf(t, eng, "mover", "m")
+	if !a.Runtime().Engine().Awake(id) {
+		t.Fatal("the actor is not on runner a")
+	}
+	b := start()
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = b.Stop(ctx)
+	})
+
+	// Callers increment while a stops.
+	const callers = 3
+	var ok atomic.Int64
+	stopCalls := make(chan struct{})
+	errs := make(chan error, callers)
+	var wg sync.WaitGroup
+	for range callers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stopCalls:
+					errs <- nil
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				status, out, err := engineTry(ctx, eng, "mover", "m", "increment", 1)
+				cancel()
+				if err != nil || status != 200 {
+					errs <- fmt.Errorf("increment during the stop: %d %v %v", status, out, err)
+					return
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	waitEngine(t, "calls under way", func() bool { return ok.Load() >= 5 })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	if err := a.Stop(ctx); err != nil {
+		t.Errorf("graceful stop of a: %v", err)
+	}
+	cancel()
+	before := ok.Load()
+	waitEngine(t, "calls served by b", func() bool { return ok.Load() >= before+5 })
+	close(stopCalls)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if !b.Runtime().Engine().Awake(id) {
+		t.Fatal("the actor is not on runner b after a stopped")
+	}
+	_, out := engineCall(t, eng, "mover", "m", "get")
+	st := out["output"].(map[string]any)
+	if st["count"] != float64(1+ok.Load()) {
+		t.Fatalf("count %v, want %d (1 + %d acknowledged increments)", st["count"], 1+ok.Load(), ok.Load())
+	}
+	if st["sleeps"] != float64(1) || st["starts"] != float64(2) {
+		t.Fatalf("hooks: %v; want one sleep (on a) and two starts (a, then b)", st)
 	}
 }

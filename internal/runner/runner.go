@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -118,15 +119,19 @@ type Runner struct {
 		// before that, sent right after Running.
 		alarms   map[genKey]*alarmState
 		draining bool
+		// actorRequests counts tunnelled requests in flight per actor.
+		actorRequests map[string]int
 	}
 	// evMu keeps an actor's events in index order on the wire: the
 	// engine drops an event whose index is not above the last it took.
 	evMu    sync.Mutex
 	writeMu sync.Mutex
-	// drained is signaled when an actor stopped (Drain waits on it).
-	drained chan struct{}
-	wg      sync.WaitGroup
-	local   local
+	// drained is signaled when an actor stopped or the last tunnelled
+	// request in flight was answered (Drain waits on it).
+	drained  chan struct{}
+	inflight atomic.Int64
+	wg       sync.WaitGroup
+	local    local
 }
 
 type alarmState struct {
@@ -166,6 +171,7 @@ func New(cfg Config) *Runner {
 	r.mu.actors = map[string]*actorQueue{}
 	r.mu.generation = map[string]uint32{}
 	r.mu.alarms = map[genKey]*alarmState{}
+	r.mu.actorRequests = map[string]int{}
 	r.mu.requests = map[[8]byte]*pendingRequest{}
 	r.mu.sockets = map[[8]byte]*tunnelSocket{}
 	r.mu.lostAfter = 15 * time.Second
@@ -344,8 +350,11 @@ func (r *Runner) session(ctx context.Context) error {
 	if err := r.write(ctx, envoy.ToRivetMetadata{PrepopulateActorNames: &names, Metadata: &meta}); err != nil {
 		return err
 	}
+	// Reads outlive ctx: on shutdown the close handshake above ends them
+	// (a read canceled at once would reset the socket instead).
+	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, data, err := conn.Read(ctx)
+		typ, data, err := conn.Read(rctx)
 		if err != nil {
 			if websocket.CloseStatus(err) != -1 {
 				var ce websocket.CloseError
@@ -551,6 +560,16 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		r.evMu.Unlock()
 	case envoy.CommandStopActor:
 		log := r.log.With("actor_id", cp.ActorID, "generation", cp.Generation, "reason", m.Reason.String())
+		if m.Reason != envoy.StopActorReasonLost {
+			// Requests the engine sent before the stop are answered by
+			// this incarnation; the engine holds later ones until the
+			// actor runs again (elsewhere, for GoingAway).
+			wctx, cancel := context.WithTimeout(ctx, stopRequestWait)
+			if err := r.waitRequests(wctx, cp.ActorID); err != nil {
+				log.Warn("stopping the actor with requests still in flight", "err", err)
+			}
+			cancel()
+		}
 		state := envoy.ActorState(envoy.ActorStateStopped{Code: envoy.StopCodeOK})
 		if err := r.cfg.Actors.Stop(ctx, cp.ActorID, cp.Generation, m.Reason); err != nil {
 			log.Warn("actor stop failed", "err", err)
@@ -607,6 +626,28 @@ func (r *Runner) lose() {
 	}
 }
 
+// stopRequestWait bounds how long a stop command waits for the actor's
+// requests in flight.
+const stopRequestWait = 30 * time.Second
+
+// waitRequests waits until no tunnelled request to the actor is in
+// flight (polling: a stop is rare and the wait short).
+func (r *Runner) waitRequests(ctx context.Context, actorID string) error {
+	for {
+		r.mu.Lock()
+		n := r.mu.actorRequests[actorID]
+		r.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d requests: %w", n, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 func (r *Runner) signalDrain() {
 	select {
 	case r.drained <- struct{}{}:
@@ -619,7 +660,8 @@ func (r *Runner) signalDrain() {
 // its actors with GoingAway, which the runner carries out like any stop
 // command (the actors' stop hooks run, their last commits land, and the
 // engine starts them elsewhere on their next request). Drain returns
-// once no actor runs here, or with ctx's error. It fails with
+// once no actor runs here and every tunnelled request in flight was
+// answered, or with ctx's error. It fails with
 // ErrNotConnected when there is no engine connection to tell.
 func (r *Runner) Drain(ctx context.Context) error {
 	r.mu.Lock()
@@ -632,14 +674,17 @@ func (r *Runner) Drain(ctx context.Context) error {
 		return fmt.Errorf("runner: tell the engine it is stopping: %w", err)
 	}
 	r.log.Info("draining: the engine moves this runner's actors", "actors", r.actorCount())
+	// Then the responses of requests still in flight must leave before
+	// the socket closes: the engine would send an unanswered request
+	// again to the actor's next runner, and it would run twice.
 	for {
-		if r.actorCount() == 0 {
+		if r.actorCount() == 0 && r.inflight.Load() == 0 {
 			return nil
 		}
 		select {
 		case <-r.drained:
 		case <-ctx.Done():
-			return fmt.Errorf("runner: drain: %d actors still here: %w", r.actorCount(), ctx.Err())
+			return fmt.Errorf("runner: drain: %d actors and %d requests still here: %w", r.actorCount(), r.inflight.Load(), ctx.Err())
 		}
 	}
 }
