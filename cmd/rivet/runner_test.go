@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/internal/enginetest"
 )
 
@@ -94,4 +96,26 @@ func checkRunnerLocalListener(t *testing.T, local string) {
 	if status, body := get("/gateway/counter/action/increment"); status != 404 || !strings.Contains(body, "use_engine") {
 		t.Fatalf("actor traffic on the local listener: %d %q", status, body)
 	}
+}
+
+// A runner's local listener: an explicit listen address that is taken is
+// an error (as for the embedded server), not a silent move elsewhere.
+func TestRunnerListenerTakenAddress(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	t.Setenv("PORT", "")
+	cfg := &rivet.Config{Listen: busy.Addr().String()}
+	if l, err := runnerListener(cfg); err == nil {
+		l.Close()
+		t.Fatalf("listening on the taken %s succeeded", cfg.Listen)
+	}
+	cfg.Listen = "127.0.0.1:0"
+	l, err := runnerListener(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
 }
