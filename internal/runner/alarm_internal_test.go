@@ -62,7 +62,9 @@ func TestAlarmEventsOrder(t *testing.T) {
 	r := New(Config{Actors: acts}) // never connected: events stay unacknowledged
 	acts.r = r
 	ctx := context.Background()
-	cp := func(i int64) envoy.ActorCheckpoint { return envoy.ActorCheckpoint{ActorID: "a", Generation: 3, Index: i} }
+	cp := func(i int64) envoy.ActorCheckpoint {
+		return envoy.ActorCheckpoint{ActorID: "a", Generation: 3, Index: i}
+	}
 	r.command(ctx, envoy.CommandWrapper{Checkpoint: cp(1), Inner: envoy.CommandStartActor{Config: envoy.ActorConfig{Name: "x"}}})
 	r.SetAlarm("a", 3, at.Add(time.Second))
 	r.SetAlarm("a", 3, time.Time{})
