@@ -86,7 +86,10 @@ type Driver struct {
 	mu struct {
 		sync.Mutex
 		placed map[string]rivetdriver.ActorRecord
-		closed bool
+		// stopping: placed actors the engine is stopping; they commit
+		// their last turns but are not activated again.
+		stopping map[string]bool
+		closed   bool
 	}
 }
 
@@ -94,6 +97,7 @@ type Driver struct {
 func New(kv KV) *Driver {
 	d := &Driver{kv: kv}
 	d.mu.placed = map[string]rivetdriver.ActorRecord{}
+	d.mu.stopping = map[string]bool{}
 	return d
 }
 
@@ -103,6 +107,19 @@ func (d *Driver) Place(rec rivetdriver.ActorRecord) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.mu.placed[rec.ID] = rec
+	delete(d.mu.stopping, rec.ID)
+}
+
+// Stopping marks the actor, if still placed with generation gen, as
+// being stopped: the commits of its running incarnation still land, but
+// Activate refuses it (a job that arrives meanwhile must not bring it
+// back on this runner after the engine moved it).
+func (d *Driver) Stopping(id string, gen uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if rec, ok := d.mu.placed[id]; ok && rec.Generation == gen {
+		d.mu.stopping[id] = true
+	}
 }
 
 // Release forgets the actor if it is still placed with generation gen:
@@ -112,6 +129,7 @@ func (d *Driver) Release(id string, gen uint64) {
 	defer d.mu.Unlock()
 	if rec, ok := d.mu.placed[id]; ok && rec.Generation == gen {
 		delete(d.mu.placed, id)
+		delete(d.mu.stopping, id)
 	}
 }
 
@@ -166,6 +184,12 @@ func (d *Driver) Activate(ctx context.Context, id string) (rivetdriver.ActorReco
 	rec, err := d.record(id)
 	if err != nil {
 		return rec, nil, err
+	}
+	d.mu.Lock()
+	stopping := d.mu.stopping[id]
+	d.mu.Unlock()
+	if stopping {
+		return rec, nil, fmt.Errorf("actor %s is stopping: %w", id, ErrNotPlaced)
 	}
 	vals, err := d.get(ctx, id, [][]byte{keyInit, keyState})
 	if err != nil {
