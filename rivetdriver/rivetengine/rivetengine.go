@@ -136,7 +136,10 @@ type Driver struct {
 	mu struct {
 		sync.Mutex
 		placed map[string]*placement
-		closed bool
+		// stopping: placed actors the engine is stopping; they commit
+		// their last turns but are not activated again.
+		stopping map[string]bool
+		closed   bool
 	}
 	// failpoint, when set (tests; guarded by mu), is called at each
 	// stage of a journaled commit; an error stops the commit there as a
@@ -175,6 +178,7 @@ type chunkInfo struct {
 func New(kv KV) *Driver {
 	d := &Driver{kv: kv}
 	d.mu.placed = map[string]*placement{}
+	d.mu.stopping = map[string]bool{}
 	return d
 }
 
@@ -184,6 +188,19 @@ func (d *Driver) Place(rec rivetdriver.ActorRecord) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.mu.placed[rec.ID] = &placement{rec: rec}
+	delete(d.mu.stopping, rec.ID)
+}
+
+// Stopping marks the actor, if still placed with generation gen, as
+// being stopped: the commits of its running incarnation still land, but
+// Activate refuses it (a job that arrives meanwhile must not bring it
+// back on this runner after the engine moved it).
+func (d *Driver) Stopping(id string, gen uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.mu.placed[id]; ok && p.rec.Generation == gen {
+		d.mu.stopping[id] = true
+	}
 }
 
 // Release forgets the actor if it is still placed with generation gen:
@@ -196,6 +213,7 @@ func (d *Driver) Release(id string, gen uint64) {
 	p, ok := d.mu.placed[id]
 	if ok && p.rec.Generation == gen {
 		delete(d.mu.placed, id)
+		delete(d.mu.stopping, id)
 	}
 	d.mu.Unlock()
 	if ok {
@@ -264,6 +282,12 @@ func (d *Driver) Activate(ctx context.Context, id string) (rivetdriver.ActorReco
 	p, err := d.placement(id)
 	if err != nil {
 		return rivetdriver.ActorRecord{}, nil, err
+	}
+	d.mu.Lock()
+	stopping := d.mu.stopping[id]
+	d.mu.Unlock()
+	if stopping {
+		return p.rec, nil, fmt.Errorf("actor %s is stopping: %w", id, ErrNotPlaced)
 	}
 	p.work.Lock()
 	defer p.work.Unlock()
