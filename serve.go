@@ -393,51 +393,6 @@ func (a *Actor[S, C, V]) callAuth(log *slog.Logger, ac *AuthContext, params []by
 	return a.opts.OnAuth(ac, Value{params})
 }
 
-// responseBuffer holds an onRequest response until its turn is durable.
-type responseBuffer struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-}
-
-func (b *responseBuffer) Header() http.Header { return b.header }
-func (b *responseBuffer) Write(p []byte) (int, error) {
-	if b.code == 0 {
-		b.code = http.StatusOK
-	}
-	return b.body.Write(p)
-}
-func (b *responseBuffer) WriteHeader(code int) {
-	if b.code == 0 {
-		b.code = code
-	}
-}
-
-func (a *Actor[S, C, V]) serveRequest(ctx context.Context, e *engine.Engine, id string, w http.ResponseWriter, r *http.Request) error {
-	if a.opts.OnRequest == nil {
-		return gateway.ErrNoHandler.With("Actor %q has no onRequest handler.", a.name)
-	}
-	buf := &responseBuffer{header: http.Header{}}
-	err := e.Enter(ctx, id, func(t *engine.Turn) error {
-		c := t.Instance().(*instance[S, C, V]).ctx(t)
-		buf.header, buf.code = http.Header{}, 0
-		buf.body.Reset()
-		return finish(c, a.opts.OnRequest(c, buf, r))
-	})
-	if err != nil {
-		return err
-	}
-	for k, v := range buf.header {
-		w.Header()[k] = v
-	}
-	if buf.code == 0 {
-		buf.code = http.StatusOK
-	}
-	w.WriteHeader(buf.code)
-	_, _ = w.Write(buf.body.Bytes())
-	return nil
-}
-
 // WebSocket is a raw WebSocket connection to an actor, handed to its
 // OnWebSocket hook. Use it from the actor's turns only: in OnWebSocket,
 // in the OnMessage and OnClose handlers, and in actions.

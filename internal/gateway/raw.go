@@ -37,7 +37,9 @@ func (g *Gateway) rawRequest(w http.ResponseWriter, r *http.Request, t target, p
 	if path == "" {
 		path = "/"
 	}
-	r2 := actorRequest(ctx, r, path, rawQuery)
+	// The request's own context, not ctx: a streamed response may last
+	// longer than the time ctx gives the turn.
+	r2 := actorRequest(r.Context(), r, path, rawQuery)
 	r2.Body = http.MaxBytesReader(w, r.Body, 20<<20)
 	if err := g.cfg.Hooks.Request(ctx, ref.ID, ref.Name, w, r2); err != nil {
 		if errors.Is(err, errNoHandler) {
