@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/internal/enginetest"
 	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
 )
 
@@ -262,5 +263,61 @@ func TestStreamResponseOutlivesWriteTimeout(t *testing.T) {
 	close(h.step)
 	if _, err := io.ReadAll(br); err != nil {
 		t.Fatalf("end of stream: %v", err)
+	}
+}
+
+// TestEngineRunnerStreamResponse: in runner mode a streamed response
+// goes through the engine's gateway. The engine 2.3.19 asks every request
+// for a whole response (responseStream=false; a ResponseStart{stream}
+// reaches its client as an empty body), so the runner sends the stream
+// whole when it ends: the client gets every event, late. With an engine
+// that accepts streams, the same test sees them as they are written.
+func TestEngineRunnerStreamResponse(t *testing.T) {
+	eng := enginetest.Start(t, enginetest.Options{})
+	h := &streamHooks{step: make(chan int), canceled: make(chan error, 1)}
+	er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(streamDef(h)), &rivet.Config{
+		Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Engine: rivet.EngineConfig{URL: eng.GuardURL()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		_ = er.Stop(ctx)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := er.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for _, n := range []int{2, 3} {
+			select {
+			case h.step <- n:
+			case <-ctx.Done():
+				return
+			}
+		}
+		close(h.step)
+	}()
+	url := eng.GuardURL() + "/gateway/streamer/request/sse?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=eng&rvt-crash-policy=sleep"
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("got %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+	}
+	if want := "event: start\ndata: 1\n\ndata: 3\n\ndata: 6\n\n"; string(body) != want {
+		t.Fatalf("body %q, want %q", body, want)
 	}
 }
