@@ -51,6 +51,10 @@ type GatewayConfig struct {
 	// pages and localhost pages get credentials, any other origin may call
 	// without them (the cookies its requests carry are ignored).
 	AllowedOrigins []string
+	// CORSOptions refines the CORS answers with RivetKit's cors options:
+	// an origin function, methods, headers, credentials, max age and
+	// exposed headers (see CORSOptions).
+	CORSOptions CORSOptions
 	// Namespaces lists the namespaces clients may name besides
 	// "default", which always exists; "*" allows any. A request naming
 	// another is refused with namespace.not_found.
@@ -95,7 +99,9 @@ type GatewayConfig struct {
 
 // CORS describes the cross-origin policy in one line, for a startup
 // banner.
-func (c GatewayConfig) CORS() string { return gateway.CORSSummary(c.AllowedOrigins) }
+func (c GatewayConfig) CORS() string {
+	return gateway.CORSSummary(c.AllowedOrigins, c.CORSOptions.gateway())
+}
 
 // Handler returns the runtime's HTTP handler: the RivetKit engine API
 // (/metadata, /actors) and the actor gateway (/gateway/…), which the
@@ -111,7 +117,7 @@ func (rt *Runtime) Handler() http.Handler {
 		}
 		rt.gw = gateway.New(gateway.Config{
 			Engine: rt.e, Hooks: hooks{defs: rt.reg.defs, e: rt.e, log: rt.log}, Log: rt.log,
-			Origins: c.AllowedOrigins, Namespaces: c.Namespaces, Admin: admin,
+			Origins: c.AllowedOrigins, CORS: c.CORSOptions.gateway(), Namespaces: c.Namespaces, Admin: admin,
 			MaxIncoming: c.MaxIncomingMessageSize,
 			MaxOutgoing: c.MaxOutgoingMessageSize, MaxInput: c.MaxInputSize, SendQueue: c.SendQueue,
 			SendQueueBytes: c.SendQueueBytes, MaxSubscriptions: c.MaxSubscriptions,

@@ -66,9 +66,19 @@ type statusRecorder struct {
 	writeDeadline func()
 	armed         bool
 	streaming     bool
+	// exposeAll: name the response's headers in
+	// Access-Control-Expose-Headers when the head is written (cors).
+	exposeAll bool
+	wrote     bool
 }
 
 func (s *statusRecorder) started() {
+	if !s.wrote {
+		s.wrote = true
+		if s.exposeAll {
+			exposeHeaders(s.ResponseWriter.Header())
+		}
+	}
 	if s.writeDeadline != nil && (!s.armed || s.streaming) {
 		s.writeDeadline()
 		s.armed = true
