@@ -172,12 +172,20 @@ func requestContextOf(w http.ResponseWriter) context.Context {
 	return nil
 }
 
-func (a *Actor[S, C, V]) serveRequest(ctx context.Context, e *engine.Engine, id string, w http.ResponseWriter, r *http.Request) error {
+// serveRequest serves a raw HTTP request as a connection of its own: the
+// connection hooks run first (onBeforeConnect may refuse it), OnRequest
+// runs as a turn serving it (c.Conn set), and onDisconnect runs once the
+// response, streamed or not, is done.
+func (a *Actor[S, C, V]) serveRequest(ctx context.Context, e *engine.Engine, id string, conn *engine.Conn, w http.ResponseWriter, r *http.Request) error {
 	if a.opts.OnRequest == nil {
 		return gateway.ErrNoHandler.With("Actor %q has no onRequest handler.", a.name)
 	}
+	if err := e.ConnectRaw(ctx, id, conn); err != nil {
+		return err
+	}
+	defer e.Disconnect(conn, id, "")
 	buf := &responseBuffer{header: http.Header{}}
-	err := e.Enter(ctx, id, func(t *engine.Turn) error {
+	err := e.EnterAs(ctx, id, conn, func(t *engine.Turn) error {
 		c := t.Instance().(*instance[S, C, V]).ctx(t)
 		buf.reset()
 		return finish(c, a.opts.OnRequest(c, buf, r))

@@ -344,20 +344,20 @@ func (h hooks) Auth(r *http.Request, name string, key []string, params []byte, i
 	return nil, nil
 }
 
-func (h hooks) Request(ctx context.Context, id, name string, w http.ResponseWriter, r *http.Request) error {
+func (h hooks) Request(ctx context.Context, id, name string, conn *engine.Conn, w http.ResponseWriter, r *http.Request) error {
 	d := h.defs[name]
 	if d == nil {
 		return gateway.ErrNoHandler
 	}
-	return d.serveRequest(ctx, h.e, id, w, r)
+	return d.serveRequest(ctx, h.e, id, conn, w, r)
 }
 
-func (h hooks) WebSocket(ctx context.Context, id, name string, ws *gateway.RawSocket, r *http.Request) error {
+func (h hooks) WebSocket(ctx context.Context, id, name string, conn *engine.Conn, ws *gateway.RawSocket, r *http.Request) error {
 	d := h.defs[name]
 	if d == nil {
 		return gateway.ErrNoHandler
 	}
-	return d.serveWebSocket(ctx, h.e, id, ws, r)
+	return d.serveWebSocket(ctx, h.e, id, conn, ws, r)
 }
 
 func (h hooks) QueueSend(ctx context.Context, id, name, queue string, conn *engine.Conn, body []byte, wait bool, waitTimeout time.Duration) (engine.QueueSendResult, error) {
@@ -442,17 +442,20 @@ func (ws *WebSocket[S, C, V]) SendBinary(b []byte) error {
 // turn's messages.
 func (ws *WebSocket[S, C, V]) Close(reason string) { ws.conn.Disconnect(reason) }
 
-func (a *Actor[S, C, V]) serveWebSocket(ctx context.Context, e *engine.Engine, id string, sock *gateway.RawSocket, r *http.Request) error {
+func (a *Actor[S, C, V]) serveWebSocket(ctx context.Context, e *engine.Engine, id string, conn *engine.Conn, sock *gateway.RawSocket, r *http.Request) error {
 	if a.opts.OnWebSocket == nil {
 		return gateway.ErrNoHandler.With("Actor %q has no onWebSocket handler.", a.name)
 	}
-	ws := &WebSocket[S, C, V]{req: r, sock: sock}
-	ws.conn = engine.NewConn(engine.NewConnID(), nil, nil, sock)
-	err := e.Attach(ctx, id, ws.conn, func(t *engine.Turn) error {
+	ws := &WebSocket[S, C, V]{req: r, sock: sock, conn: conn}
+	if err := e.ConnectRaw(ctx, id, conn); err != nil {
+		return err
+	}
+	err := e.EnterAs(ctx, id, conn, func(t *engine.Turn) error {
 		c := t.Instance().(*instance[S, C, V]).ctx(t)
 		return finish(c, a.opts.OnWebSocket(c, ws))
 	})
 	if err != nil {
+		e.Detach(id, conn, nil)
 		return err
 	}
 	defer e.Detach(id, ws.conn, func(t *engine.Turn) error {

@@ -71,12 +71,14 @@ type Hooks interface {
 	// Auth runs the actor's onAuth hook, if it has one, before any actor
 	// work; its result becomes the connection's auth data.
 	Auth(r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
-	// Request serves a raw HTTP request with the actor's onRequest hook.
+	// Request serves a raw HTTP request with the actor's onRequest hook,
+	// on connection conn (its params, auth and request set).
 	// r.URL.Path is the path after /request.
-	Request(ctx context.Context, actorID, name string, w http.ResponseWriter, r *http.Request) error
-	// WebSocket serves a raw WebSocket with the actor's onWebSocket hook;
-	// it returns when the socket is done.
-	WebSocket(ctx context.Context, actorID, name string, ws *RawSocket, r *http.Request) error
+	Request(ctx context.Context, actorID, name string, conn *engine.Conn, w http.ResponseWriter, r *http.Request) error
+	// WebSocket serves a raw WebSocket with the actor's onWebSocket hook,
+	// on connection conn (its transport ws); it returns when the socket
+	// is done.
+	WebSocket(ctx context.Context, actorID, name string, conn *engine.Conn, ws *RawSocket, r *http.Request) error
 }
 
 // Config configures a Gateway.
