@@ -604,8 +604,7 @@ func (e *Engine) ConnectRaw(ctx context.Context, id string, c *Conn) error {
 	var cerr error
 	err := e.do(ctx, id, func(h *host) {
 		if !h.opts.ConnHooks {
-			h.addConn(c)
-			gate = h.lastGate()
+			h.addConn(c) // nothing to commit, nothing to wait for
 			return
 		}
 		c.hooked = true
