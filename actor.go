@@ -234,8 +234,8 @@ type Definition interface {
 	build() (engine.Behavior, error)
 	// The gateway hooks (serve.go).
 	auth(log *slog.Logger, r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
-	serveRequest(ctx context.Context, e *engine.Engine, id string, w http.ResponseWriter, r *http.Request) error
-	serveWebSocket(ctx context.Context, e *engine.Engine, id string, ws *gateway.RawSocket, r *http.Request) error
+	serveRequest(ctx context.Context, e *engine.Engine, id string, conn *engine.Conn, w http.ResponseWriter, r *http.Request) error
+	serveWebSocket(ctx context.Context, e *engine.Engine, id string, conn *engine.Conn, ws *gateway.RawSocket, r *http.Request) error
 	sendQueue(ctx context.Context, e *engine.Engine, id, queue string, conn *engine.Conn, body []byte, wait bool, waitTimeout time.Duration) (engine.QueueSendResult, error)
 }
 

@@ -100,6 +100,25 @@ var settings = []Setting{
 			}
 			return nil
 		}},
+	{Name: "cors_allow_methods", Env: "RIVET_CORS_ALLOW_METHODS", Field: "Gateway.CORSOptions.AllowMethods", Default: "GET, POST, PUT, DELETE, OPTIONS, PATCH",
+		Help: "Comma-separated methods a CORS preflight is answered with (RivetKit's allowMethods).",
+		set:  func(c *Config, v string) error { c.Gateway.CORSOptions.AllowMethods = splitList(v); return nil }},
+	{Name: "cors_allow_headers", Env: "RIVET_CORS_ALLOW_HEADERS", Field: "Gateway.CORSOptions.AllowHeaders", Default: "the headers the preflight asks for",
+		Help: "Comma-separated request headers a CORS preflight allows (RivetKit's allowHeaders); include Content-Type and the x-rivet-* headers the official client sends.",
+		set:  func(c *Config, v string) error { c.Gateway.CORSOptions.AllowHeaders = splitList(v); return nil }},
+	{Name: "cors_expose_headers", Env: "RIVET_CORS_EXPOSE_HEADERS", Field: "Gateway.CORSOptions.ExposeHeaders", Default: "all of the response's headers",
+		Help: "Comma-separated response headers browser pages may read (RivetKit's exposeHeaders).",
+		set:  func(c *Config, v string) error { c.Gateway.CORSOptions.ExposeHeaders = splitList(v); return nil }},
+	{Name: "cors_max_age", Env: "RIVET_CORS_MAX_AGE", Field: "Gateway.CORSOptions.MaxAge", Default: "24h",
+		Help: "How long browsers may cache a CORS preflight's answer (RivetKit's maxAge, here a duration: 10m).",
+		set:  func(c *Config, v string) error { return setDuration(&c.Gateway.CORSOptions.MaxAge, v) }},
+	{Name: "cors_no_credentials", Env: "RIVET_CORS_NO_CREDENTIALS", Field: "Gateway.CORSOptions.NoCredentials", Default: "false",
+		Help: "Answer allowed origins without Access-Control-Allow-Credentials and ignore their cookies (RivetKit's credentials: false); this server's own pages keep them.",
+		set: func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.Gateway.CORSOptions.NoCredentials = b
+			return err
+		}},
 	{Name: "namespaces", Env: "RIVET_NAMESPACES", Field: "Gateway.Namespaces", Default: "default only",
 		Help: "Comma-separated namespaces clients may use besides \"default\" (which always exists), or * for any. Others are refused with namespace.not_found.",
 		set: func(c *Config, v string) error {
@@ -359,6 +378,17 @@ func setDuration(dst *time.Duration, v string) error {
 	}
 	*dst = d
 	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func parseBool(v string) (bool, error) {

@@ -69,7 +69,8 @@ type Conn struct {
 	transport Transport
 	closed    bool
 	ephemeral bool
-	raw       bool // a raw WebSocket: no connection hooks, not in Conns
+	raw       bool // a raw WebSocket or HTTP request: not in Conns, no events
+	hooked    bool // a raw connection whose connection hooks ran (ConnectRaw)
 }
 
 // NewConn returns a connection for a transport.

@@ -599,6 +599,33 @@ func (e *Engine) Attach(ctx context.Context, id string, c *Conn, fn func(t *Turn
 	})
 }
 
+// ConnectRaw adds c, a raw connection (an onWebSocket socket, an
+// onRequest request), to the actor. If the actor has connection hooks
+// they run as for Connect (onBeforeConnect may refuse c), and
+// Disconnect or Detach runs onDisconnect. c stays out of the actor's
+// connection list and gets no events; it keeps the actor awake until
+// Disconnect or Detach. Turns serve it with EnterAs.
+func (e *Engine) ConnectRaw(ctx context.Context, id string, c *Conn) error {
+	c.raw = true
+	var gate *Gate
+	var cerr error
+	err := e.do(ctx, id, func(h *host) {
+		if !h.opts.ConnHooks {
+			h.addConn(c) // nothing to commit, nothing to wait for
+			return
+		}
+		c.hooked = true
+		gate, cerr = h.connect(ctx, c)
+	})
+	if err != nil {
+		return err
+	}
+	if werr := gate.Wait(ctx); werr != nil {
+		return werr
+	}
+	return cerr
+}
+
 // runTurn runs fn as one turn of the actor serving c and waits until the
 // turn is durable. prepare runs first on the actor's loop and may refuse
 // the turn; undo (optional) runs when the turn failed.
@@ -640,7 +667,7 @@ func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
 		c.closed = true
 		h.removeConn(c)
 		if fn == nil {
-			return
+			fn = func(*Turn) error { return nil }
 		}
 		t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
 		h.e.metrics.Turns.Add(1)
@@ -649,6 +676,15 @@ func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
 			h.log().Warn("raw WebSocket onClose failed", "conn", c.ID, "err", err)
 		}
 		_, _ = h.endTurn(t, err)
+		if c.hooked && !h.abandoned {
+			t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
+			h.e.metrics.Turns.Add(1)
+			err := h.call("onDisconnect", "", func() error { return h.inst.Disconnect(t, c) })
+			if err != nil && !Reported(err) {
+				h.log().Warn("onDisconnect failed", "conn", c.ID, "err", err)
+			}
+			_, _ = h.endTurn(t, err)
+		}
 	})
 }
 

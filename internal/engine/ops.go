@@ -80,7 +80,7 @@ func (h *host) disconnect(c *Conn, reason string) {
 	}
 	c.closed = true
 	h.removeConn(c)
-	if c.raw {
+	if c.raw && !c.hooked {
 		if c.transport != nil && reason != "" {
 			c.transport.Close(reason)
 		}

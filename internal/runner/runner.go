@@ -123,6 +123,7 @@ type Runner struct {
 		actors     map[string]*actorQueue
 		generation map[string]uint32
 		requests   map[[8]byte]*pendingRequest
+		serving    map[[8]byte]context.CancelFunc // requests being served, by requestKey
 		sockets    map[[8]byte]*tunnelSocket
 		pingAt     time.Time
 		lostAfter  time.Duration // the engine's envoyLostThreshold
@@ -189,6 +190,7 @@ func New(cfg Config) *Runner {
 	r.mu.alarms = map[genKey]*alarmState{}
 	r.mu.actorRequests = map[string]int{}
 	r.mu.requests = map[[8]byte]*pendingRequest{}
+	r.mu.serving = map[[8]byte]context.CancelFunc{}
 	r.mu.sockets = map[[8]byte]*tunnelSocket{}
 	r.mu.lostAfter = 15 * time.Second
 	r.drained = make(chan struct{}, 1)
