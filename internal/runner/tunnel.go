@@ -132,7 +132,7 @@ func (r *Runner) httpRequest(ctx context.Context, start envoy.ToEnvoyRequestStar
 		path = "/" + path
 	}
 	target := "/gateway/" + url.PathEscape(start.ActorID) + path
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), start.Method, target, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, start.Method, target, bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
