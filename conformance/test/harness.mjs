@@ -428,6 +428,10 @@ async function spawnEngine() {
 			},
 		},
 		file_system: { path: path.join(dataDir, "db") },
+		// The engine admits fewer workflows as host CPU use rises (5% above
+		// 90%); on a loaded CI machine it then stops creating actors after
+		// a handful (route_resolve_query_timeout). A flat curve admits all.
+		runtime: { worker_load_shedding_curve: [[0, 1000], [1000, 999]] },
 	};
 	const configFile = path.join(dataDir, "config.json");
 	fs.writeFileSync(configFile, JSON.stringify(config));
