@@ -779,7 +779,8 @@ after(async () => {
 });
 
 /**
- * Declares one test file's suite. `body(t)` declares tests with
+ * Declares one test file's suite (`fileOpts`: default options of its
+ * tests). `body(t)` declares tests with
  * `t.test(name, [options], fn)` and groups with `t.describe(name, fn)`.
  * Each test runs once per matrix cell, as a subtest named after the cell
  * ("2.3.19/json", ...); by default the cells of one test run concurrently,
@@ -799,7 +800,7 @@ after(async () => {
  * fn receives ctx = { client, endpoint, namespace, combo, newClient(opts), key(k),
  * cleanup(fn) }.
  */
-export function matrix(name, body) {
+export function matrix(name, body, fileOpts = {}) {
 	describe(name, () => {
 		before(async () => {
 			await startServer();
@@ -810,7 +811,7 @@ export function matrix(name, body) {
 		const api = {
 			test(testName, opts, fn) {
 				if (typeof opts === "function") [opts, fn] = [{}, opts];
-				defineMatrixTest(testName, opts, fn);
+				defineMatrixTest(testName, { ...fileOpts, ...opts }, fn);
 			},
 			describe(groupName, groupBody) {
 				describe(groupName, () => groupBody(api));
