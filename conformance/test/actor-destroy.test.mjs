@@ -38,7 +38,14 @@ async function assertGone(client, actorKey, actorId) {
 // The fixtures report c.key.join("/") to the destroy observer (fixed key
 // "observer") and the tests look their own key up there: on the engine
 // target the keys stay untagged (engineRawKeys) and the cells run one after
-// the other.
+// the other. Skipped there (each would wait out its deadlines): in runner
+// mode an actor cannot call another actor by key (c.Client() resolves keys
+// through the local driver, which leaves the index to the engine), so
+// onDestroy never reaches the observer; and an actor's own c.destroy() is
+// not reported to the engine (no Intent Stop yet).
+const ENGINE_SKIP =
+	"runner mode: actor-to-actor calls by key (c.Client(), the observer) and Intent Stop for c.destroy() are not built";
+
 matrix("Actor Destroy", (t) => {
 	t.test("actor destroy clears state (without connect)", async ({ client }) => {
 		const actorKey = "test-destroy-without-connect";
@@ -224,6 +231,7 @@ matrix("Actor Destroy", (t) => {
 
 	t.test(
 		"destroyed actors are left out of GET /actors?actor_ids",
+		{ engineSkip: undefined },
 		async ({ client, endpoint, namespace }) => {
 			const actorKey = `test-destroy-rest-${randomUUID()}`;
 			const handle = client.destroyActor.getOrCreate([actorKey]);
@@ -240,5 +248,5 @@ matrix("Actor Destroy", (t) => {
 			await waitFor(async () => assert.deepEqual(await list(), []));
 		},
 	);
-}, { engineRawKeys: true });
+}, { engineRawKeys: true, engineSkip: ENGINE_SKIP });
 
