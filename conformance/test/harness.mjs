@@ -888,8 +888,14 @@ function defineMatrixTest(testName, opts, fn) {
 if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
 	describe("harness", () => {
 		after(stopServer);
-		it("builds the server, starts it and GET /metadata answers JSON", async () => {
+		it(`builds the server, starts it (${TARGET}) and GET /metadata answers JSON`, async () => {
 			const url = await startServer();
+			if (TARGET === "engine") {
+				// The runner is connected and listed by the engine.
+				const res = await fetch(`${url}/envoys?namespace=default`);
+				assert.equal(res.status, 200);
+				assert.equal((await res.json()).envoys.length, 1);
+			}
 			const res = await fetch(`${url}/metadata?namespace=default`);
 			assert.equal(res.status, 200);
 			assert.match(res.headers.get("content-type") ?? "", /application\/json/);
