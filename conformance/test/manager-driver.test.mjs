@@ -30,6 +30,8 @@ matrix("Manager Driver", (t) => {
 
 		t.test(
 			"duplicate key error is actor.duplicate_key on the REST API",
+			// The REST body names the key itself (a fresh one): untagged.
+			{ engineRawKeys: true },
 			async ({ client, endpoint, namespace }) => {
 				const key = `dup-rest-${randomUUID()}`;
 				await client.counter.create([key]);
@@ -125,19 +127,24 @@ matrix("Manager Driver", (t) => {
 	});
 
 	t.describe("Key Matching", () => {
-		t.test("multi-part actor keys are passed through correctly", async ({ client }) => {
+		// ctx.key: the key the actor sees (tagged per cell on the engine target).
+		t.test("multi-part actor keys are passed through correctly", async (ctx) => {
 			const multiPartKey = ["tenant/with/slash", "room"];
-			assert.deepEqual(await client.counter.getOrCreate(multiPartKey).getKey(), multiPartKey);
+			assert.deepEqual(
+				await ctx.client.counter.getOrCreate(multiPartKey).getKey(),
+				ctx.key(multiPartKey),
+			);
 		});
 
-		t.test("keys with escapes round-trip through create, get and getForId", async ({ client }) => {
+		t.test("keys with escapes round-trip through create, get and getForId", async (ctx) => {
+			const { client } = ctx;
 			const key = ["a\\b", "c/d", "e"];
 			const created = await client.counter.create(key);
 			const id = await created.resolve();
-			assert.deepEqual(await created.getKey(), key);
+			assert.deepEqual(await created.getKey(), ctx.key(key));
 			assert.equal(await client.counter.get(key).resolve(), id);
-			assert.deepEqual(await client.counter.get(key).getKey(), key);
-			assert.deepEqual(await client.counter.getForId(id).getKey(), key);
+			assert.deepEqual(await client.counter.get(key).getKey(), ctx.key(key));
+			assert.deepEqual(await client.counter.getForId(id).getKey(), ctx.key(key));
 		});
 
 		t.test("matches actors only with exactly the same keys", async ({ client }) => {
