@@ -208,7 +208,7 @@ matrix("Actor Lifecycle", (t) => {
 		assert.ok(performance.now() - startedAt < 1500);
 	});
 
-	t.test("onDestroy is called even when actor is destroyed during start", async ({ client }) => {
+	t.test("onDestroy is called even when actor is destroyed during start", { engineTodo: ENGINE_OBSERVER }, async ({ client }) => {
 		const actorKey = unique("test-ondestroy-during-start");
 		const actor = client.startStopRaceActor.getOrCreate([actorKey]);
 		const statePromise = actor.getState();
@@ -259,7 +259,7 @@ matrix("Actor Run", (t) => {
 		assert.ok(s2.tickCount > s1.tickCount);
 	});
 
-	t.test("actor without run handler works normally", async ({ client }) => {
+	t.test("actor without run handler works normally", { engineTodo: ENGINE_SLEEP_TIMING }, async ({ client }) => {
 		const actor = client.runWithoutHandler.getOrCreate([unique("no-run-handler")]);
 		assert.equal((await actor.getState()).wakeCount, 1);
 		await afterIdle(
@@ -269,7 +269,7 @@ matrix("Actor Run", (t) => {
 		);
 	});
 
-	t.test("run handler that exits early sleeps instead of destroying", async ({ client }) => {
+	t.test("run handler that exits early sleeps instead of destroying", { engineTodo: ENGINE_OBSERVER }, async ({ client }) => {
 		const observer = client.lifecycleObserver.getOrCreate(["run-with-early-exit"]);
 		await observer.clearEvents();
 		const actor = client.runWithEarlyExit.getOrCreate([unique("early-exit")]);
