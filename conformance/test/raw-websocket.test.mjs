@@ -24,8 +24,8 @@ function bytes(data) {
 }
 
 // On the engine target these raw sockets were closed under the test
-// (1011 actor.not_found, or 1000 "actor stopped") in some cells; the
-// fixture sleeps after a short idle time. Not investigated yet.
+// (1011 actor.not_found, or 1000 "actor stopped") in some cells. Not
+// investigated yet.
 const ENGINE_RAW_WS =
 	"through the engine the raw socket was closed under the test in some cells (1011 actor.not_found or 1000 actor stopped); not investigated yet";
 
