@@ -263,6 +263,10 @@ matrix("Actor Sleep", (t) => {
 
 	t.test(
 		"a due alarm wakes a sleeping actor by itself",
+		{
+			engineTodo:
+				"runner mode: alarms are not sent to the engine yet (EventActorSetAlarm, branch alarms), so an asleep actor's alarm does not wake it; it passed in a cell where another call woke the actor",
+		},
 		async ({ client, endpoint, namespace }) => {
 			// Stronger than upstream's "alarms wake actors": put the actor to
 			// sleep, make no call until well after the alarm is due, then check
