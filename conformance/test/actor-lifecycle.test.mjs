@@ -77,7 +77,6 @@ matrix("Actor Lifecycle", (t) => {
 	t.test(
 		"multiple rapid create/destroy cycles handle race correctly",
 		{ engineTodo: ENGINE_DESTROY_ASYNC },
-		{},
 		async ({ client }) => {
 			let cleanedUp = 0;
 			for (let i = 0; i < 10; i++) {
