@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,6 +44,8 @@ func engineSuite(target string) []job {
 	add(job{scenario: "split", enc: "json", n: 200})
 	add(job{scenario: "split-ws", enc: "json", n: 200})
 	add(job{scenario: "failover", enc: "json", rounds: 2, timeout: 4 * time.Minute})
+	// The same with the engine's lost thresholds cut from 15 s to 4 s.
+	add(job{scenario: "failover", enc: "json", rounds: 2, timeout: 3 * time.Minute, engineLost: 4 * time.Second})
 	return js
 }
 
@@ -220,6 +223,10 @@ func failoverRound(ctx context.Context, s *server, o *options, enc string, round
 		cancel()
 		if err != nil {
 			if first == nil {
+				var ue *url.Error
+				if errors.As(err, &ue) { // the URL says nothing new
+					err = fmt.Errorf("%s: %w", ue.Op, ue.Err)
+				}
 				first = err
 			}
 			time.Sleep(100 * time.Millisecond)

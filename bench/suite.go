@@ -74,11 +74,14 @@ type result struct {
 	StoragePerCall float64    `json:"storage_round_trips_per_call,omitempty"`
 	// Load is the machine's 1/5/15-minute load average when the row
 	// started (/proc/loadavg): the machine is shared.
-	Load    string `json:"load,omitempty"`
-	Note    string `json:"note,omitempty"`
-	Error   string `json:"error,omitempty"`
-	Command string `json:"command"`
-	Time    string `json:"time"`
+	Load string `json:"load,omitempty"`
+	// EngineLost: the engine ran with this envoy_ping_timeout and
+	// envoy_lost_threshold (-engine-lost).
+	EngineLost string `json:"engine_lost,omitempty"`
+	Note       string `json:"note,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Command    string `json:"command"`
+	Time       string `json:"time"`
 }
 
 // job is one row: a scenario with its parameters on one target.
@@ -94,6 +97,9 @@ type job struct {
 	readOnly  bool // hot, ws-rtt: getCount instead of increment
 	capped    bool
 	timeout   time.Duration
+	// engineLost: the engine's envoy_ping_timeout and envoy_lost_threshold
+	// (engine targets; 0 = the engine's default).
+	engineLost time.Duration
 }
 
 // args are the flags that rerun this row alone.
@@ -103,7 +109,12 @@ func (j job) args(target string) []string {
 	case "hot", "spread", "durability", "idle", "sleeping":
 		a = append(a, "-c", strconv.Itoa(j.c))
 	}
-	a = append(a, "-n", strconv.Itoa(j.n))
+	if j.scenario != "failover" {
+		a = append(a, "-n", strconv.Itoa(j.n))
+	}
+	if j.engineLost > 0 {
+		a = append(a, "-engine-lost", j.engineLost.String())
+	}
 	if j.scenario == "fanout" {
 		a = append(a, "-conns", strconv.Itoa(j.conns))
 	}
@@ -258,7 +269,7 @@ func main() {
 					encs = encs[:1]
 				}
 				for _, e := range encs {
-					jobs = append(jobs, job{scenario: s, enc: e, c: *c, n: *n, conns: *conns, rounds: *rounds, waitSleep: *waitSleep, nagle: !*noDelay, guardND: *guardND, readOnly: *readOnly, timeout: *timeout})
+					jobs = append(jobs, job{scenario: s, enc: e, c: *c, n: *n, conns: *conns, rounds: *rounds, waitSleep: *waitSleep, nagle: !*noDelay, guardND: *guardND, readOnly: *readOnly, timeout: *timeout, engineLost: *engineLost})
 				}
 			}
 		}
@@ -340,12 +351,18 @@ func runJob(target string, j job, o *options, profileDir string) result {
 	case "fanout":
 		r.Conns = j.conns
 		r.Messages = j.n
+	case "failover":
+		r.Rounds = j.rounds
+	}
+	if j.engineLost > 0 {
+		r.EngineLost = j.engineLost.String()
 	}
 	fmt.Fprintf(logOut, "run: %s\n", r.Command)
 	oo := *o
 	oo.noDelay = !j.nagle
 	oo.guardNoDelay = j.guardND
 	oo.withProxy = j.scenario == "split" || j.scenario == "split-ws"
+	oo.engineLost = j.engineLost
 	s, err := startServer(ctx, target, &oo)
 	if err != nil {
 		r.Error = err.Error()
@@ -510,7 +527,7 @@ func params(r result) string {
 	if r.Scenario == "fanout" {
 		n = r.Messages
 	}
-	if r.Scenario == "durability" {
+	if r.Scenario == "durability" || r.Scenario == "failover" {
 		p = append(p, fmt.Sprintf("rounds=%d", r.Rounds))
 	} else {
 		p = append(p, fmt.Sprintf("n=%d", n))
@@ -526,6 +543,9 @@ func params(r result) string {
 	}
 	if r.Capped {
 		p = append(p, "capped")
+	}
+	if r.EngineLost != "" {
+		p = append(p, "engine-lost="+r.EngineLost)
 	}
 	return strings.Join(p, " ")
 }
