@@ -42,6 +42,7 @@ func engineSuite(target string) []job {
 	// (pegboard.route_resolve_query_timeout): at most 10 of them.
 	add(job{scenario: "cold", enc: "json", n: 10, timeout: 3 * time.Minute})
 	add(job{scenario: "split", enc: "json", n: 200})
+	add(job{scenario: "split-id", enc: "json", n: 200})
 	add(job{scenario: "split-ws", enc: "json", n: 200})
 	add(job{scenario: "failover", enc: "json", rounds: 2, timeout: 4 * time.Minute})
 	// The same with the engine's lost thresholds cut from 15 s to 4 s.
@@ -53,11 +54,22 @@ func engineSuite(target string) []job {
 // connection with ws) through the engine and sets, per call, the client's
 // round trip against the runner's share seen at the timing proxy: the
 // rest is the engine's (guard, routing, tunnel) and the network's.
-func split(ctx context.Context, s *server, client *rivetclient.Client, ws bool, n int, r *result) error {
+//
+// byID (split-id) calls over HTTP by actor id (/gateway/{id}/action/…)
+// instead of the query form (getOrCreate by key, which the engine resolves
+// on every request).
+func split(ctx context.Context, s *server, client *rivetclient.Client, ws, byID bool, n int, r *result) error {
 	if s.proxy == nil {
 		return errors.New("split needs an engine target (serve-engine, peer-engine)")
 	}
 	h := client.GetOrCreate("counter", rivet.Key{"split"})
+	if byID {
+		id, err := h.ID(ctx)
+		if err != nil {
+			return err
+		}
+		h = client.GetForID("counter", id)
+	}
 	call := func(ctx context.Context) error {
 		_, err := h.Call(ctx, "increment", 1)
 		return err
@@ -303,7 +315,7 @@ func engineMetrics(scenario string) []metric {
 		}, us}
 	}
 	switch scenario {
-	case "split", "split-ws":
+	case "split", "split-id", "split-ws":
 		return []metric{
 			{"client round trip p50", func(r result) float64 { return r.P50us }, us},
 			sp("runner share p50", func(r result) *splitPcts { return r.Runner }, false),

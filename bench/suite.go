@@ -142,7 +142,7 @@ func supports(target, scenario string) bool {
 	switch scenario {
 	case "hot", "ws-rtt", "fanout", "spread", "cold":
 		return true
-	case "split", "split-ws", "failover":
+	case "split", "split-id", "split-ws", "failover":
 		return isEngineTarget(target)
 	case "wake":
 		return target == "rivet" || target == "serve"
@@ -156,7 +156,7 @@ func supports(target, scenario string) bool {
 	return false
 }
 
-var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping", "split", "split-ws", "failover"}
+var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping", "split", "split-id", "split-ws", "failover"}
 
 // suite is the report run (-scenario all) for one target. The full
 // parameters run on every target but RivetKit; withPeer adds the capped
@@ -361,7 +361,7 @@ func runJob(target string, j job, o *options, profileDir string) result {
 	oo := *o
 	oo.noDelay = !j.nagle
 	oo.guardNoDelay = j.guardND
-	oo.withProxy = j.scenario == "split" || j.scenario == "split-ws"
+	oo.withProxy = strings.HasPrefix(j.scenario, "split")
 	oo.engineLost = j.engineLost
 	s, err := startServer(ctx, target, &oo)
 	if err != nil {
@@ -424,8 +424,8 @@ func runScenario(ctx context.Context, s *server, o *options, j job, r *result) e
 	case "sleeping":
 		r.C = j.c
 		return sleeping(ctx, s, o, j.c, j.n, r)
-	case "split", "split-ws":
-		return split(ctx, s, client, j.scenario == "split-ws", j.n, r)
+	case "split", "split-id", "split-ws":
+		return split(ctx, s, client, j.scenario == "split-ws", j.scenario == "split-id", j.n, r)
 	case "failover":
 		return failover(ctx, s, o, j.enc, j.rounds, r)
 	}
@@ -480,7 +480,7 @@ func rowText(r result) string {
 		return fmt.Sprintf("%d actors awake: RSS %.0f → %.0f MiB (%.1f KiB/actor), Go heap %.0f MiB; after sleep RSS %.0f MiB, heap %.0f MiB; created %.0f/s", r.OK, r.RSSBeforeMiB, r.RSSMiB, r.KiBPerActor, r.HeapMiB, r.RSSAfterSleepMiB, r.HeapAfterSleepMiB, r.PerSec)
 	case "sleeping":
 		return fmt.Sprintf("%d actors asleep: server RSS %.0f MiB, Go heap %.0f MiB", r.OK, r.RSSMiB, r.HeapMiB)
-	case "split", "split-ws":
+	case "split", "split-id", "split-ws":
 		if r.Runner == nil {
 			break
 		}
