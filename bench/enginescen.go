@@ -64,8 +64,8 @@ func split(ctx context.Context, s *server, client *rivetclient.Client, ws, byID 
 	}
 	h := client.GetOrCreate("counter", rivet.Key{"split"})
 	if byID {
-		id, err := h.ID(ctx)
-		if err != nil {
+		var id string
+		if err := warmUp(ctx, func(ctx context.Context) (err error) { id, err = h.ID(ctx); return err }); err != nil {
 			return err
 		}
 		h = client.GetForID("counter", id)
@@ -82,7 +82,7 @@ func split(ctx context.Context, s *server, client *rivetclient.Client, ws, byID 
 			return err
 		}
 	}
-	if err := call(ctx); err != nil { // creates the actor, opens the socket
+	if err := warmUp(ctx, call); err != nil { // creates the actor, opens the socket
 		return err
 	}
 	s.proxy.take()

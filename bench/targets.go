@@ -310,7 +310,11 @@ func (c *child) start(ctx context.Context) error {
 // for RivetKit that also means the runtime has connected to its engine.
 func (c *child) waitReady(ctx context.Context) error {
 	cl := rivetclient.New(c.endpoint(), rivetclient.WithEncoding("json"))
-	deadline := time.Now().Add(90 * time.Second)
+	wait := 90 * time.Second
+	if c.client != "" {
+		wait = 2 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
 	var last error
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		select {
@@ -318,7 +322,12 @@ func (c *child) waitReady(ctx context.Context) error {
 			return fmt.Errorf("%s exited during start-up (log: %s): %s", c.kind, c.log.Name(), tail(c.log.Name()))
 		default:
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// Through an engine the creation can take 15 s or more.
+		per := 5 * time.Second
+		if c.client != "" {
+			per = 20 * time.Second
+		}
+		cctx, cancel := context.WithTimeout(ctx, per)
 		_, err := cl.GetOrCreate("counter", rivet.Key{"ready"}).Call(cctx, "getCount")
 		cancel()
 		if err == nil {
@@ -327,7 +336,7 @@ func (c *child) waitReady(ctx context.Context) error {
 		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not ready on %s after 90s: %v (log: %s)", c.kind, c.endpoint(), last, c.log.Name())
+	return fmt.Errorf("%s not ready on %s after %v: %v (log: %s)", c.kind, c.endpoint(), wait, last, c.log.Name())
 }
 
 // envWithoutRivet is this process's environment without RIVET_* variables
