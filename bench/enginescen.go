@@ -43,6 +43,7 @@ func engineSuite(target string) []job {
 	add(job{scenario: "cold", enc: "json", n: 10, timeout: 3 * time.Minute})
 	add(job{scenario: "split", enc: "json", n: 200})
 	add(job{scenario: "split-id", enc: "json", n: 200})
+	add(job{scenario: "split-hot", enc: "json", c: 8, n: 200})
 	add(job{scenario: "split-ws", enc: "json", n: 200})
 	add(job{scenario: "failover", enc: "json", rounds: 2, timeout: 4 * time.Minute})
 	// The same with the engine's lost thresholds cut from 15 s to 4 s.
@@ -118,6 +119,29 @@ func split(ctx context.Context, s *server, client *rivetclient.Client, ws, byID 
 		r.Note = fmt.Sprintf("%d calls left out: the proxy did not see exactly one request/response pair for them", unmatched)
 	}
 	return nil
+}
+
+// splitHot is hot (-c concurrent HTTP callers on one counter) behind the
+// timing proxy: calls overlap, so the runner's shares are not paired with
+// round trips; their distribution is set beside the round trips'.
+func splitHot(ctx context.Context, s *server, client *rivetclient.Client, callers, n int, r *result) error {
+	if s.proxy == nil {
+		return errors.New("split-hot needs an engine target (serve-engine, peer-engine)")
+	}
+	err := hot(ctx, client, callers, n, r)
+	spans := s.proxy.take()
+	var runners, storage []time.Duration
+	var calls int
+	for _, sp := range spans {
+		runners = append(runners, sp.runner)
+		storage = append(storage, sp.storage)
+		calls += sp.requests
+	}
+	r.Runner, r.Storage = pcts(runners), pcts(storage)
+	if len(spans) > 0 {
+		r.StoragePerCall = float64(calls) / float64(len(spans))
+	}
+	return err
 }
 
 // split percentiles, in µs.
@@ -315,6 +339,14 @@ func engineMetrics(scenario string) []metric {
 		}, us}
 	}
 	switch scenario {
+	case "split-hot":
+		return []metric{
+			{"per s", func(r result) float64 { return r.PerSec }, func(v float64) string { return fmt.Sprintf("%.0f", v) }},
+			{"client round trip p50", func(r result) float64 { return r.P50us }, us},
+			sp("runner share p50", func(r result) *splitPcts { return r.Runner }, false),
+			sp("runner share p90", func(r result) *splitPcts { return r.Runner }, true),
+			sp("storage wait p50 (in runner share)", func(r result) *splitPcts { return r.Storage }, false),
+		}
 	case "split", "split-id", "split-ws":
 		return []metric{
 			{"client round trip p50", func(r result) float64 { return r.P50us }, us},

@@ -144,6 +144,11 @@ func wsRTT(ctx context.Context, c *rivetclient.Client, n int, r *result) error {
 
 func fanout(ctx context.Context, c *rivetclient.Client, conns, n int, r *result) error {
 	room := c.GetOrCreate("chatRoom", rivet.Key{"fanout"})
+	// Create the room before the connections open: this scenario measures
+	// delivery, not a creation racing a thousand WebSocket opens.
+	if err := warmUp(ctx, func(ctx context.Context) error { _, err := room.Call(ctx, "getHistory"); return err }); err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	sent := make([]time.Time, n)
 	var lats []time.Duration

@@ -106,7 +106,7 @@ type job struct {
 func (j job) args(target string) []string {
 	a := []string{"-scenario", j.scenario, "-target", target, "-encoding", j.enc}
 	switch j.scenario {
-	case "hot", "spread", "durability", "idle", "sleeping":
+	case "hot", "spread", "durability", "idle", "sleeping", "split-hot":
 		a = append(a, "-c", strconv.Itoa(j.c))
 	}
 	if j.scenario != "failover" {
@@ -142,7 +142,7 @@ func supports(target, scenario string) bool {
 	switch scenario {
 	case "hot", "ws-rtt", "fanout", "spread", "cold":
 		return true
-	case "split", "split-id", "split-ws", "failover":
+	case "split", "split-id", "split-ws", "split-hot", "failover":
 		return isEngineTarget(target)
 	case "wake":
 		return target == "rivet" || target == "serve"
@@ -156,7 +156,7 @@ func supports(target, scenario string) bool {
 	return false
 }
 
-var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping", "split", "split-id", "split-ws", "failover"}
+var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping", "split", "split-id", "split-ws", "split-hot", "failover"}
 
 // suite is the report run (-scenario all) for one target. The full
 // parameters run on every target but RivetKit; withPeer adds the capped
@@ -346,7 +346,7 @@ func runJob(target string, j job, o *options, profileDir string) result {
 	r := result{Scenario: j.scenario, Target: target, Encoding: j.enc, N: j.n, NoDelay: !j.nagle, GuardNoDelay: j.guardND, ReadOnly: j.readOnly, Capped: j.capped,
 		Command: "go run ./bench " + strings.Join(j.args(target), " "), Time: time.Now().UTC().Format(time.RFC3339), Load: loadAvg()}
 	switch j.scenario {
-	case "hot", "spread", "durability", "idle", "sleeping":
+	case "hot", "spread", "durability", "idle", "sleeping", "split-hot":
 		r.C = j.c
 	case "fanout":
 		r.Conns = j.conns
@@ -426,6 +426,9 @@ func runScenario(ctx context.Context, s *server, o *options, j job, r *result) e
 		return sleeping(ctx, s, o, j.c, j.n, r)
 	case "split", "split-id", "split-ws":
 		return split(ctx, s, client, j.scenario == "split-ws", j.scenario == "split-id", j.n, r)
+	case "split-hot":
+		r.C = j.c
+		return splitHot(ctx, s, client, j.c, j.n, r)
 	case "failover":
 		return failover(ctx, s, o, j.enc, j.rounds, r)
 	}
@@ -480,6 +483,12 @@ func rowText(r result) string {
 		return fmt.Sprintf("%d actors awake: RSS %.0f → %.0f MiB (%.1f KiB/actor), Go heap %.0f MiB; after sleep RSS %.0f MiB, heap %.0f MiB; created %.0f/s", r.OK, r.RSSBeforeMiB, r.RSSMiB, r.KiBPerActor, r.HeapMiB, r.RSSAfterSleepMiB, r.HeapAfterSleepMiB, r.PerSec)
 	case "sleeping":
 		return fmt.Sprintf("%d actors asleep: server RSS %.0f MiB, Go heap %.0f MiB", r.OK, r.RSSMiB, r.HeapMiB)
+	case "split-hot":
+		if r.Runner == nil {
+			break
+		}
+		return fmt.Sprintf("ok=%d %.0f/s round trip p50=%s p90=%s; runner p50=%s p90=%s; storage wait p50=%s (%.2f round trips/call) [load %s]",
+			r.OK, r.PerSec, us(r.P50us), us(r.P90us), us(r.Runner.P50us), us(r.Runner.P90us), us(r.Storage.P50us), r.StoragePerCall, r.Load)
 	case "split", "split-id", "split-ws":
 		if r.Runner == nil {
 			break
