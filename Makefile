@@ -64,5 +64,5 @@ bench-report: ## every bench/ scenario on the baseline and rivet serve (~4-7 min
 bench-peer: ## RivetKit 2.3.19 side by side with rivet serve and the baseline (needs node, npm; ~6-8 min)
 	bash bench/peer/run.sh
 
-bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners behind rivet-engine (needs `make engine`, node, npm; ~10 min)
+bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners behind rivet-engine (needs `make engine`, node, npm; ~25 min)
 	bash bench/peer/run.sh -scenario engine -target engine
