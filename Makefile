@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine bench bench-report bench-peer run
+.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine bench bench-report bench-peer bench-engine run
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -72,3 +72,6 @@ bench-report: ## every bench/ scenario on the baseline and rivet serve (~4-7 min
 
 bench-peer: ## RivetKit 2.3.19 side by side with rivet serve and the baseline (needs node, npm; ~6-8 min)
 	bash bench/peer/run.sh
+
+bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners behind rivet-engine (needs `make engine`, node, npm; ~25 min)
+	bash bench/peer/run.sh -scenario engine -target engine
