@@ -126,6 +126,14 @@ type Options[S, C, V any] struct {
 	SleepTimeout time.Duration
 	// NoSleep keeps the actor awake forever.
 	NoSleep bool
+	// KeepAwakeWhileConnected keeps the actor awake while a client is
+	// connected, as RivetKit does. By default an actor whose only
+	// activity is open connections sleeps after SleepTimeout: the sockets
+	// stay open, and the next message, action, close or alarm wakes it
+	// with every connection (id, params, state, subscriptions) rebuilt
+	// from storage, without running the connect hooks again. See
+	// docs/concepts/connections.md.
+	KeepAwakeWhileConnected bool
 	// ActionTimeout bounds an action call (default 60s).
 	ActionTimeout time.Duration
 	// MaxSchedules bounds the actor's pending alarms (default 1000).
@@ -411,12 +419,13 @@ func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
 	b.copyConnState = !reflect.ValueOf(&a.opts.ConnState).Elem().IsZero() && !flat(reflect.TypeFor[C]())
 	o := a.opts
 	b.engOpts = engine.Options{
-		SleepTimeout:     o.SleepTimeout,
-		NoSleep:          o.NoSleep,
-		ActionTimeout:    o.ActionTimeout,
-		MaxSchedules:     o.MaxSchedules,
-		SleepGracePeriod: orDefault(o.SleepGracePeriod, DefaultSleepGracePeriod),
-		ConnHooks:        o.OnBeforeConnect != nil || o.CreateConnState != nil || o.OnConnect != nil || o.OnDisconnect != nil || !reflect.ValueOf(&o.ConnState).Elem().IsZero(),
+		SleepTimeout:            o.SleepTimeout,
+		NoSleep:                 o.NoSleep,
+		KeepAwakeWhileConnected: o.KeepAwakeWhileConnected,
+		ActionTimeout:           o.ActionTimeout,
+		MaxSchedules:            o.MaxSchedules,
+		SleepGracePeriod:        orDefault(o.SleepGracePeriod, DefaultSleepGracePeriod),
+		ConnHooks:               o.OnBeforeConnect != nil || o.CreateConnState != nil || o.OnConnect != nil || o.OnDisconnect != nil || !reflect.ValueOf(&o.ConnState).Elem().IsZero(),
 	}
 	b.timeouts = hookTimeouts{
 		createVars:      orDefault(o.CreateVarsTimeout, DefaultCreateVarsTimeout),

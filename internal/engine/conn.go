@@ -64,12 +64,23 @@ type Conn struct {
 	// WebSocket upgrade, or a stateless call's request); nil in process.
 	Request *http.Request
 
+	// Tunnel describes a socket the Rivet Engine holds; it is persisted
+	// in the connection's record (runner mode).
+	Tunnel *TunnelMeta
+
 	h         *host
 	subs      map[string]struct{}
 	transport Transport
 	closed    bool
 	ephemeral bool
 	raw       bool // a raw WebSocket: no connection hooks, not in Conns
+	// blocks: the connection keeps its actor awake (see host.canSleep);
+	// set when it joins.
+	blocks bool
+	// rec is the record as last written in a commit (nil: none yet).
+	rec []byte
+	// gone: the client side closed (Engine.Disconnect was called).
+	gone atomic.Bool
 }
 
 // NewConn returns a connection for a transport.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,6 +70,9 @@ type Engine struct {
 	prom       *promMetrics
 	insp       *inspectState // nil unless Config.Inspect
 	onSleep    func(id string)
+	// hibernate: an actor may sleep with connections open, the gateway
+	// keeping their sockets (see SetHibernation).
+	hibernate atomic.Bool
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -82,6 +86,9 @@ type Engine struct {
 		sync.Mutex
 		hosts   map[string]*host
 		closing bool
+		// parked are the connections of sleeping actors whose sockets
+		// stay open, by actor id.
+		parked map[string][]*Conn
 	}
 }
 
@@ -121,6 +128,8 @@ func New(cfg Config) (*Engine, error) {
 		e.behaviors[b.Name()] = b
 	}
 	e.mu.hosts = map[string]*host{}
+	e.mu.parked = map[string][]*Conn{}
+	e.hibernate.Store(true)
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
 	e.prom = newPromMetrics(e.behaviors)
 	e.committer = newCommitter(e.driver, e.metrics)
@@ -187,6 +196,16 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		if err != nil {
 			break
+		}
+	}
+	e.mu.Lock()
+	parked := e.mu.parked
+	e.mu.parked = map[string][]*Conn{}
+	e.mu.Unlock()
+	for _, cs := range parked {
+		for _, c := range cs {
+			c.closed = true
+			c.transport.Close("server stopping")
 		}
 	}
 	e.cancel(rivettype.ErrStopping)
@@ -545,20 +564,98 @@ func (e *Engine) Connect(ctx context.Context, id string, c *Conn) error {
 }
 
 // Disconnect removes a connection and runs onDisconnect. It is safe to call
-// more than once.
+// more than once. A connection of a sleeping actor (its socket kept by the
+// gateway) wakes the actor, which rebuilds it and then lets it go.
 func (e *Engine) Disconnect(c *Conn, id, reason string) {
+	c.gone.Store(true)
 	e.doIdle(id, func(h *host) { h.disconnect(c, reason) })
+	if e.isParked(id, c) {
+		_ = e.do(e.ctx, id, func(h *host) { h.disconnect(c, reason) })
+	}
 }
 
-// Subscribe adds or removes an event subscription of a connection.
+// Subscribe adds or removes an event subscription of a connection, in a
+// turn that rewrites the connection's record. The change takes effect at
+// once; its commit is not awaited (nothing is acknowledged to the client).
 func (e *Engine) Subscribe(ctx context.Context, id string, c *Conn, event string, on bool) error {
-	return e.do(ctx, id, func(h *host) {
+	var terr error
+	err := e.do(ctx, id, func(h *host) {
+		if c.h != h || c.closed {
+			terr = rivettype.ErrConnectionClosed
+			return
+		}
 		if on {
 			c.subs[event] = struct{}{}
 		} else {
 			delete(c.subs, event)
 		}
+		t := newTurn(h, ctx, c)
+		_, terr = h.endTurn(t, nil)
 	})
+	if err != nil {
+		return err
+	}
+	return terr
+}
+
+// SetHibernation chooses whether actors sleep with connections open (the
+// default): a connection then does not keep its actor awake unless the
+// actor's KeepAwakeWhileConnected option says so; while the actor sleeps
+// its socket stays open, and the connection is rebuilt from its record
+// when the actor wakes. Off, every connection keeps its actor awake (runner
+// mode, until the Rivet Engine's hibernatable WebSockets are served). Set
+// it before the engine serves anything.
+func (e *Engine) SetHibernation(on bool) { e.hibernate.Store(on) }
+
+// park keeps the sockets of a sleeping actor's connections. Their
+// in-memory state is dropped: the next incarnation rebuilds it from the
+// records. A connection whose client already left is closed instead; its
+// record goes at the next wake.
+func (e *Engine) park(id string, cs []*Conn) {
+	if len(cs) == 0 {
+		return
+	}
+	var closing []*Conn
+	e.mu.Lock()
+	for _, c := range cs {
+		if c.gone.Load() || e.mu.closing {
+			closing = append(closing, c)
+			continue
+		}
+		c.h, c.State, c.subs, c.rec = nil, nil, nil, nil
+		e.mu.parked[id] = append(e.mu.parked[id], c)
+	}
+	e.mu.Unlock()
+	for _, c := range closing {
+		c.closed = true
+		c.transport.Close("actor stopped")
+	}
+}
+
+// takeParked removes and returns the parked connections of an actor.
+func (e *Engine) takeParked(id string) []*Conn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cs := e.mu.parked[id]
+	delete(e.mu.parked, id)
+	return cs
+}
+
+func (e *Engine) isParked(id string, c *Conn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Contains(e.mu.parked[id], c)
+}
+
+// Parked is the number of connections kept open for sleeping actors.
+func (e *Engine) Parked() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, cs := range e.mu.parked {
+		n += len(cs)
+	}
+	return n
 }
 
 // Enter runs fn as a turn of the actor and waits until its changes are
