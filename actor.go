@@ -120,6 +120,18 @@ type Options[S, C, V any] struct {
 	// message then runs as a turn of its own. An error rejects the socket
 	// (close 1011). The socket keeps the actor awake while open.
 	OnWebSocket func(c *Context[S, C, V], ws *WebSocket[S, C, V]) error
+	// CanHibernateWebSocket lets the actor sleep while raw WebSockets are
+	// open: the server keeps the socket and its OnMessage and OnClose
+	// handlers, and the next message or close wakes the actor (OnStart
+	// runs, OnWebSocket does not run again). Handlers must use the
+	// context they are given, not one captured in OnWebSocket. Without
+	// it an open raw WebSocket keeps its actor awake. RivetKit's
+	// canHibernateWebSocket (true).
+	CanHibernateWebSocket bool
+	// CanHibernateWebSocketFunc decides per upgrade request instead of
+	// CanHibernateWebSocket (RivetKit's canHibernateWebSocket as a
+	// function of the request).
+	CanHibernateWebSocketFunc func(r *http.Request) bool
 
 	// SleepTimeout is how long the actor stays awake with nothing to do
 	// (default 30s).

@@ -2,9 +2,15 @@ package rivet_test
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/internal/engine"
@@ -151,9 +157,8 @@ func TestConnectionHibernates(t *testing.T) {
 	if got := n.lastDisconnect.Load().(hibConnState); got != (hibConnState{Name: "ada", Bumps: 13}) {
 		t.Fatalf("onDisconnect saw %+v", got)
 	}
-	if recs := connRecords(t, k.Driver, id); len(recs) != 0 {
-		t.Fatalf("%d connection records left after disconnect", len(recs))
-	}
+	// The disconnect turn's commit is not awaited by Close.
+	waitFor(t, func() bool { return len(connRecords(t, k.Driver, id)) == 0 })
 	if k.Runtime.Engine().Parked() != 0 {
 		t.Fatal("a closed connection is still parked")
 	}
@@ -216,9 +221,7 @@ func TestConnectionRecordsSurviveRestart(t *testing.T) {
 	if got := n.lastDisconnect.Load().(hibConnState); got != (hibConnState{Name: "cy", Bumps: 1}) {
 		t.Fatalf("onDisconnect saw %+v, want the stored state", got)
 	}
-	if recs := connRecords(t, d, id); len(recs) != 0 {
-		t.Fatalf("%d stale records left", len(recs))
-	}
+	waitFor(t, func() bool { return len(connRecords(t, d, id)) == 0 })
 }
 
 func connRecords(t *testing.T, d rivetdriver.Driver, id string) []engine.ConnRecord {
@@ -245,4 +248,80 @@ func decodeAs[T any](t *testing.T, v rivet.Value) T {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A raw WebSocket with CanHibernateWebSocket lets its actor sleep; its
+// next message wakes the actor (OnStart runs, OnWebSocket does not) and is
+// handled by the handler registered before the sleep. A close while asleep
+// wakes it for OnClose.
+func TestRawWebSocketHibernates(t *testing.T) {
+	ctx := ctxT(t)
+	type S struct{ Starts, Opens, Closes, Sleeps int }
+	type Ctx = rivet.Ctx[S]
+	def := rivet.NewActor("rawhib", rivet.Opts[S]{
+		SleepTimeout: hibSleep,
+		CanHibernateWebSocketFunc: func(r *http.Request) bool {
+			return r.URL.Query().Get("hibernate") == "yes"
+		},
+		OnStart: func(c *Ctx) error { c.State.Starts++; return nil },
+		OnSleep: func(c *Ctx) error { c.State.Sleeps++; return nil },
+		OnWebSocket: func(c *Ctx, ws *rivet.WebSocket[S, rivet.None, rivet.None]) error {
+			c.State.Opens++
+			ws.OnMessage(func(c *Ctx, m rivet.WebSocketMessage) error {
+				return ws.SendText(fmt.Sprintf("%s starts=%d opens=%d", m.Data, c.State.Starts, c.State.Opens))
+			})
+			ws.OnClose(func(c *Ctx) { c.State.Closes++ })
+			return nil
+		},
+	}).Action("get", func(c *Ctx) S { return *c.State })
+	k := kit(t, rivetmem.New(), def)
+	srv := httptest.NewServer(k.Runtime.Handler())
+	defer srv.Close()
+	h := k.Client.GetOrCreate("rawhib", nil)
+	id := must[string](t)(h.ID(ctx))
+	dial := func(q string) *websocket.Conn {
+		ws, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/gateway/"+id+"/websocket/?"+q, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ws
+	}
+	say := func(ws *websocket.Conn, msg string) string {
+		t.Helper()
+		if err := ws.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	// Without the opt-in a raw WebSocket keeps the actor awake.
+	plain := dial("hibernate=no")
+	say(plain, "hi")
+	for range 3 {
+		k.Advance(2 * hibSleep)
+	}
+	if !k.Awake(id) {
+		t.Fatal("slept with a raw WebSocket that cannot hibernate")
+	}
+	plain.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, func() bool { k.Advance(2 * hibSleep); return !k.Awake(id) })
+
+	ws := dial("hibernate=yes")
+	if got := say(ws, "a"); got != "a starts=2 opens=2" {
+		t.Fatalf("reply %q", got)
+	}
+	waitFor(t, func() bool { k.Advance(2 * hibSleep); return !k.Awake(id) })
+	if got := say(ws, "b"); got != "b starts=3 opens=2" {
+		t.Fatalf("reply after the wake %q, want the old handler on a new incarnation", got)
+	}
+	waitFor(t, func() bool { k.Advance(2 * hibSleep); return !k.Awake(id) })
+	ws.Close(websocket.StatusNormalClosure, "")
+	waitFor(t, func() bool { return k.Runtime.Engine().Parked() == 0 })
+	if got := must[rivet.Value](t)(h.Call(ctx, "get")); decodeAs[S](t, got).Closes != 2 {
+		t.Fatalf("state %s: OnClose did not run for the hibernated socket", got)
+	}
 }

@@ -487,6 +487,10 @@ func (a *Actor[S, C, V]) serveWebSocket(ctx context.Context, e *engine.Engine, i
 	}
 	ws := &WebSocket[S, C, V]{req: r, sock: sock}
 	ws.conn = engine.NewConn(engine.NewConnID(), nil, nil, sock)
+	ws.conn.Hibernatable = a.opts.CanHibernateWebSocket
+	if f := a.opts.CanHibernateWebSocketFunc; f != nil {
+		ws.conn.Hibernatable = f(r)
+	}
 	err := e.Attach(ctx, id, ws.conn, func(t *engine.Turn) error {
 		c := t.Instance().(*instance[S, C, V]).ctx(t)
 		return finish(c, a.opts.OnWebSocket(c, ws))

@@ -67,6 +67,10 @@ type Conn struct {
 	// Tunnel describes a socket the Rivet Engine holds; it is persisted
 	// in the connection's record (runner mode).
 	Tunnel *TunnelMeta
+	// Hibernatable lets a raw WebSocket (Attach) sleep with its actor:
+	// it then does not keep the actor awake, and is re-attached when the
+	// actor wakes (it has no record: its handlers live with the socket).
+	Hibernatable bool
 
 	h         *host
 	subs      map[string]struct{}

@@ -220,6 +220,13 @@ func (h *host) restoreConns(ctx context.Context) ([]*Conn, error) {
 		}
 	}
 	for _, c := range byID {
+		if c.raw {
+			// A hibernatable raw WebSocket: no record, nothing to
+			// restore but its place among the connections.
+			c.closed = false
+			h.addConn(c)
+			continue
+		}
 		c.closed = true
 		c.transport.Close("connection record not found")
 	}

@@ -721,25 +721,31 @@ func (e *Engine) runTurn(ctx context.Context, id string, c *Conn, prepare func(h
 }
 
 // Detach removes a raw connection, running fn (if not nil) as its last
-// turn.
+// turn. A hibernated one wakes its actor for that.
 func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
-	e.doIdle(id, func(h *host) {
-		if _, ok := h.conns[c.ID]; !ok || c.closed {
-			return
-		}
-		c.closed = true
-		h.removeConn(c)
-		if fn == nil {
-			return
-		}
-		t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
-		h.e.metrics.Turns.Add(1)
-		err := h.call("raw WebSocket onClose", "", func() error { return fn(t) })
-		if err != nil && !Reported(err) {
-			h.log().Warn("raw WebSocket onClose failed", "conn", c.ID, "err", err)
-		}
-		_, _ = h.endTurn(t, err)
-	})
+	c.gone.Store(true)
+	e.doIdle(id, func(h *host) { h.detach(c, fn) })
+	if e.isParked(id, c) {
+		_ = e.do(e.ctx, id, func(h *host) { h.detach(c, fn) })
+	}
+}
+
+func (h *host) detach(c *Conn, fn func(t *Turn) error) {
+	if _, ok := h.conns[c.ID]; !ok || c.closed {
+		return
+	}
+	c.closed = true
+	h.removeConn(c)
+	if fn == nil {
+		return
+	}
+	t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
+	h.e.metrics.Turns.Add(1)
+	err := h.call("raw WebSocket onClose", "", func() error { return fn(t) })
+	if err != nil && !Reported(err) {
+		h.log().Warn("raw WebSocket onClose failed", "conn", c.ID, "err", err)
+	}
+	_, _ = h.endTurn(t, err)
 }
 
 // Destroy destroys an actor: onDestroy runs, then its state, KV and alarms

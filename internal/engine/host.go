@@ -628,7 +628,7 @@ func (h *host) addConn(c *Conn) {
 		if !c.ephemeral {
 			h.e.metrics.Connections.Add(1)
 		}
-		c.blocks = !c.persisted() || h.opts.KeepAwakeWhileConnected || !h.e.hibernate.Load()
+		c.blocks = c.ephemeral || (c.raw && !c.Hibernatable) || h.opts.KeepAwakeWhileConnected || !h.e.hibernate.Load()
 		if c.blocks {
 			h.blocking++
 		}
@@ -811,7 +811,7 @@ func (h *host) stop(mode stopMode) {
 	}
 	var park []*Conn
 	for _, c := range h.connOrder {
-		if mode == stopSleep && !c.closed && c.transport != nil && c.persisted() && !c.blocks {
+		if mode == stopSleep && !c.closed && c.transport != nil && !c.blocks {
 			park = append(park, c)
 			continue
 		}
