@@ -38,7 +38,7 @@ func Settings() []Setting { return append([]Setting(nil), settings...) }
 
 var settings = []Setting{
 	{Name: "listen", Env: "RIVET_LISTEN", Field: "Listen", Default: "127.0.0.1:6420",
-		Help: "HTTP listen address (host:port). With no setting, $PORT gives 127.0.0.1:$PORT.",
+		Help: "HTTP listen address (host:port). With no setting, $PORT gives 127.0.0.1:$PORT. In runner mode it serves only /metrics, /health and the inspector (actors are reached through the engine); unset there, a busy default falls back to a free loopback port.",
 		set: func(c *Config, v string) error {
 			if _, _, err := net.SplitHostPort(v); err != nil {
 				return fmt.Errorf("want host:port, e.g. 127.0.0.1:6420 or :6420")

@@ -2,8 +2,10 @@ package rivet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/rivetgo/rivet/internal/actorkey"
 	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/envoy"
+	"github.com/rivetgo/rivet/internal/inspector"
 	"github.com/rivetgo/rivet/internal/runner"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivetdriver/rivetengine"
@@ -44,6 +47,7 @@ type EngineRunner struct {
 	runErr error
 
 	ns       string
+	url      string
 	mu       sync.Mutex
 	stopping map[string]bool
 }
@@ -68,7 +72,7 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 	if cfg != nil {
 		c = *cfg
 	}
-	er := &EngineRunner{ns: ec.Namespace, stopping: map[string]bool{}}
+	er := &EngineRunner{ns: ec.Namespace, url: ec.URL, stopping: map[string]bool{}}
 	var kv runnerKV
 	er.drv = rivetengine.New(&kv)
 	c.Driver = er.drv
@@ -93,6 +97,22 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 			er.r.Intent(id, true)
 		}
 	})
+	rt.e.OnDestroy(func(id string) {
+		er.mu.Lock()
+		stopping := er.stopping[id]
+		er.mu.Unlock()
+		if stopping {
+			return // the engine asked for it
+		}
+		// Destroyed by its own code: nothing may bring it back here
+		// (a request meanwhile must not create it afresh); the engine
+		// answers the intent with a stop and marks it destroyed.
+		if gen, ok := er.r.Generation(id); ok {
+			er.drv.Release(id, uint64(gen))
+		}
+		er.r.Intent(id, false)
+	})
+	rt.e.OnAlarm(func(id string, gen uint64, at time.Time) { er.r.SetAlarm(id, uint32(gen), at) })
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	er.cancel, er.done = cancel, make(chan struct{})
 	go func() {
@@ -111,6 +131,29 @@ func (k *runnerKV) KV(ctx context.Context, id string, req envoy.KVRequestData) (
 
 // Runtime is the runtime the engine's actors run in.
 func (er *EngineRunner) Runtime() *Runtime { return er.rt }
+
+// Handler serves what a runner keeps on its local listener (rivet serve
+// listens on the listen setting in runner mode too): Prometheus metrics
+// at /metrics, /health, and the inspector (/ui/, /inspector/…) over the
+// actors running here. Actor traffic goes through the engine: any other
+// path answers 404 with a JSON error that says so.
+func (er *EngineRunner) Handler() http.Handler {
+	gw := er.rt.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == "/metrics" || p == "/health" || inspector.Owns(p) {
+			gw.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		b, _ := json.Marshal(map[string]any{
+			"group": "runner", "code": "use_engine",
+			"message": "This is a Rivet Engine runner: actors are reached through the engine at " + er.url +
+				"; this listener serves /metrics, /health and the inspector (/ui/).",
+		})
+		_, _ = w.Write(b)
+	})
+}
 
 // RunnerKey is the key the runner connected with.
 func (er *EngineRunner) RunnerKey() string { return er.r.Key() }
@@ -133,8 +176,16 @@ func (er *EngineRunner) Err() error {
 	}
 }
 
-// Stop stops the actors, tells the engine and closes the connection.
+// Stop shuts the runner down gracefully: it tells the engine it is going
+// away, and the engine stops each of its actors (their stop hooks run
+// once, their last commits land) and starts them on another runner at
+// their next request, so callers see no failed request. Then the runtime
+// stops and the connection closes. When the engine cannot be told (no
+// connection) or ctx ends first, the remaining actors are stopped here.
 func (er *EngineRunner) Stop(ctx context.Context) error {
+	if err := er.r.Drain(ctx); err != nil {
+		er.rt.log.Warn("engine runner: drain incomplete; stopping the remaining actors here", "err", err)
+	}
 	err := er.rt.Stop(ctx)
 	er.cancel()
 	select {
@@ -176,6 +227,7 @@ func (a *engineActors) Stop(ctx context.Context, id string, gen uint32, reason e
 	a.mu.Lock()
 	a.stopping[id] = true
 	a.mu.Unlock()
+	a.drv.Stopping(id, uint64(gen))
 	defer func() {
 		a.drv.Release(id, uint64(gen))
 		a.mu.Lock()

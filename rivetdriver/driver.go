@@ -190,6 +190,14 @@ type Pipeliner interface {
 	CommitAsync(ctx context.Context, batch []*Commit) (wait func() error, err error)
 }
 
+// KVKeyLimiter is implemented by drivers that store shorter KV keys than
+// the runtime allows (the engine driver: the Rivet Engine's key limit
+// less the driver's prefix). The runtime then refuses a longer key at
+// the KV call, with kv.invalid_key, instead of failing the turn's commit.
+type KVKeyLimiter interface {
+	MaxKVKeySize() int
+}
+
 // Contains reports whether key falls in the range o selects (Reverse and
 // Limit aside).
 func (o ListOptions) Contains(key []byte) bool {

@@ -29,6 +29,9 @@ type Gate struct {
 	inc    *incarnation
 	done   chan struct{}
 	err    error
+	// alarm, when set, is the actor's earliest alarm after this commit
+	// (zero: none), reported through Engine.OnAlarm once it is durable.
+	alarm *time.Time
 }
 
 // Wait blocks until the gate's commit is durable or failed. A nil gate is
@@ -95,6 +98,9 @@ type committer struct {
 		queue  []*Gate
 		closed bool
 	}
+	// onAlarm reports a gate's alarm (see Gate.alarm) before the gate
+	// opens.
+	onAlarm  func(id string, generation uint64, at time.Time)
 	signal   chan struct{}
 	inflight chan inflightBatch
 	done     chan struct{}
@@ -238,6 +244,9 @@ func (c *committer) settle(live []*Gate, err error) {
 		}
 		if g.err != nil && g.inc.nm != nil {
 			g.inc.nm.commitFailed.Inc()
+		}
+		if g.err == nil && g.alarm != nil && c.onAlarm != nil {
+			c.onAlarm(g.commit.ActorID, g.commit.Generation, *g.alarm)
 		}
 		close(g.done)
 	}

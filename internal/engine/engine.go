@@ -70,6 +70,9 @@ type Engine struct {
 	prom       *promMetrics
 	insp       *inspectState // nil unless Config.Inspect
 	onSleep    func(id string)
+	onAlarm    func(id string, generation uint64, at time.Time)
+	onDestroy  func(id string)
+	maxKey     int // longest KV key: MaxKVKeySize or the driver's limit
 	// hibernate: an actor may sleep with connections open, the gateway
 	// keeping their sockets (see SetHibernation).
 	hibernate atomic.Bool
@@ -110,6 +113,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
+	}
+	e.maxKey = MaxKVKeySize
+	if l, ok := cfg.Driver.(rivetdriver.KVKeyLimiter); ok {
+		e.maxKey = min(e.maxKey, l.MaxKVKeySize())
 	}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
@@ -859,6 +866,26 @@ func (e *Engine) ListActors(ctx context.Context, opts rivetdriver.ListActorsOpti
 // (idle, or asked by its code): runner mode tells the Rivet Engine. Set it
 // before the engine serves anything.
 func (e *Engine) OnSleep(fn func(id string)) { e.onSleep = fn }
+
+// OnDestroy sets a function called after an actor was destroyed and its
+// data deleted (by its own code or through Destroy): runner mode tells
+// the Rivet Engine. Set it before the engine serves anything.
+func (e *Engine) OnDestroy(fn func(id string)) { e.onDestroy = fn }
+
+// OnAlarm sets a function told an actor's earliest alarm (zero: none)
+// whenever it changes, once the commit that changed it is durable and
+// before that commit's callers see it. Its generation is the commit's.
+// After an activation the earliest is taken as none, so a woken actor
+// with alarms reports its earliest again. It also makes each activation
+// schedule the actor's stored alarms (running overdue ones at once),
+// for a driver that lists none at start: runner mode, where the Rivet
+// Engine keeps the time and wakes the actor then. fn runs on the
+// committer's goroutine (or the actor's) and must not wait on actors.
+// Set it before the engine serves anything.
+func (e *Engine) OnAlarm(fn func(id string, generation uint64, at time.Time)) {
+	e.onAlarm = fn
+	e.committer.onAlarm = fn
+}
 
 // Region is the region actors run in.
 func (e *Engine) Region() string { return e.region }

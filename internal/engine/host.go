@@ -50,8 +50,11 @@ type host struct {
 	// it, so that creating an actor and running its first action cost one
 	// commit and one fsync. It is submitted when that job ends
 	// (releaseHeld), or before the host waits for its own commits.
-	held      *Gate
-	alarms    map[string]rivetdriver.Alarm
+	held   *Gate
+	alarms map[string]rivetdriver.Alarm
+	// alarmAt is the earliest alarm last reported to Engine.OnAlarm
+	// (zero: none); reset by each activation.
+	alarmAt   time.Time
 	conns     map[string]*Conn
 	connOrder []*Conn
 	blocking  int // connections that keep the actor awake (Conn.blocks)
@@ -203,6 +206,19 @@ func (h *host) activate() error {
 	h.alarms = make(map[string]rivetdriver.Alarm, len(alarms))
 	for _, a := range alarms {
 		h.alarms[a.ID] = a
+	}
+	h.alarmAt = time.Time{}
+	if e.onAlarm != nil {
+		// The driver listed no alarms at start (runner mode): schedule
+		// this actor's now (overdue ones fire at once) and report the
+		// earliest, which is durable already.
+		for _, a := range alarms {
+			e.sched.add(a.At, h.id, a.ID)
+		}
+		if at := h.earliestAlarm(); !at.IsZero() {
+			h.alarmAt = at
+			e.onAlarm(h.id, rec.Generation, at)
+		}
 	}
 	if h.conns == nil {
 		h.conns = map[string]*Conn{}
@@ -500,12 +516,29 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 	g := h.lastGate()
 	if c.Initialize || c.State != nil || c.KVClear || len(c.KVDelete) > 0 || len(c.KVPut) > 0 ||
 		len(c.AlarmDelete) > 0 || len(c.AlarmPut) > 0 {
+		for id := range t.alarmDel {
+			delete(h.alarms, id)
+		}
+		for id, a := range t.alarmPut {
+			h.alarms[id] = a
+			h.e.sched.add(a.At, h.id, id)
+		}
+		var report *time.Time
+		if h.e.onAlarm != nil {
+			if at := h.earliestAlarm(); !at.Equal(h.alarmAt) {
+				h.alarmAt = at
+				report = &at
+			}
+		}
 		switch {
 		case h.held != nil:
 			mergeCommit(&h.held.commit, &c)
 			g = h.held
+			if report != nil {
+				g.alarm = report
+			}
 		default:
-			g = &Gate{commit: c, inc: h.inc, done: make(chan struct{})}
+			g = &Gate{commit: c, inc: h.inc, done: make(chan struct{}), alarm: report}
 			if t.initial {
 				h.held = g
 			} else {
@@ -527,13 +560,6 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 		for k, e := range t.kv.m {
 			e.gate = g
 			h.overlay.m[k] = e
-		}
-		for id := range t.alarmDel {
-			delete(h.alarms, id)
-		}
-		for id, a := range t.alarmPut {
-			h.alarms[id] = a
-			h.e.sched.add(a.At, h.id, id)
 		}
 	}
 	if h.e.insp != nil {
@@ -565,6 +591,17 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 	}
 	t.reset()
 	return g, nil
+}
+
+// earliestAlarm is the time of the actor's earliest alarm (zero: none).
+func (h *host) earliestAlarm() time.Time {
+	var at time.Time
+	for _, a := range h.alarms {
+		if at.IsZero() || a.At.Before(at) {
+			at = a.At
+		}
+	}
+	return at
 }
 
 // lastGate is the gate of the actor's newest commit that is not yet
@@ -855,6 +892,9 @@ func (h *host) stop(mode stopMode) {
 	case stopDestroy:
 		h.log().Info("actor destroyed")
 		h.exit(rivettype.ErrActorNotFound.With("Actor %s was destroyed.", h.id))
+		if fn := h.e.onDestroy; fn != nil {
+			fn(h.id)
+		}
 	default:
 		h.exit(rivettype.ErrStopping)
 	}

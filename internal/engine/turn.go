@@ -229,12 +229,14 @@ func (t *Turn) SaveState(ctx context.Context) error {
 	return g.Wait(ctx)
 }
 
-func checkKey(k []byte) error {
+// checkKey refuses an empty key and one longer than MaxKVKeySize or the
+// driver's own limit (rivetdriver.KVKeyLimiter).
+func (e *Engine) checkKey(k []byte) error {
 	if len(k) == 0 {
 		return rivettype.ErrKVKeyInvalid.With("KV key is empty")
 	}
-	if len(k) > MaxKVKeySize {
-		return rivettype.ErrKVKeyInvalid.With("KV key is %d bytes; the limit is %d", len(k), MaxKVKeySize)
+	if len(k) > e.maxKey {
+		return rivettype.ErrKVKeyInvalid.With("KV key is %d bytes; the limit is %d", len(k), e.maxKey)
 	}
 	return nil
 }
@@ -292,7 +294,7 @@ func (t *Turn) KVPut(kvs []rivetdriver.KV) error {
 	}
 	defer t.leave()
 	for _, kv := range kvs {
-		if err := checkKey(kv.Key); err != nil {
+		if err := t.h.e.checkKey(kv.Key); err != nil {
 			return err
 		}
 		if len(kv.Value) > MaxKVValueSize {
@@ -330,7 +332,7 @@ func (t *Turn) KVDelete(keys [][]byte) error {
 	}
 	defer t.leave()
 	for _, k := range keys {
-		if err := checkKey(k); err != nil {
+		if err := t.h.e.checkKey(k); err != nil {
 			return err
 		}
 	}

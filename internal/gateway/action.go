@@ -267,6 +267,10 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 		g.fail(w, r, err)
 		return
 	}
+	if len(body) == 0 {
+		g.fail(w, r, errInvalidRequest.With(`Invalid %s action request: the body is empty; send the arguments, e.g. {"args":[]} in json`, enc))
+		return
+	}
 	req, err := protocol.DecodeHTTPActionRequest(enc, body)
 	if err != nil {
 		g.fail(w, r, errInvalidRequest.With("Invalid %s action request: %v", enc, err))

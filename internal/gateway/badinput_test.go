@@ -122,6 +122,13 @@ func TestBadHTTPInput(t *testing.T) {
 		code, m := post(t, inc, tc.enc, tc.body)
 		wantErr(t, tc.what, code, m, tc.status, tc.code)
 	}
+	for _, enc := range []string{"json", "cbor", "bare"} {
+		code, m := post(t, inc, enc, nil)
+		wantErr(t, "empty "+enc+" body", code, m, 400, "actor.invalid_request")
+		if msg, _ := m["message"].(string); !strings.Contains(msg, "body is empty") {
+			t.Fatalf("empty %s body: message %q does not say the body is empty", enc, msg)
+		}
+	}
 	code, m := post(t, base+"/gateway/counter/action/nope"+query, "json", []byte(`{"args":[]}`))
 	wantErr(t, "unknown action", code, m, 404, "actor.action_not_found")
 	code, m = post(t, base+"/gateway/nobody/action/x"+query, "json", []byte(`{"args":[]}`))

@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -59,6 +60,9 @@ type Config struct {
 	// before connecting.
 	NoRunnerConfig bool
 	Log            *slog.Logger
+	// Now is the clock of the write fence; defaults to time.Now (tests
+	// replace it).
+	Now func() time.Time
 }
 
 // Actors is the runtime side of the start and stop commands.
@@ -85,6 +89,16 @@ type Actor struct {
 // a runner that cannot reach the engine must not write (it may have lost
 // its actors).
 var ErrNotConnected = errors.New("runner: not connected to the engine")
+
+// ErrWriteFenced fails KV writes while the engine's last ping is too old
+// (see Runner.Writable): the engine may already have given this runner's
+// actors to another runner.
+var ErrWriteFenced = errors.New("runner: no engine ping for too long; KV writes refused (the engine may have moved this runner's actors)")
+
+// FenceMargin is how much younger than the engine's lost threshold the
+// last ping must be for a KV write to be sent (at most a third of the
+// threshold when that is short).
+const FenceMargin = 5 * time.Second
 
 type genKey struct {
 	actor string
@@ -113,10 +127,29 @@ type Runner struct {
 		pingAt     time.Time
 		lostAfter  time.Duration // the engine's envoyLostThreshold
 		lostTimer  *time.Timer
+		// alarms is per actor generation: whether Running was sent
+		// (alarm times go straight out then) and the time reported
+		// before that, sent right after Running.
+		alarms   map[genKey]*alarmState
+		draining bool
+		// actorRequests counts tunnelled requests in flight per actor.
+		actorRequests map[string]int
 	}
+	// evMu keeps an actor's events in index order on the wire: the
+	// engine drops an event whose index is not above the last it took.
+	evMu    sync.Mutex
 	writeMu sync.Mutex
-	wg      sync.WaitGroup
-	local   local
+	// drained is signaled when an actor stopped or the last tunnelled
+	// request in flight was answered (Drain waits on it).
+	drained  chan struct{}
+	inflight atomic.Int64
+	wg       sync.WaitGroup
+	local    local
+}
+
+type alarmState struct {
+	running bool
+	pending *time.Time
 }
 
 type kvResult struct {
@@ -143,6 +176,9 @@ func New(cfg Config) *Runner {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	r := &Runner{cfg: cfg, log: cfg.Log.With("runner", cfg.Key)}
 	r.mu.ready = make(chan struct{})
 	r.mu.kv = map[uint32]chan kvResult{}
@@ -150,9 +186,12 @@ func New(cfg Config) *Runner {
 	r.mu.nextEvent = map[genKey]int64{}
 	r.mu.actors = map[string]*actorQueue{}
 	r.mu.generation = map[string]uint32{}
+	r.mu.alarms = map[genKey]*alarmState{}
+	r.mu.actorRequests = map[string]int{}
 	r.mu.requests = map[[8]byte]*pendingRequest{}
 	r.mu.sockets = map[[8]byte]*tunnelSocket{}
 	r.mu.lostAfter = 15 * time.Second
+	r.drained = make(chan struct{}, 1)
 	return r
 }
 
@@ -309,7 +348,12 @@ func (r *Runner) session(ctx context.Context) error {
 	r.mu.Unlock()
 	r.log.Info("engine connection open", "url", wsURL)
 	stop := context.AfterFunc(ctx, func() {
-		_ = r.write(context.Background(), envoy.ToRivetStopping{})
+		r.mu.Lock()
+		drained := r.mu.draining
+		r.mu.Unlock()
+		if !drained {
+			_ = r.write(context.Background(), envoy.ToRivetStopping{})
+		}
 		_ = conn.Close(websocket.StatusNormalClosure, "envoy.shutdown")
 	})
 	defer stop()
@@ -322,8 +366,11 @@ func (r *Runner) session(ctx context.Context) error {
 	if err := r.write(ctx, envoy.ToRivetMetadata{PrepopulateActorNames: &names, Metadata: &meta}); err != nil {
 		return err
 	}
+	// Reads outlive ctx: on shutdown the close handshake above ends them
+	// (a read canceled at once would reset the socket instead).
+	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, data, err := conn.Read(ctx)
+		typ, data, err := conn.Read(rctx)
 		if err != nil {
 			if websocket.CloseStatus(err) != -1 {
 				var ce websocket.CloseError
@@ -408,7 +455,7 @@ func (r *Runner) handle(ctx context.Context, msg envoy.ToEnvoy) {
 	case envoy.ToEnvoyInit:
 		r.log.Info("engine connection ready", "lost_threshold_ms", m.Metadata.EnvoyLostThreshold)
 		r.mu.Lock()
-		r.mu.pingAt = time.Now()
+		r.mu.pingAt = r.cfg.Now()
 		if m.Metadata.EnvoyLostThreshold > 0 {
 			r.mu.lostAfter = time.Duration(m.Metadata.EnvoyLostThreshold) * time.Millisecond
 		}
@@ -421,14 +468,18 @@ func (r *Runner) handle(ctx context.Context, msg envoy.ToEnvoy) {
 		default:
 			close(r.mu.ready)
 		}
+		r.mu.Unlock()
+		r.evMu.Lock() // before any newer event of the same actors
+		r.mu.Lock()
 		resend := append([]envoy.EventWrapper(nil), r.mu.unacked...)
 		r.mu.Unlock()
 		if len(resend) > 0 {
 			_ = r.write(ctx, envoy.ToRivetEvents(resend))
 		}
+		r.evMu.Unlock()
 	case envoy.ToEnvoyPing:
 		r.mu.Lock()
-		r.mu.pingAt = time.Now()
+		r.mu.pingAt = r.cfg.Now()
 		r.mu.Unlock()
 		_ = r.write(ctx, envoy.ToRivetPong{Ts: m.Ts})
 	case envoy.ToEnvoyCommands:
@@ -490,14 +541,51 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		log := r.log.With("actor_id", a.ID, "actor", a.Name, "generation", a.Generation)
 		if err := r.cfg.Actors.Start(ctx, a); err != nil {
 			log.Warn("actor start failed", "err", err)
+			r.mu.Lock()
+			if r.mu.generation[cp.ActorID] == cp.Generation {
+				delete(r.mu.generation, cp.ActorID)
+			}
+			delete(r.mu.alarms, genKey{cp.ActorID, cp.Generation})
+			r.mu.Unlock()
+			r.signalDrain()
 			msg := err.Error()
 			r.event(ctx, cp.ActorID, cp.Generation, envoy.EventActorStateUpdate{State: envoy.ActorStateStopped{Code: envoy.StopCodeError, Message: &msg}})
 			return
 		}
 		log.Debug("actor started")
-		r.event(ctx, cp.ActorID, cp.Generation, envoy.EventActorStateUpdate{State: envoy.ActorStateRunning{}})
+		// Running, then the alarm: none, then the earliest if the actor
+		// has one (as RivetKit does after each start).
+		k := genKey{cp.ActorID, cp.Generation}
+		r.evMu.Lock()
+		r.mu.Lock()
+		st := r.mu.alarms[k]
+		if st == nil {
+			st = &alarmState{}
+			r.mu.alarms[k] = st
+		}
+		st.running = true
+		pending := st.pending
+		st.pending = nil
+		r.mu.Unlock()
+		r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorStateUpdate{State: envoy.ActorStateRunning{}})
+		r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorSetAlarm{})
+		if pending != nil {
+			ts := pending.UnixMilli()
+			r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorSetAlarm{AlarmTs: &ts})
+		}
+		r.evMu.Unlock()
 	case envoy.CommandStopActor:
 		log := r.log.With("actor_id", cp.ActorID, "generation", cp.Generation, "reason", m.Reason.String())
+		if m.Reason != envoy.StopActorReasonLost {
+			// Requests the engine sent before the stop are answered by
+			// this incarnation; the engine holds later ones until the
+			// actor runs again (elsewhere, for GoingAway).
+			wctx, cancel := context.WithTimeout(ctx, stopRequestWait)
+			if err := r.waitRequests(wctx, cp.ActorID); err != nil {
+				log.Warn("stopping the actor with requests still in flight", "err", err)
+			}
+			cancel()
+		}
 		state := envoy.ActorState(envoy.ActorStateStopped{Code: envoy.StopCodeOK})
 		if err := r.cfg.Actors.Stop(ctx, cp.ActorID, cp.Generation, m.Reason); err != nil {
 			log.Warn("actor stop failed", "err", err)
@@ -510,8 +598,14 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		if r.mu.generation[cp.ActorID] == cp.Generation {
 			delete(r.mu.generation, cp.ActorID)
 		}
+		delete(r.mu.alarms, genKey{cp.ActorID, cp.Generation})
 		r.mu.Unlock()
+		if m.Reason == envoy.StopActorReasonDestroy || m.Reason == envoy.StopActorReasonStopIntent {
+			// Gone for good: no alarm may wake it (as RivetKit does).
+			r.event(ctx, cp.ActorID, cp.Generation, envoy.EventActorSetAlarm{})
+		}
 		r.event(ctx, cp.ActorID, cp.Generation, envoy.EventActorStateUpdate{State: state})
+		r.signalDrain()
 	}
 }
 
@@ -535,6 +629,7 @@ func (r *Runner) lose() {
 	actors := r.mu.generation
 	r.mu.generation = map[string]uint32{}
 	r.mu.Unlock()
+	r.signalDrain()
 	if len(actors) > 0 {
 		r.log.Warn("engine unreachable past its lost threshold: stopping this runner's actors", "actors", len(actors))
 	}
@@ -545,6 +640,75 @@ func (r *Runner) lose() {
 			}
 		})
 	}
+}
+
+// stopRequestWait bounds how long a stop command waits for the actor's
+// requests in flight.
+const stopRequestWait = 30 * time.Second
+
+// waitRequests waits until no tunnelled request to the actor is in
+// flight (polling: a stop is rare and the wait short).
+func (r *Runner) waitRequests(ctx context.Context, actorID string) error {
+	for {
+		r.mu.Lock()
+		n := r.mu.actorRequests[actorID]
+		r.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d requests: %w", n, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+func (r *Runner) signalDrain() {
+	select {
+	case r.drained <- struct{}{}:
+	default:
+	}
+}
+
+// Drain tells the engine that this runner is going away
+// (ToRivetStopping): the engine gives it no new actors and stops each of
+// its actors with GoingAway, which the runner carries out like any stop
+// command (the actors' stop hooks run, their last commits land, and the
+// engine starts them elsewhere on their next request). Drain returns
+// once no actor runs here and every tunnelled request in flight was
+// answered, or with ctx's error. It fails with
+// ErrNotConnected when there is no engine connection to tell.
+func (r *Runner) Drain(ctx context.Context) error {
+	r.mu.Lock()
+	r.mu.draining = true
+	r.mu.Unlock()
+	if !r.Connected() {
+		return ErrNotConnected
+	}
+	if err := r.write(ctx, envoy.ToRivetStopping{}); err != nil {
+		return fmt.Errorf("runner: tell the engine it is stopping: %w", err)
+	}
+	r.log.Info("draining: the engine moves this runner's actors", "actors", r.actorCount())
+	// Then the responses of requests still in flight must leave before
+	// the socket closes: the engine would send an unanswered request
+	// again to the actor's next runner, and it would run twice.
+	for {
+		if r.actorCount() == 0 && r.inflight.Load() == 0 {
+			return nil
+		}
+		select {
+		case <-r.drained:
+		case <-ctx.Done():
+			return fmt.Errorf("runner: drain: %d actors and %d requests still here: %w", r.actorCount(), r.inflight.Load(), ctx.Err())
+		}
+	}
+}
+
+func (r *Runner) actorCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.mu.generation)
 }
 
 // Intent tells the engine that the actor wants to sleep (or stop for
@@ -572,10 +736,51 @@ func (r *Runner) Generation(id string) (uint32, bool) {
 	return g, ok
 }
 
+// SetAlarm tells the engine the actor generation's earliest alarm (zero:
+// none), so that the engine wakes the actor then if it sleeps. A time
+// reported before the generation's Running event is sent right after it.
+func (r *Runner) SetAlarm(id string, gen uint32, at time.Time) {
+	k := genKey{id, gen}
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	r.mu.Lock()
+	st := r.mu.alarms[k]
+	if st == nil {
+		if r.mu.generation[id] != gen {
+			r.mu.Unlock()
+			return // not (or no longer) running here
+		}
+		st = &alarmState{}
+		r.mu.alarms[k] = st
+	}
+	if !st.running {
+		st.pending = nil
+		if !at.IsZero() {
+			st.pending = &at
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	ev := envoy.EventActorSetAlarm{}
+	if !at.IsZero() {
+		ts := at.UnixMilli()
+		ev.AlarmTs = &ts
+	}
+	r.eventLocked(context.Background(), id, gen, ev)
+}
+
 // event sends an actor event with the next index of its generation and
 // keeps it until the engine acknowledges it (it is resent after a
 // reconnect; the engine drops duplicates by index).
 func (r *Runner) event(ctx context.Context, id string, gen uint32, ev envoy.Event) {
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	r.eventLocked(ctx, id, gen, ev)
+}
+
+// eventLocked is event with evMu held.
+func (r *Runner) eventLocked(ctx context.Context, id string, gen uint32, ev envoy.Event) {
 	k := genKey{id, gen}
 	r.mu.Lock()
 	idx := r.mu.nextEvent[k]
@@ -607,9 +812,53 @@ func (r *Runner) ackEvents(cps []envoy.ActorCheckpoint) {
 	r.mu.unacked = keep
 }
 
+// Writable reports whether KV writes may be sent now: nil while the
+// runner is connected and initialized and the engine's last ping (or the
+// init) arrived less than the engine's lost threshold minus FenceMargin
+// ago (15 s - 5 s by default), ErrNotConnected or ErrWriteFenced
+// otherwise.
+//
+// The engine drops a runner whose last pong is older than its ping
+// timeout (15 s, like the lost threshold) and then starts its actors
+// elsewhere. Our pong follows our receipt of the ping, so while the ping
+// we received is younger than the threshold minus the margin, the engine
+// has not dropped us; the margin covers the time a request takes to reach
+// the engine. A write delayed by more than the margin (a stalled TCP
+// connection that delivers late) is not covered: the engine's KV does not
+// check the actor's generation (docs/engine-runner.md §11 "Fencing").
+func (r *Runner) Writable() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.writableLocked()
+}
+
+func (r *Runner) writableLocked() error {
+	select {
+	case <-r.mu.ready:
+	default:
+		return ErrNotConnected
+	}
+	margin := min(FenceMargin, r.mu.lostAfter/3)
+	if age := r.cfg.Now().Sub(r.mu.pingAt); age >= r.mu.lostAfter-margin {
+		return fmt.Errorf("%w (last ping %v ago, limit %v)", ErrWriteFenced, age.Round(time.Millisecond), r.mu.lostAfter-margin)
+	}
+	return nil
+}
+
+// isWrite reports whether a KV request changes data.
+func isWrite(req envoy.KVRequestData) bool {
+	switch req.(type) {
+	case envoy.KVGetRequest, envoy.KVListRequest:
+		return false
+	}
+	return true
+}
+
 // KV sends one KV request for an actor and waits for the engine's answer.
-// It fails with ErrNotConnected at once while the connection is down, and
-// when the connection drops before the answer.
+// It fails at once with ErrNotConnected while the connection is down, and
+// a write with ErrWriteFenced while the engine's last ping is too old (see
+// Writable); it fails with ErrNotConnected when the connection drops
+// before the answer.
 func (r *Runner) KV(ctx context.Context, actorID string, req envoy.KVRequestData) (envoy.KVResponseData, error) {
 	ch := make(chan kvResult, 1)
 	r.mu.Lock()
@@ -618,6 +867,12 @@ func (r *Runner) KV(ctx context.Context, actorID string, req envoy.KVRequestData
 	default:
 		r.mu.Unlock()
 		return nil, ErrNotConnected
+	}
+	if isWrite(req) {
+		if err := r.writableLocked(); err != nil {
+			r.mu.Unlock()
+			return nil, err
+		}
 	}
 	id := r.mu.nextKV
 	r.mu.nextKV++

@@ -86,8 +86,21 @@ func (r *Runner) tunnel(ctx context.Context, m envoy.ToEnvoyTunnelMessage) {
 // goroutine, and sends the whole response back.
 func (r *Runner) serve(ctx context.Context, id envoy.MessageID, start envoy.ToEnvoyRequestStart, body []byte) {
 	r.wg.Add(1)
+	r.inflight.Add(1)
+	r.mu.Lock()
+	r.mu.actorRequests[start.ActorID]++
+	r.mu.Unlock()
 	go func() {
 		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			if r.mu.actorRequests[start.ActorID]--; r.mu.actorRequests[start.ActorID] <= 0 {
+				delete(r.mu.actorRequests, start.ActorID)
+			}
+			r.mu.Unlock()
+			r.inflight.Add(-1)
+			r.signalDrain()
+		}()
 		req, err := r.httpRequest(ctx, start, body)
 		if err != nil {
 			r.respond(ctx, id, http.StatusBadRequest, http.Header{"Content-Type": {"text/plain"}}, []byte(err.Error()))

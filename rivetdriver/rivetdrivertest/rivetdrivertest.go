@@ -292,6 +292,48 @@ func Exercise(t *testing.T, newDriver func(t *testing.T) rivetdriver.Driver) {
 	run(t, "Closed", testClosed)
 }
 
+// ExerciseStorage runs the part of the suite that checks what a driver
+// stores for an actor — state, the Initialized flag, KV, alarms, fencing,
+// destroy, isolation between actors, no aliasing, concurrent commits —
+// and not the actor index (create, lookup, list, duplicate keys). It is
+// for drivers whose index belongs to someone else (rivetengine: the Rivet
+// Engine's), run through an adapter that keeps the records in memory and
+// creates each actor where the driver can store its data. The subtests
+// run one after the other and use at most 6 actors each (such stores are
+// slow to create actors), so the concurrency subtest is not part of it.
+func ExerciseStorage(t *testing.T, newDriver func(t *testing.T) rivetdriver.Driver) {
+	run := func(t *testing.T, name string, f func(h *h)) {
+		t.Run(name, func(t *testing.T) {
+			f(newH(t, newDriver))
+		})
+	}
+	t.Run("Activate", func(t *testing.T) {
+		run(t, "State", testActivateState)
+	})
+	t.Run("Commit", func(t *testing.T) {
+		run(t, "State", testCommitState)
+		run(t, "KV", testCommitKV)
+		run(t, "Alarms", testCommitAlarms)
+		run(t, "Fenced", testCommitFenced)
+		run(t, "BatchInOrder", testCommitBatchInOrder)
+		run(t, "ErrReset", testCommitErrReset)
+		run(t, "EmptyBatch", testCommitEmptyBatch)
+	})
+	t.Run("KV", func(t *testing.T) {
+		run(t, "Get", testKVGet)
+		run(t, "ListExamples", testKVListExamples)
+		run(t, "ListMatrix", testKVListMatrix)
+		run(t, "ActorIsolation", testKVActorIsolation)
+	})
+	t.Run("Alarms", func(t *testing.T) {
+		run(t, "Order", testAlarmsOrder)
+	})
+	t.Run("NoAliasing", func(t *testing.T) {
+		run(t, "Inputs", testNoAliasingInputs)
+		run(t, "Outputs", testNoAliasingOutputs)
+	})
+}
+
 func testCreateAndGet(h *h) {
 	want := record("a1", "ns", "counter", "x", "y")
 	h.create(want)
