@@ -183,7 +183,9 @@ func (c *Context[S, C, V]) background(keepAwake bool, what string, fn func(ctx c
 }
 
 // Conn is a client connection to an actor. Its State is typed connection
-// state; it lives as long as the connection and is not persisted.
+// state; it lives as long as the connection and is persisted with the
+// connection's record at the end of every turn that served the connection
+// or listed the connections (Conns), so that it survives the actor's sleep.
 type Conn[C any] struct {
 	ec    *engine.Conn
 	State *C

@@ -304,6 +304,23 @@ func (i *instance[S, C, V]) Destroy(t *engine.Turn) error {
 	return nil
 }
 
+// EncodeConnState implements engine.ConnStateCodec: the connection's
+// state as its record stores it.
+func (i *instance[S, C, V]) EncodeConnState(ec *engine.Conn) ([]byte, error) {
+	return codec.Marshal(connOf[C](ec).State)
+}
+
+// DecodeConnState implements engine.ConnStateCodec: a connection rebuilt
+// from its record after the actor slept gets its state back.
+func (i *instance[S, C, V]) DecodeConnState(ec *engine.Conn, b []byte) error {
+	c := &Conn[C]{ec: ec, State: new(C)}
+	if err := codec.Unmarshal(b, c.State); err != nil {
+		return err
+	}
+	ec.State = c
+	return nil
+}
+
 // connOf returns the typed view of an engine connection.
 func connOf[C any](ec *engine.Conn) *Conn[C] {
 	if c, ok := ec.State.(*Conn[C]); ok {

@@ -81,6 +81,9 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 		return nil, err
 	}
 	er.rt = rt
+	// Connections keep their actor awake in runner mode: the engine's
+	// hibernatable WebSockets are not served yet.
+	rt.e.SetHibernation(false)
 	er.r = runner.New(runner.Config{
 		Endpoint: ec.URL, Namespace: ec.Namespace, Pool: ec.Runner, Key: ec.RunnerKey, Token: ec.Token,
 		Names: reg.Names(), Actors: (*engineActors)(er), Handler: rt.Handler(), Log: rt.log,

@@ -447,6 +447,10 @@ func (a *Actor[S, C, V]) serveWebSocket(ctx context.Context, e *engine.Engine, i
 		return gateway.ErrNoHandler.With("Actor %q has no onWebSocket handler.", a.name)
 	}
 	ws := &WebSocket[S, C, V]{req: r, sock: sock, conn: conn}
+	conn.Hibernatable = a.opts.CanHibernateWebSocket
+	if f := a.opts.CanHibernateWebSocketFunc; f != nil {
+		conn.Hibernatable = f(r)
+	}
 	if err := e.ConnectRaw(ctx, id, conn); err != nil {
 		return err
 	}

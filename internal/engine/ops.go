@@ -88,11 +88,27 @@ func (h *host) disconnect(c *Conn, reason string) {
 	}
 	t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
 	h.e.metrics.Turns.Add(1)
+	hadRecord := c.rec != nil
+	c.rec = nil
 	err := h.call("onDisconnect", "", func() error { return h.inst.Disconnect(t, c) })
 	if err != nil && !Reported(err) {
 		h.log().Warn("onDisconnect failed", "conn", c.ID, "err", err)
 	}
-	_, _ = h.endTurn(t, err)
+	if hadRecord && err == nil {
+		t.kvDelete(connRecordKey(c.ID)) // in onDisconnect's commit
+	}
+	_, ferr := h.endTurn(t, err)
+	if hadRecord && h.abandoned {
+		// onDisconnect overran its time limit: the host leaves, and
+		// deletes the record on its way out (host.stop).
+		h.dropRecords = append(h.dropRecords, c.ID)
+	} else if hadRecord && (err != nil || ferr != nil) {
+		// The record goes even when onDisconnect failed (its changes
+		// are rolled back): the connection is gone either way.
+		t := newTurn(h, context.WithoutCancel(h.e.ctx), nil)
+		t.kvDelete(connRecordKey(c.ID))
+		_, _ = h.endTurn(t, nil)
+	}
 	if c.transport != nil && reason != "" {
 		c.transport.Close(reason)
 	}

@@ -51,6 +51,9 @@ type Turn struct {
 	destroy   bool
 	stateSeen bool
 	queue     *turnQueue // what the turn did to the actor's queue
+	// allConns: the turn listed the connections, so any of their states
+	// may have changed (their records are checked at flush).
+	allConns bool
 
 	// broadcasts are the turn's broadcasts, kept for the inspector
 	// (only when the engine inspects).
@@ -131,6 +134,7 @@ func (t *Turn) Conns() []*Conn {
 		return nil
 	}
 	defer t.leave()
+	t.allConns = true
 	return t.h.connList()
 }
 
@@ -304,6 +308,21 @@ func (t *Turn) KVPut(kvs []rivetdriver.KV) error {
 		t.kv.m[string(kv.Key)] = kvEntry{val: bytes.Clone(kv.Value)}
 	}
 	return nil
+}
+
+// kvPut and kvDelete buffer the engine's own writes.
+func (t *Turn) kvPut(k, v []byte) {
+	if t.kv.m == nil {
+		t.kv.m = map[string]kvEntry{}
+	}
+	t.kv.m[string(k)] = kvEntry{val: v}
+}
+
+func (t *Turn) kvDelete(k []byte) {
+	if t.kv.m == nil {
+		t.kv.m = map[string]kvEntry{}
+	}
+	t.kv.m[string(k)] = kvEntry{del: true}
 }
 
 // KVDelete buffers deletions.
