@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -201,6 +202,12 @@ func (c *cluster) sigtermRunner(t *testing.T) {
 	var mu sync.Mutex
 	var events []int
 	var statuses []rivetclient.Status
+	var connErrs []string
+	conn.OnError(func(err error) {
+		mu.Lock()
+		connErrs = append(connErrs, err.Error())
+		mu.Unlock()
+	})
 	conn.OnStatus(func(s rivetclient.Status) {
 		mu.Lock()
 		statuses = append(statuses, s)
@@ -238,6 +245,10 @@ func (c *cluster) sigtermRunner(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.Contains(events, n)
+	}, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("statuses %v, errors %q, events %v, want %d", statuses, connErrs, events, n)
 	})
 	l.stop()
 	mu.Lock()
@@ -341,12 +352,16 @@ func callInt(t *testing.T, cl *rivetclient.Client, key, action string, args ...a
 }
 
 // waitCluster polls cond every 50 ms until it holds or d passes.
-func waitCluster(t *testing.T, what string, d time.Duration, cond func() bool) {
+func waitCluster(t *testing.T, what string, d time.Duration, cond func() bool, why ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+			msg := ""
+			for _, w := range why {
+				msg += ": " + w()
+			}
+			t.Fatalf("timed out after %v waiting for %s%s", d, what, msg)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -664,4 +679,73 @@ func (r *runnerProc) actors() map[string]bool {
 		}
 	}
 	return held
+}
+
+// TestEngineRunnerConnectionFaults puts a TCP proxy between a runner and
+// the engine and, while concurrent clients increment counters on that
+// runner's actors, first cuts the runner's engine connection (it
+// reconnects), then stalls it past the engine's ping timeout (the engine
+// gives the runner up and moves its actors to a second runner) and heals
+// it. No acknowledged increment may be lost, no value acknowledged twice.
+func TestEngineRunnerConnectionFaults(t *testing.T) {
+	eng := enginetest.Start(t, enginetest.Options{Pegboard: clusterPegboard})
+	proxy := enginetest.StartProxy(t, eng.GuardURL())
+	a := startEngineRunnerURL(t, proxy.URL(), "runner-a")
+	hc := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(hc.CloseIdleConnections)
+	cl := rivetclient.New(eng.GuardURL(), rivetclient.WithHTTPClient(hc), rivetclient.WithEncoding("json"))
+	keys := keysN("fault", 4)
+	for _, k := range keys {
+		callInt(t, cl, k, "getCount") // created on runner A, the only one
+	}
+	startEngineRunnerURL(t, eng.GuardURL(), "runner-b")
+	l := startLoad(t, []*rivetclient.Client{cl, cl}, keys)
+	l.waitAcked(t, 3)
+
+	// A cut: both ends see the connection drop; A reconnects through the
+	// proxy and goes on serving.
+	conns := proxy.Connections()
+	cut := time.Now()
+	proxy.Cut()
+	waitCluster(t, "runner A to reconnect", 30*time.Second, func() bool { return proxy.Connections() > conns && a.Runtime() != nil })
+	l.waitAckedAfter(t, keys, cut, 60*time.Second)
+	t.Logf("after the cut: every actor answered within %v; %d calls failed", l.firstAckAfter(keys, cut).Round(time.Millisecond), l.failed())
+
+	// A stall longer than the engine's ping timeout: neither end sees a
+	// close; the engine gives A up and starts its actors on B.
+	stall := time.Now()
+	proxy.Stall()
+	l.waitAckedAfter(t, keys, stall, 90*time.Second)
+	t.Logf("during the stall: every actor answered within %v (moved to runner B); %d calls failed", l.firstAckAfter(keys, stall).Round(time.Millisecond), l.failed())
+	proxy.Resume()
+	healed := time.Now()
+	l.waitAckedAfter(t, keys, healed, 60*time.Second)
+	l.stop()
+	l.check(t, cl, 2)
+}
+
+// startEngineRunnerURL starts an in-process runner of the counter
+// registry connected to the engine at url with runner key key.
+func startEngineRunnerURL(t *testing.T, url, key string) *rivet.EngineRunner {
+	t.Helper()
+	er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(counterDef), &rivet.Config{
+		Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		Engine: rivet.EngineConfig{URL: url, RunnerKey: key},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := er.Stop(ctx); err != nil {
+			t.Errorf("stop runner %s: %v", key, err)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := er.Ready(ctx); err != nil {
+		t.Fatalf("runner %s not connected: %v", key, err)
+	}
+	return er
 }

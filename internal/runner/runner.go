@@ -596,6 +596,9 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		} else {
 			log.Debug("actor stopped")
 		}
+		// Stopped is sent before the actor leaves the table, so that Drain
+		// returns only after the engine has been told.
+		r.event(ctx, cp.ActorID, cp.Generation, envoy.EventActorStateUpdate{State: state})
 		r.mu.Lock()
 		if r.mu.generation[cp.ActorID] == cp.Generation {
 			delete(r.mu.generation, cp.ActorID)
