@@ -56,14 +56,19 @@ psql -q "$pg" -v ON_ERROR_STOP=1 -tAc "SELECT 1 FROM pg_database WHERE datname =
 dburl=$(printf '%s' "$pg" | sed -E "s#^(postgres(ql)?://[^/]+)/[^?]*#\1/$db#")
 case $dburl in *\?*) dburl="$dburl&sslmode=disable" ;; *) dburl="$dburl?sslmode=disable" ;; esac
 
-pids=()
+pids=() # engine nodes first, then runners
 cleanup() {
 	trap - INT TERM EXIT
 	echo "local-cluster: stopping" >&2
-	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do kill -TERM "${pids[i]}" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	# Runners first, while the engine is up, so they hand their actors
+	# back (a graceful stop); then the engine nodes.
+	for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+		kill -TERM "${pids[i]}" 2>/dev/null || true
+		wait "${pids[i]}" 2>/dev/null || true
+	done
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
 
 # node N: guard (the client endpoint) on port+10N, api_peer +1, metrics +2.
 start_node() {
