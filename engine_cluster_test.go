@@ -261,7 +261,10 @@ func (c *cluster) sigtermRunner(t *testing.T) {
 	if f := l.failed(); f > 0 {
 		t.Errorf("%d calls failed during a graceful stop; first errors: %v", f, l.firstErrors())
 	}
-	l.check(t, c.client(0), 0)
+	// Replays are possible here too: during a drain the engine sometimes
+	// stops an actor as lost (CommandStopActor{Lost}, seen on 2.3.19 with
+	// the shortened thresholds) and re-sends its open requests elsewhere.
+	l.check(t, c.client(0), 2)
 	if reconnects > 1 {
 		t.Errorf("the connection reconnected %d times, want at most once (statuses %v)", reconnects, statuses)
 	}
