@@ -596,13 +596,6 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		} else {
 			log.Debug("actor stopped")
 		}
-		// The answers of the actor's requests go out before Stopped: the
-		// engine re-sends a request still open when it sees Stopped to the
-		// actor's next instance, which would run a committed turn twice.
-		r.waitAnswered(cp.ActorID, 10*time.Second)
-		// Stopped is sent before the actor leaves the table, so that Drain
-		// returns only after the engine has been told.
-		r.event(ctx, cp.ActorID, cp.Generation, envoy.EventActorStateUpdate{State: state})
 		r.mu.Lock()
 		if r.mu.generation[cp.ActorID] == cp.Generation {
 			delete(r.mu.generation, cp.ActorID)
