@@ -808,9 +808,10 @@ func TestEngineRunnerStopDrains(t *testing.T) {
 	} else if moved > 0 {
 		t.Logf("KNOWN GAP: %d calls reached the stopping runner after their actor left it (actor.not_found); %v", moved, l.firstErrors())
 	}
-	// The answers go out before Stopped, but the engine may still declare
-	// an actor lost during the drain and re-send its open requests (seen
-	// under -race): bound the replays as for a crash.
+	// Replays are bounded as for a crash: the runner reports Stopped
+	// before the last answers have left (the engine then re-sends those
+	// requests), and the engine may declare an actor lost during the
+	// drain (seen under -race).
 	l.check(t, cl, 2)
 	for _, k := range keys {
 		id := engineActorIDOfURL(t, eng, k)
