@@ -28,8 +28,10 @@ import (
 //   - The action keeps the actor awake while it runs, and its caller's
 //     connection open. Its Context ends when the caller gives up, the action
 //     timeout (which bounds the whole action) passes, or the actor stops
-//     (sleep requested, destroy, shutdown): Turn then fails, and the
-//     changes of the turns already done stay committed. A crash loses the
+//     (sleep requested, destroy, shutdown). Turn still works after the
+//     caller went away or the timeout passed, so the action can clean up;
+//     once the actor stops it fails, and the changes of the turns already
+//     done stay committed. A crash loses the
 //     rest of the action; the caller sees the error or a closed connection.
 //     An async action is not a durable workflow: make each Turn leave the
 //     state consistent on its own.
@@ -54,7 +56,9 @@ func (a *AsyncContext[S, C, V]) Context() context.Context { return a.ctx }
 
 // Turn runs fn as one turn of the actor, with the actor's current state,
 // and returns once the turn's changes are durable (and its events sent).
-// An error from fn rolls the turn back and is returned.
+// An error from fn rolls the turn back and is returned. Turn works after
+// Context ended (to clean up after a caller that went away or a
+// timeout), until the actor stops.
 func (a *AsyncContext[S, C, V]) Turn(fn func(c *Context[S, C, V]) error) error {
 	return a.enter(func(t *engine.Turn) error {
 		c := t.Instance().(*instance[S, C, V]).ctx(t)

@@ -20,7 +20,8 @@ import (
 // actor's onBeforeActionResponse and encodes it.
 //
 // Run's context is the caller's, bounded by the action timeout and
-// canceled when the actor stops; it does not carry the actor on its call
+// canceled when the actor stops; enter works after it ended, until the
+// actor stops. Neither carries the actor on its call
 // chain, so a call back into the actor from Run, or from actors Run
 // calls, is not a cycle.
 type Detached struct {
@@ -58,7 +59,13 @@ func (e *Engine) runDetached(ctx context.Context, id, name string, args []byte, 
 	}
 	stop := context.AfterFunc(d.runCtx, cancel)
 	defer stop()
-	enter := func(fn func(t *Turn) error) error { return e.EnterAs(rctx, id, d.conn, fn) }
+	// Turns may still run once rctx ended (to clean up after a caller
+	// that went away, or a timeout), until the actor stops.
+	tctx, tcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer tcancel()
+	tstop := context.AfterFunc(d.runCtx, tcancel)
+	defer tstop()
+	enter := func(fn func(t *Turn) error) error { return e.EnterAs(tctx, id, d.conn, fn) }
 	res, err := func() (res any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
