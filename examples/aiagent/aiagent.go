@@ -3,6 +3,7 @@
 // token by token, to every connected client as events.
 //
 //	agent[conversation]: sendMessage(text) → the stored user message
+//	                     ask(text)  → the stored assistant message (async)
 //	                     history()  → every message, oldest first
 //	                     reset()    → forgets the conversation
 //	events: "token" {replyTo, index, text} for each token of a reply,
