@@ -30,8 +30,8 @@ import (
 //     timeout (which bounds the whole action) passes, or the actor stops
 //     (sleep requested, destroy, shutdown). Turn still works after the
 //     caller went away or the timeout passed, so the action can clean up;
-//     once the actor stops it fails, and the changes of the turns already
-//     done stay committed. A crash loses the
+//     once the actor stops it fails with actor.stopped, and the changes
+//     of the turns already done stay committed. A crash loses the
 //     rest of the action; the caller sees the error or a closed connection.
 //     An async action is not a durable workflow: make each Turn leave the
 //     state consistent on its own.

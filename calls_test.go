@@ -3,6 +3,7 @@ package rivet_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
@@ -172,5 +173,91 @@ func TestAsyncActionFreesActor(t *testing.T) {
 	}
 	if n := must[int](t)(rivet.Call[int](ctx, h, "get")); n != 111 {
 		t.Fatalf("after a failed turn: %d, want 111", n)
+	}
+}
+
+// connSeen records, per key, whether an async action's turns had the
+// caller's connection, and its disconnects.
+var connSeen = struct {
+	inTurn      chan bool
+	disconnects chan string
+}{make(chan bool, 8), make(chan string, 8)}
+
+var hooked = rivet.NewActor("asyncHooked", rivet.Opts[cycState]{
+	OnConnect:    func(c *rivet.Ctx[cycState], _ *rivet.Conn[rivet.None]) error { return nil },
+	OnDisconnect: func(c *rivet.Ctx[cycState], _ *rivet.Conn[rivet.None]) { connSeen.disconnects <- "disconnect" },
+}).Action("work", func(a *rivet.Async[cycState], n int) (int, error) {
+	for range 2 {
+		if err := a.Turn(func(c *rivet.Ctx[cycState]) error {
+			connSeen.inTurn <- c.Conn != nil
+			c.State.Count += n
+			return nil
+		}); err != nil {
+			return 0, err
+		}
+	}
+	var out int
+	return out, a.Turn(func(c *rivet.Ctx[cycState]) error { out = c.State.Count; return nil })
+})
+
+// TestAsyncActionOverHTTP: an async action called through the gateway
+// (rivetclient, a stateless call with connection hooks) has its caller's
+// connection in every turn, which disconnects once, after the action.
+func TestAsyncActionOverHTTP(t *testing.T) {
+	t.Parallel()
+	k := kit(t, newMem(), hooked)
+	srv := httptest.NewServer(k.Runtime.Handler())
+	t.Cleanup(srv.Close)
+	c := rivetclient.New(srv.URL)
+	n, err := rivetclient.Call[int](ctxT(t), c.GetOrCreate("asyncHooked", rivet.Key{"h"}), "work", 3)
+	if err != nil || n != 6 {
+		t.Fatalf("work: %d, %v", n, err)
+	}
+	for range 2 {
+		if !<-connSeen.inTurn {
+			t.Fatal("an async turn had no connection")
+		}
+	}
+	if ev := <-connSeen.disconnects; ev != "disconnect" {
+		t.Fatal(ev)
+	}
+	select {
+	case <-connSeen.disconnects:
+		t.Fatal("disconnected twice")
+	default:
+	}
+}
+
+var sleepyErr = make(chan error, 1)
+
+var sleepy = rivet.NewActor("asyncSleepy", rivet.Opts[cycState]{}).
+	Action("get", func(c *rivet.Ctx[cycState]) int { return c.State.Count }).
+	Action("sleepMidway", func(a *rivet.Async[cycState]) (int, error) {
+		if err := a.Turn(func(c *rivet.Ctx[cycState]) error { c.State.Count = 1; c.Sleep(); return nil }); err != nil {
+			sleepyErr <- fmt.Errorf("first turn: %w", err)
+			return 0, err
+		}
+		<-a.Context().Done() // the actor stops: the action's context ends
+		err := a.Turn(func(c *rivet.Ctx[cycState]) error { c.State.Count = 2; return nil })
+		sleepyErr <- err
+		return 0, err
+	})
+
+// TestAsyncActionActorSleeps: an actor put to sleep during an async
+// action cancels its context; its later turns fail, the turns before stay
+// committed, and the next call wakes the actor with them.
+func TestAsyncActionActorSleeps(t *testing.T) {
+	t.Parallel()
+	k := kit(t, newMem(), sleepy)
+	ctx := ctxT(t)
+	h := k.Client.GetOrCreate("asyncSleepy", rivet.Key{"z"})
+	if _, err := rivet.Call[int](ctx, h, "sleepMidway"); err == nil {
+		t.Fatal("sleepMidway succeeded after its actor stopped")
+	}
+	if err := <-sleepyErr; err == nil || strings.HasPrefix(err.Error(), "first turn") {
+		t.Fatalf("second turn: %v", err)
+	}
+	if n := must[int](t)(rivet.Call[int](ctx, h, "get")); n != 1 {
+		t.Fatalf("after the wake: %d, want 1", n)
 	}
 }

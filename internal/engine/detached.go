@@ -34,6 +34,10 @@ type Detached struct {
 	runCtx     context.Context
 }
 
+// errStoppedDuringAsync: a turn of an async action after its actor
+// stopped.
+var errStoppedDuringAsync = &rivettype.Error{Group: "actor", Code: "stopped", Message: "The actor stopped (sleep, destroy or shutdown) during the async action.", Public: true}
+
 // detach readies d to run off the actor's loop once its dispatching turn
 // ends (on the loop).
 func (h *host) detach(d *Detached, conn *Conn) {
@@ -42,7 +46,10 @@ func (h *host) detach(d *Detached, conn *Conn) {
 	if d.runCtx == nil {
 		d.runCtx = h.e.ctx
 	}
-	h.bg.add(true)
+	// It keeps the actor awake, but a stop does not wait for it as for
+	// background work: it may be waiting for the very turn that stops
+	// the actor; the stop cancels its context instead.
+	h.bg.awake.Add(1)
 }
 
 // runDetached runs a detached action on the caller's goroutine and
@@ -60,12 +67,16 @@ func (e *Engine) runDetached(ctx context.Context, id, name string, args []byte, 
 	stop := context.AfterFunc(d.runCtx, cancel)
 	defer stop()
 	// Turns may still run once rctx ended (to clean up after a caller
-	// that went away, or a timeout), until the actor stops.
-	tctx, tcancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer tcancel()
-	tstop := context.AfterFunc(d.runCtx, tcancel)
-	defer tstop()
-	enter := func(fn func(t *Turn) error) error { return e.EnterAs(tctx, id, d.conn, fn) }
+	// that went away, or a timeout), until the actor stops. Their context
+	// is not canceled when it stops: a turn that stopped the actor
+	// (c.Sleep) is committed, and its caller waits for that.
+	tctx := context.WithoutCancel(ctx)
+	enter := func(fn func(t *Turn) error) error {
+		if d.runCtx.Err() != nil {
+			return errStoppedDuringAsync
+		}
+		return e.EnterAs(tctx, id, d.conn, fn)
+	}
 	res, err := func() (res any, err error) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -98,7 +109,7 @@ func (e *Engine) releaseDetached(id string, d *Detached) {
 	if d.disconnect {
 		e.Disconnect(d.conn, id, "stateless call done")
 	}
-	d.h.bg.done(true)
+	d.h.bg.awake.Add(-1)
 	// Let the actor re-evaluate sleep now that it is free.
 	e.pushTo(d.h, job{run: func(*host) {}, fail: func(error) {}, idle: true, notWork: true})
 }
