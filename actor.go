@@ -281,6 +281,9 @@ type actionFn struct {
 	// nullChecks: some parameter has no null, so an argument list is
 	// checked for nulls (codec.Nullable).
 	nullChecks bool
+	// async: the first parameter is *AsyncContext; the action runs outside the
+	// actor (async.go).
+	async bool
 }
 
 // argsStruct builds actionFn.argsType.
@@ -346,17 +349,19 @@ func (a *Actor[S, C, V]) buildAction(name string, fn any) (*actionFn, error) {
 	}
 	t := v.Type()
 	ctxType := reflect.TypeFor[*Context[S, C, V]]()
-	if t.NumIn() < 1 || t.In(0) != ctxType {
+	asyncType := reflect.TypeFor[*AsyncContext[S, C, V]]()
+	if t.NumIn() < 1 || (t.In(0) != ctxType && t.In(0) != asyncType) {
 		got := "none"
 		if t.NumIn() > 0 {
 			got = typeName(t.In(0))
 		}
-		return nil, fmt.Errorf("action %q: first parameter must be %s, not %s", name, contextName[S, C, V](), got)
+		return nil, fmt.Errorf("action %q: first parameter must be %s, not %s (an async action takes %s)", name, contextName[S, C, V](), got,
+			strings.Replace(strings.Replace(contextName[S, C, V](), "Ctx[", "Async[", 1), "Context[", "AsyncContext[", 1))
 	}
 	if t.IsVariadic() {
 		return nil, fmt.Errorf("action %q: variadic actions are not supported", name)
 	}
-	af := &actionFn{fn: v}
+	af := &actionFn{fn: v, async: t.In(0) == asyncType}
 	for i := 1; i < t.NumIn(); i++ {
 		if err := checkEncodable(t.In(i)); err != nil {
 			return nil, fmt.Errorf("action %q: parameter %d: %w", name, i, err)

@@ -110,9 +110,11 @@ func (c *Context[S, C, V]) Sleep() { c.t.RequestSleep() }
 // state, KV and alarms are deleted. Later calls get actor.not_found.
 func (c *Context[S, C, V]) Destroy() { c.t.RequestDestroy() }
 
-// Client returns an in-process client for calling other actors. Do not
-// call the actor itself, or an actor that calls back into it, from inside
-// a turn: the call waits for a turn that waits for it.
+// Client returns an in-process client for calling other actors. Pass
+// c.Context() to its calls: a call back into this actor (itself, or
+// through actors that call it back) then fails at once with
+// ErrCallCycle, as it could only run after this turn. Use an async
+// action (AsyncContext) to call out without holding the actor.
 func (c *Context[S, C, V]) Client() *Client {
 	return &Client{e: c.t.Engine(), ns: c.inst.info.Namespace}
 }

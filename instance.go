@@ -171,6 +171,9 @@ func (i *instance[S, C, V]) Action(t *engine.Turn, name string, rawArgs []byte) 
 			in[1+j] = p.Elem().Field(1 + j)
 		}
 	}
+	if af.async {
+		return i.detach(t, name, af, in), nil
+	}
 	out := af.fn.Call(in)
 	var res any
 	if af.hasOut {

@@ -84,6 +84,13 @@ type GatewayConfig struct {
 	// and of each batch of WebSocket messages (default 30 s); a client
 	// that does not read in time is disconnected.
 	WriteTimeout time.Duration
+	// PingInterval is the time between two pings the server sends each
+	// WebSocket (default 30 s), and PingTimeout how long it waits for the
+	// pong (default 30 s). A client that does not answer is disconnected,
+	// so a dead or half-open peer is closed within PingInterval +
+	// PingTimeout (one minute by default) and cannot keep its actor awake.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
 	// IdleTimeout closes a keep-alive connection that has no request for
 	// this long (default 60 s). Serve, ServeHandler and ListenAndServe
 	// apply it; a server of your own has its own.
@@ -122,6 +129,7 @@ func (rt *Runtime) Handler() http.Handler {
 			MaxOutgoing: c.MaxOutgoingMessageSize, MaxInput: c.MaxInputSize, SendQueue: c.SendQueue,
 			SendQueueBytes: c.SendQueueBytes, MaxSubscriptions: c.MaxSubscriptions,
 			BodyTimeout: c.BodyTimeout, WriteTimeout: c.WriteTimeout,
+			PingInterval: c.PingInterval, PingTimeout: c.PingTimeout,
 			Version: Version, Inspector: insp, InspectorPath: inspector.Owns,
 		})
 	})

@@ -28,6 +28,7 @@ import (
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/internal/actorkey"
+	"github.com/rivetgo/rivet/internal/callchain"
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/memnet"
 	"github.com/rivetgo/rivet/internal/protocol"
@@ -323,6 +324,9 @@ func (h *Handle) Call(ctx context.Context, action string, args ...any) (rivet.Va
 	h.c.headers(req)
 	req.Header.Set("Content-Type", enc.ContentType())
 	req.Header.Set("X-Rivet-Encoding", enc.String())
+	if v := callchain.Encode(ctx); v != "" {
+		req.Header.Set(callchain.Header, v) // a call made from an actor's turn
+	}
 	if p, err := h.paramsJSON(); err != nil {
 		return rivet.Value{}, err
 	} else if p != "" {

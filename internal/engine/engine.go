@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rivetgo/rivet/internal/actorid"
+	"github.com/rivetgo/rivet/internal/callchain"
 	"github.com/rivetgo/rivet/internal/clock"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivettype"
@@ -349,7 +350,14 @@ var timerPool = sync.Pool{New: func() any {
 // doUntil is do with a deadline (zero for none) on the real clock: a job
 // that has not finished by then fails with errDeadline, and one that has
 // not started by then never runs.
+//
+// A ctx from a turn of the actor itself, or of a turn waiting on the
+// actor through other calls, fails at once with actor.call_cycle: the
+// job could only run after that turn, which waits for it.
 func (e *Engine) doUntil(ctx context.Context, deadline time.Time, id string, fn func(h *host)) error {
+	if err := callchain.Cycle(ctx, id); err != nil {
+		return err
+	}
 	var timeout <-chan time.Time
 	if !deadline.IsZero() {
 		t := timerPool.Get().(*time.Timer)
@@ -523,6 +531,7 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 	var (
 		out  []byte
 		gate *Gate
+		det  *Detached
 		cerr error
 		nm   *nameMetrics
 	)
@@ -533,7 +542,7 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 	}
 	err := e.doUntil(ctx, deadline, id, func(h *host) {
 		nm = h.nm
-		out, gate, cerr = h.action(ctx, deadline, conn, params, name, args, encode)
+		out, gate, det, cerr = h.action(ctx, deadline, conn, params, name, args, encode)
 	})
 	if err == nil && !deadline.IsZero() && !time.Now().Before(deadline) &&
 		(cerr == nil || errors.Is(cerr, context.DeadlineExceeded) || errors.Is(cerr, context.Canceled)) {
@@ -550,7 +559,13 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 		defer func() { nm.actionSeconds.Observe(time.Since(start).Seconds()) }()
 	}
 	if werr := gate.Wait(ctx); werr != nil {
+		if det != nil {
+			e.releaseDetached(id, det)
+		}
 		return nil, werr
+	}
+	if det != nil {
+		return e.runDetached(ctx, id, name, args, det, encode, deadline)
 	}
 	return out, cerr
 }
@@ -743,15 +758,15 @@ func (e *Engine) runTurn(ctx context.Context, id string, c *Conn, prepare func(h
 // turn. A hibernated one wakes its actor for that.
 func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
 	c.gone.Store(true)
-	e.doIdle(id, func(h *host) { h.detach(c, fn) })
+	e.doIdle(id, func(h *host) { h.detachConn(c, fn) })
 	if e.isParked(id, c) {
-		_ = e.do(e.ctx, id, func(h *host) { h.detach(c, fn) })
+		_ = e.do(e.ctx, id, func(h *host) { h.detachConn(c, fn) })
 	}
 }
 
-// detach removes c; fn (if not nil) runs as the close turn, then
+// detachConn removes c; fn (if not nil) runs as the close turn, then
 // onDisconnect for a connection whose hooks ran.
-func (h *host) detach(c *Conn, fn func(t *Turn) error) {
+func (h *host) detachConn(c *Conn, fn func(t *Turn) error) {
 	if _, ok := h.conns[c.ID]; !ok || c.closed {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rivetgo/rivet/internal/callchain"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivettype"
 )
@@ -32,6 +33,9 @@ type Turn struct {
 	deadline time.Time
 	dctx     context.Context
 	cancel   context.CancelFunc
+	// cctx is ctx with the actor on its call chain (callchain), built on
+	// first use.
+	cctx context.Context
 	// g and hookCtx are set while user code runs under Guard: hookCtx
 	// is its context, canceled at its deadline.
 	g       *guard
@@ -110,13 +114,21 @@ func (t *Turn) Context() context.Context {
 	if t.hookCtx != nil {
 		return t.hookCtx
 	}
+	if t.cctx == nil {
+		t.cctx = callchain.With(t.ctx, t.h.id, t.h.label())
+	}
 	if t.deadline.IsZero() {
-		return t.ctx
+		return t.cctx
 	}
 	if t.dctx == nil {
-		t.dctx, t.cancel = context.WithDeadline(t.ctx, t.deadline)
+		t.dctx, t.cancel = context.WithDeadline(t.cctx, t.deadline)
 	}
 	return t.dctx
+}
+
+// label names the actor in call-cycle errors: name[key].
+func (h *host) label() string {
+	return h.info.Name + "[" + keyString(h.info.Key) + "]"
 }
 
 // Info describes the actor.

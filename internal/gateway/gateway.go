@@ -113,6 +113,11 @@ type Config struct {
 	// first byte, and of each batch of WebSocket messages.
 	BodyTimeout  time.Duration
 	WriteTimeout time.Duration
+	// PingInterval is the time between two pings of a WebSocket, and
+	// PingTimeout the wait for its pong: a peer that does not answer is
+	// closed (see liveness.go).
+	PingInterval time.Duration
+	PingTimeout  time.Duration
 	// Version is reported by /metadata.
 	Version string
 	// Inspector, when set, serves the paths InspectorPath accepts (/ui/
@@ -158,6 +163,12 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = DefaultPingTimeout
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
