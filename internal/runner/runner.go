@@ -596,6 +596,15 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		} else {
 			log.Debug("actor stopped")
 		}
+		// Requests that arrived during the stop are answered before
+		// Stopped: the engine re-sends a request still open at Stopped to
+		// the actor's next instance, which would run a committed turn
+		// twice.
+		wctx, cancel := context.WithTimeout(ctx, stopRequestWait)
+		if err := r.waitRequests(wctx, cp.ActorID); err != nil {
+			log.Warn("reporting the actor stopped with requests still in flight", "err", err)
+		}
+		cancel()
 		r.mu.Lock()
 		if r.mu.generation[cp.ActorID] == cp.Generation {
 			delete(r.mu.generation, cp.ActorID)
