@@ -70,7 +70,13 @@ var settings = []Setting{
 		set:  func(c *Config, v string) error { c.Engine.Runner = v; return nil }},
 	{Name: "runner_key", Env: "RIVET_RUNNER_KEY", Field: "Engine.RunnerKey", Default: "random per process",
 		Help: "Key identifying this runner process to the engine. Two processes must never share one: the engine evicts the older.",
-		set:  func(c *Config, v string) error { c.Engine.RunnerKey = v; return nil }},
+		set: func(c *Config, v string) error {
+			if err := checkRunnerKey(v); err != nil {
+				return err
+			}
+			c.Engine.RunnerKey = v
+			return nil
+		}},
 	{Name: "token", Env: "RIVET_TOKEN", Field: "Engine.Token", Default: "none",
 		Help: "Token the runner presents to the engine.",
 		set:  func(c *Config, v string) error { c.Engine.Token = v; return nil }},

@@ -219,6 +219,10 @@ func (rt *Runtime) ServeHandler(ctx context.Context, l net.Listener, h http.Hand
 //
 // A nil cfg is LoadConfig(""): settings from $RIVET_CONFIG and the
 // environment. An empty addr is cfg.Listen.
+//
+// With an engine set (cfg.Engine.URL, RIVET_ENGINE) reg runs as a runner
+// of the Rivet Engine instead (StartEngineRunner): clients go through
+// the engine, and addr serves only metrics, health and the inspector.
 func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config) error {
 	if cfg == nil {
 		var err error
@@ -228,6 +232,9 @@ func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config
 	}
 	if addr == "" {
 		addr = cfg.Listen
+	}
+	if cfg.Engine.URL != "" {
+		return listenAndServeRunner(ctx, addr, reg, cfg)
 	}
 	rt, err := Start(ctx, reg, cfg)
 	if err != nil {
@@ -249,6 +256,24 @@ func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config
 		serr = nil
 	}
 	return serr
+}
+
+// listenAndServeRunner is ListenAndServe with an engine set: reg runs as
+// a runner of the Rivet Engine, which routes clients to it; addr serves
+// only metrics, health and the inspector.
+func listenAndServeRunner(ctx context.Context, addr string, reg *Registry, cfg *Config) error {
+	l, err := RunnerListener(addr)
+	if err != nil {
+		return err
+	}
+	er, err := StartEngineRunner(ctx, reg, cfg)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	er.rt.log.Info("running as a Rivet Engine runner", "engine", redactURL(cfg.Engine.URL),
+		"runner_key", er.RunnerKey(), "local", "http://"+browserAddr(l.Addr()))
+	return er.Serve(ctx, l)
 }
 
 // WriteBanner writes the few lines a server prints when it starts
