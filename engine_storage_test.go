@@ -1,11 +1,8 @@
 package rivet_test
 
 import (
-	"context"
-	"log/slog"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/internal/enginetest"
@@ -67,26 +64,7 @@ var bigStoreDef = rivet.NewActor("bigstore", rivet.Opts[blobState]{}).
 
 func startStorageRunner(t *testing.T, eng *enginetest.Engine) *rivet.EngineRunner {
 	t.Helper()
-	er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(bigStoreDef), &rivet.Config{
-		Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Engine: rivet.EngineConfig{URL: eng.GuardURL()},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		if err := er.Stop(ctx); err != nil {
-			t.Errorf("stop runner: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := er.Ready(ctx); err != nil {
-		t.Fatalf("runner not connected: %v", err)
-	}
-	return er
+	return startRunnerOf(t, eng, bigStoreDef)
 }
 
 // TestEngineRunnerBigTurns: through the runtime on a real engine, a turn

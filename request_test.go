@@ -275,23 +275,9 @@ func TestStreamResponseOutlivesWriteTimeout(t *testing.T) {
 func TestEngineRunnerStreamResponse(t *testing.T) {
 	eng := enginetest.Start(t, enginetest.Options{})
 	h := &streamHooks{step: make(chan int), canceled: make(chan error, 1)}
-	er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(streamDef(h)), &rivet.Config{
-		Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Engine: rivet.EngineConfig{URL: eng.GuardURL()},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		_ = er.Stop(ctx)
-	})
+	startRunnerOf(t, eng, streamDef(h))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := er.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
 	go func() {
 		for _, n := range []int{2, 3} {
 			select {

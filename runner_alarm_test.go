@@ -63,27 +63,7 @@ var alarmyDef = rivet.NewActor("alarmy", rivet.Opts[alarmyState]{
 // eng; Stop is the test's to call (or the cleanup's).
 func startAlarmRunner(t *testing.T, eng *enginetest.Engine) *rivet.EngineRunner {
 	t.Helper()
-	reg := rivet.MustRegistry(alarmyDef)
-	er, err := rivet.StartEngineRunner(context.Background(), reg, &rivet.Config{
-		Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Engine: rivet.EngineConfig{URL: eng.GuardURL()},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := er.Stop(ctx); err != nil {
-			t.Errorf("stop runner: %v", err)
-		}
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := er.Ready(ctx); err != nil {
-		t.Fatalf("runner not connected: %v", err)
-	}
-	return er
+	return startRunnerOf(t, eng, alarmyDef)
 }
 
 func alarmyGet(t *testing.T, eng *enginetest.Engine, key string) map[string]any {

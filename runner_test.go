@@ -19,12 +19,18 @@ import (
 	"github.com/rivetgo/rivet/internal/enginetest"
 )
 
-// startEngineRunner starts a real rivet-engine and a runner of the
-// counter registry connected to it.
+// startEngineRunner starts a runner of the counter registry connected to
+// eng.
 func startEngineRunner(t *testing.T, eng *enginetest.Engine) *rivet.EngineRunner {
 	t.Helper()
-	reg := rivet.MustRegistry(counterDef, engineKVDef, sleepyDef)
-	er, err := rivet.StartEngineRunner(context.Background(), reg, &rivet.Config{
+	return startRunnerOf(t, eng, counterDef, engineKVDef, sleepyDef)
+}
+
+// startRunnerOf starts a runner of defs connected to eng, waits until it
+// is connected, and stops it when the test ends (unless the test did).
+func startRunnerOf(t *testing.T, eng *enginetest.Engine, defs ...rivet.Definition) *rivet.EngineRunner {
+	t.Helper()
+	er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(defs...), &rivet.Config{
 		Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Engine: rivet.EngineConfig{URL: eng.GuardURL()},
 	})
@@ -32,13 +38,13 @@ func startEngineRunner(t *testing.T, eng *enginetest.Engine) *rivet.EngineRunner
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := er.Stop(ctx); err != nil {
 			t.Errorf("stop runner: %v", err)
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if err := er.Ready(ctx); err != nil {
 		t.Fatalf("runner not connected: %v", err)
