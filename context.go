@@ -110,11 +110,12 @@ func (c *Context[S, C, V]) Sleep() { c.t.RequestSleep() }
 // state, KV and alarms are deleted. Later calls get actor.not_found.
 func (c *Context[S, C, V]) Destroy() { c.t.RequestDestroy() }
 
-// Client returns an in-process client for calling other actors. Do not
-// call the actor itself, or an actor that calls back into it, from inside
-// a turn: the call waits for a turn that waits for it.
+// Client returns a client for calling other actors (in-process; through
+// the engine in runner mode). Do not call the actor itself, or an actor
+// that calls back into it, from inside a turn: the call waits for a turn
+// that waits for it.
 func (c *Context[S, C, V]) Client() *Client {
-	return &Client{e: c.t.Engine(), ns: c.inst.info.Namespace}
+	return newClient(c.t.Engine(), c.inst.info.Namespace)
 }
 
 // Background is handed to work started with RunInBackground.
