@@ -3,6 +3,7 @@ package rivet_test
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
@@ -36,6 +37,17 @@ var callerDef = rivet.NewActor("caller", rivet.Opts[struct{}]{}).
 		return c.Client().Get("counter", rivet.Key{key}).Destroy(c.Context())
 	})
 
+// doomedDef tells the counter "observer" from its onDestroy hook, as the
+// conformance fixtures' destroyObserver pattern does.
+var doomedDef = rivet.NewActor("doomed", rivet.Opts[struct{}]{
+	OnDestroy: func(c *rivet.Ctx[struct{}]) error {
+		_, err := c.Client().GetOrCreate("counter", rivet.Key{"observer"}).Call(c.Context(), "increment", 1)
+		return err
+	},
+}).
+	Action("ping", func(c *rivet.Ctx[struct{}]) bool { return true }).
+	Action("destroy", func(c *rivet.Ctx[struct{}]) { c.Destroy() })
+
 // TestEngineRunnerActorCallsActor: in runner mode an actor's client goes
 // through the engine, so it reaches actors on any runner (here B on one
 // runner, A on the other), by key (created on demand) and by id, and B's
@@ -43,7 +55,7 @@ var callerDef = rivet.NewActor("caller", rivet.Opts[struct{}]{}).
 func TestEngineRunnerActorCallsActor(t *testing.T) {
 	eng := enginetest.Start(t, enginetest.Options{})
 	start := func() *rivet.EngineRunner {
-		er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(counterDef, callerDef), &rivet.Config{
+		er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(counterDef, callerDef, doomedDef), &rivet.Config{
 			Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 			Engine: rivet.EngineConfig{URL: eng.GuardURL()},
 		})
@@ -123,4 +135,21 @@ func TestEngineRunnerActorCallsActor(t *testing.T) {
 	if _, out := engineCall(t, eng, "caller", a, "viaID", bID, 1); out["group"] != "actor" || out["code"] != "not_found" {
 		t.Fatalf("viaID after destroy: %v", out)
 	}
+
+	// onDestroy reaches another actor: destroyed through the engine's
+	// API, and by its own c.Destroy().
+	observed := func(want float64) {
+		waitEngine(t, "the observer to hear of the destroy", func() bool {
+			_, out := engineCall(t, eng, "counter", "observer", "getCount")
+			return out["output"] == want
+		})
+	}
+	engineCall(t, eng, "doomed", "d1", "ping")
+	d1, _ := engineActorIDOf(t, eng, "doomed", "d1")
+	if err := enginetest.Do(ctx, http.MethodDelete, eng.GuardURL(), "/actors/"+d1+"?namespace=default", nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	observed(1)
+	engineCall(t, eng, "doomed", "d2", "destroy")
+	observed(2)
 }
