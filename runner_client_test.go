@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,8 +12,16 @@ import (
 	"github.com/rivetgo/rivet/internal/enginetest"
 )
 
-// callerDef calls counters through c.Client().
-var callerDef = rivet.NewActor("caller", rivet.Opts[struct{}]{}).
+// callerDef calls counters through c.Client(); its onDestroy tells the
+// counter "observer", as the conformance fixtures' destroyObserver
+// pattern does.
+var callerDef = rivet.NewActor("caller", rivet.Opts[struct{}]{
+	OnDestroy: func(c *rivet.Ctx[struct{}]) error {
+		_, err := c.Client().GetOrCreate("counter", rivet.Key{"observer"}).Call(c.Context(), "increment", 1)
+		return err
+	},
+}).
+	Action("destroy", func(c *rivet.Ctx[struct{}]) { c.Destroy() }).
 	Action("viaKey", func(c *rivet.Ctx[struct{}], key string, n int) (int, error) {
 		return rivet.Call[int](c.Context(), c.Client().GetOrCreate("counter", rivet.Key{key}), "increment", n)
 	}).
@@ -37,36 +46,33 @@ var callerDef = rivet.NewActor("caller", rivet.Opts[struct{}]{}).
 		return c.Client().Get("counter", rivet.Key{key}).Destroy(c.Context())
 	})
 
-// doomedDef tells the counter "observer" from its onDestroy hook, as the
-// conformance fixtures' destroyObserver pattern does.
-var doomedDef = rivet.NewActor("doomed", rivet.Opts[struct{}]{
-	OnDestroy: func(c *rivet.Ctx[struct{}]) error {
-		_, err := c.Client().GetOrCreate("counter", rivet.Key{"observer"}).Call(c.Context(), "increment", 1)
-		return err
-	},
-}).
-	Action("ping", func(c *rivet.Ctx[struct{}]) bool { return true }).
-	Action("destroy", func(c *rivet.Ctx[struct{}]) { c.Destroy() })
-
 // TestEngineRunnerActorCallsActor: in runner mode an actor's client goes
 // through the engine, so it reaches actors on any runner (here B on one
 // runner, A on the other), by key (created on demand) and by id, and B's
 // errors reach A's caller with their group and code.
 func TestEngineRunnerActorCallsActor(t *testing.T) {
 	eng := enginetest.Start(t, enginetest.Options{})
+	// Stopped together: the last runner's drain would wait for a runner
+	// to hand its actors to.
+	var runners []*rivet.EngineRunner
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		var wg sync.WaitGroup
+		for _, er := range runners {
+			wg.Go(func() { _ = er.Stop(ctx) })
+		}
+		wg.Wait()
+	})
 	start := func() *rivet.EngineRunner {
-		er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(counterDef, callerDef, doomedDef), &rivet.Config{
+		er, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(counterDef, callerDef), &rivet.Config{
 			Logger: slog.New(slog.NewTextHandler(tlogWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 			Engine: rivet.EngineConfig{URL: eng.GuardURL()},
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = er.Stop(ctx)
-		})
+		runners = append(runners, er)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := er.Ready(ctx); err != nil {
@@ -84,7 +90,8 @@ func TestEngineRunnerActorCallsActor(t *testing.T) {
 		t.Fatal("b is not on runner p")
 	}
 	q := start()
-	// Find a caller the engine places on q, away from b.
+	// Find a caller the engine places on q, away from b. (Few new actors:
+	// the engine's allocation stalls after ~10 on this machine.)
 	var a string
 	for i := range 8 {
 		k := "a" + string(rune('1'+i))
@@ -119,7 +126,9 @@ func TestEngineRunnerActorCallsActor(t *testing.T) {
 	if out["output"] != cID {
 		t.Fatalf("create c: %v (want %s)", out, cID)
 	}
-	if _, out := engineCall(t, eng, "caller", a, "create", "c"); out["group"] != "actor" || out["code"] != "duplicate_key" {
+	// The engine answers a duplicate create with duplicate_key, or
+	// (measured on 2.3.19, some runs) destroyed_during_creation.
+	if _, out := engineCall(t, eng, "caller", a, "create", "c"); out["group"] != "actor" || (out["code"] != "duplicate_key" && out["code"] != "destroyed_during_creation") {
 		t.Fatalf("create c again: %v", out)
 	}
 	// The runtime's own client goes through the engine too.
@@ -144,12 +153,11 @@ func TestEngineRunnerActorCallsActor(t *testing.T) {
 			return out["output"] == want
 		})
 	}
-	engineCall(t, eng, "doomed", "d1", "ping")
-	d1, _ := engineActorIDOf(t, eng, "doomed", "d1")
-	if err := enginetest.Do(ctx, http.MethodDelete, eng.GuardURL(), "/actors/"+d1+"?namespace=default", nil, nil); err != nil {
+	a0, _ := engineActorIDOf(t, eng, "caller", "a0")
+	if err := enginetest.Do(ctx, http.MethodDelete, eng.GuardURL(), "/actors/"+a0+"?namespace=default", nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	observed(1)
-	engineCall(t, eng, "doomed", "d2", "destroy")
+	engineCall(t, eng, "caller", a, "destroy")
 	observed(2)
 }
