@@ -153,6 +153,9 @@ func TestEngineRunnerActorCallsActor(t *testing.T) {
 			return out["output"] == want
 		})
 	}
+	// The observer exists first, as in the conformance tests (two
+	// concurrent creates of one key can fail on the engine).
+	engineCall(t, eng, "counter", "observer", "getCount")
 	a0, _ := engineActorIDOf(t, eng, "caller", "a0")
 	if err := enginetest.Do(ctx, http.MethodDelete, eng.GuardURL(), "/actors/"+a0+"?namespace=default", nil, nil); err != nil {
 		t.Fatal(err)
