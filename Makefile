@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine clients test-race lint fuzz conformance bench bench-report bench-peer run
+.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine bench bench-report bench-peer bench-engine run
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -12,7 +12,7 @@ help: ## list targets
 run: ## run the demo on the embedded store
 	$(GO) run ./cmd/rivet
 
-test: deps lint test-race fuzz conformance ## everything CI runs (installs Chromium if missing)
+test: deps lint test-race fuzz conformance conformance-engine ## everything CI runs (installs Chromium if missing)
 
 # Browser tests (inspector, chat example) drive Debian's Chromium; install it
 # when it is missing. The Go and npm dependencies fetch themselves.
@@ -55,6 +55,15 @@ fuzz: ## run every Fuzz target in the module for FUZZTIME executions each
 conformance: clients ## the official RivetKit clients against rivet serve --example fixtures (needs node, npm)
 	cd conformance && npm test
 
+# The same suite through a real rivet-engine (file store) with
+# rivet serve --example fixtures as its runner (conformance/README.md).
+# Two cells by default (both clients, a binary and a text encoding): a cell
+# takes 1-3 s through the engine; CONFORMANCE_ENGINE_CELLS=all runs six.
+CONFORMANCE_ENGINE_CELLS ?= 2.3.19/bare,2.3.11/json
+conformance-engine: engine clients ## the conformance suite through rivet-engine, rivet serve as its runner (needs node, npm)
+	cd conformance && CONFORMANCE_TARGET=engine \
+	  RIVET_CONFORMANCE_ONLY=$(if $(filter all,$(CONFORMANCE_ENGINE_CELLS)),,$(CONFORMANCE_ENGINE_CELLS)) npm test
+
 bench: ## the in-process benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ ./rivetdriver/...
 
@@ -63,3 +72,6 @@ bench-report: ## every bench/ scenario on the baseline and rivet serve (~4-7 min
 
 bench-peer: ## RivetKit 2.3.19 side by side with rivet serve and the baseline (needs node, npm; ~6-8 min)
 	bash bench/peer/run.sh
+
+bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners behind rivet-engine (needs `make engine`, node, npm; ~25 min)
+	bash bench/peer/run.sh -scenario engine -target engine

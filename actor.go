@@ -120,12 +120,32 @@ type Options[S, C, V any] struct {
 	// message then runs as a turn of its own. An error rejects the socket
 	// (close 1011). The socket keeps the actor awake while open.
 	OnWebSocket func(c *Context[S, C, V], ws *WebSocket[S, C, V]) error
+	// CanHibernateWebSocket lets the actor sleep while raw WebSockets are
+	// open: the server keeps the socket and its OnMessage and OnClose
+	// handlers, and the next message or close wakes the actor (OnStart
+	// runs, OnWebSocket does not run again). Handlers must use the
+	// context they are given, not one captured in OnWebSocket. Without
+	// it an open raw WebSocket keeps its actor awake. RivetKit's
+	// canHibernateWebSocket (true).
+	CanHibernateWebSocket bool
+	// CanHibernateWebSocketFunc decides per upgrade request instead of
+	// CanHibernateWebSocket (RivetKit's canHibernateWebSocket as a
+	// function of the request).
+	CanHibernateWebSocketFunc func(r *http.Request) bool
 
 	// SleepTimeout is how long the actor stays awake with nothing to do
 	// (default 30s).
 	SleepTimeout time.Duration
 	// NoSleep keeps the actor awake forever.
 	NoSleep bool
+	// KeepAwakeWhileConnected keeps the actor awake while a client is
+	// connected, as RivetKit does. By default an actor whose only
+	// activity is open connections sleeps after SleepTimeout: the sockets
+	// stay open, and the next message, action, close or alarm wakes it
+	// with every connection (id, params, state, subscriptions) rebuilt
+	// from storage, without running the connect hooks again. See
+	// docs/concepts/connections.md.
+	KeepAwakeWhileConnected bool
 	// ActionTimeout bounds an action call (default 60s).
 	ActionTimeout time.Duration
 	// MaxSchedules bounds the actor's pending alarms (default 1000).
@@ -234,8 +254,8 @@ type Definition interface {
 	build() (engine.Behavior, error)
 	// The gateway hooks (serve.go).
 	auth(log *slog.Logger, r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
-	serveRequest(ctx context.Context, e *engine.Engine, id string, w http.ResponseWriter, r *http.Request) error
-	serveWebSocket(ctx context.Context, e *engine.Engine, id string, ws *gateway.RawSocket, r *http.Request) error
+	serveRequest(ctx context.Context, e *engine.Engine, id string, conn *engine.Conn, w http.ResponseWriter, r *http.Request) error
+	serveWebSocket(ctx context.Context, e *engine.Engine, id string, conn *engine.Conn, ws *gateway.RawSocket, r *http.Request) error
 	sendQueue(ctx context.Context, e *engine.Engine, id, queue string, conn *engine.Conn, body []byte, wait bool, waitTimeout time.Duration) (engine.QueueSendResult, error)
 }
 
@@ -261,6 +281,9 @@ type actionFn struct {
 	// nullChecks: some parameter has no null, so an argument list is
 	// checked for nulls (codec.Nullable).
 	nullChecks bool
+	// async: the first parameter is *AsyncContext; the action runs outside the
+	// actor (async.go).
+	async bool
 }
 
 // argsStruct builds actionFn.argsType.
@@ -326,17 +349,19 @@ func (a *Actor[S, C, V]) buildAction(name string, fn any) (*actionFn, error) {
 	}
 	t := v.Type()
 	ctxType := reflect.TypeFor[*Context[S, C, V]]()
-	if t.NumIn() < 1 || t.In(0) != ctxType {
+	asyncType := reflect.TypeFor[*AsyncContext[S, C, V]]()
+	if t.NumIn() < 1 || (t.In(0) != ctxType && t.In(0) != asyncType) {
 		got := "none"
 		if t.NumIn() > 0 {
 			got = typeName(t.In(0))
 		}
-		return nil, fmt.Errorf("action %q: first parameter must be %s, not %s", name, contextName[S, C, V](), got)
+		return nil, fmt.Errorf("action %q: first parameter must be %s, not %s (an async action takes %s)", name, contextName[S, C, V](), got,
+			strings.Replace(strings.Replace(contextName[S, C, V](), "Ctx[", "Async[", 1), "Context[", "AsyncContext[", 1))
 	}
 	if t.IsVariadic() {
 		return nil, fmt.Errorf("action %q: variadic actions are not supported", name)
 	}
-	af := &actionFn{fn: v}
+	af := &actionFn{fn: v, async: t.In(0) == asyncType}
 	for i := 1; i < t.NumIn(); i++ {
 		if err := checkEncodable(t.In(i)); err != nil {
 			return nil, fmt.Errorf("action %q: parameter %d: %w", name, i, err)
@@ -411,12 +436,13 @@ func (a *Actor[S, C, V]) build() (engine.Behavior, error) {
 	b.copyConnState = !reflect.ValueOf(&a.opts.ConnState).Elem().IsZero() && !flat(reflect.TypeFor[C]())
 	o := a.opts
 	b.engOpts = engine.Options{
-		SleepTimeout:     o.SleepTimeout,
-		NoSleep:          o.NoSleep,
-		ActionTimeout:    o.ActionTimeout,
-		MaxSchedules:     o.MaxSchedules,
-		SleepGracePeriod: orDefault(o.SleepGracePeriod, DefaultSleepGracePeriod),
-		ConnHooks:        o.OnBeforeConnect != nil || o.CreateConnState != nil || o.OnConnect != nil || o.OnDisconnect != nil || !reflect.ValueOf(&o.ConnState).Elem().IsZero(),
+		SleepTimeout:            o.SleepTimeout,
+		NoSleep:                 o.NoSleep,
+		KeepAwakeWhileConnected: o.KeepAwakeWhileConnected,
+		ActionTimeout:           o.ActionTimeout,
+		MaxSchedules:            o.MaxSchedules,
+		SleepGracePeriod:        orDefault(o.SleepGracePeriod, DefaultSleepGracePeriod),
+		ConnHooks:               o.OnBeforeConnect != nil || o.CreateConnState != nil || o.OnConnect != nil || o.OnDisconnect != nil || !reflect.ValueOf(&o.ConnState).Elem().IsZero(),
 	}
 	b.timeouts = hookTimeouts{
 		createVars:      orDefault(o.CreateVarsTimeout, DefaultCreateVarsTimeout),

@@ -70,7 +70,13 @@ var settings = []Setting{
 		set:  func(c *Config, v string) error { c.Engine.Runner = v; return nil }},
 	{Name: "runner_key", Env: "RIVET_RUNNER_KEY", Field: "Engine.RunnerKey", Default: "random per process",
 		Help: "Key identifying this runner process to the engine. Two processes must never share one: the engine evicts the older.",
-		set:  func(c *Config, v string) error { c.Engine.RunnerKey = v; return nil }},
+		set: func(c *Config, v string) error {
+			if err := checkRunnerKey(v); err != nil {
+				return err
+			}
+			c.Engine.RunnerKey = v
+			return nil
+		}},
 	{Name: "token", Env: "RIVET_TOKEN", Field: "Engine.Token", Default: "none",
 		Help: "Token the runner presents to the engine.",
 		set:  func(c *Config, v string) error { c.Engine.Token = v; return nil }},
@@ -99,6 +105,25 @@ var settings = []Setting{
 				c.Gateway.AllowedOrigins = append(c.Gateway.AllowedOrigins, strings.TrimSuffix(o, "/"))
 			}
 			return nil
+		}},
+	{Name: "cors_allow_methods", Env: "RIVET_CORS_ALLOW_METHODS", Field: "Gateway.CORSOptions.AllowMethods", Default: "GET, POST, PUT, DELETE, OPTIONS, PATCH",
+		Help: "Comma-separated methods a CORS preflight is answered with (RivetKit's allowMethods).",
+		set:  func(c *Config, v string) error { c.Gateway.CORSOptions.AllowMethods = splitList(v); return nil }},
+	{Name: "cors_allow_headers", Env: "RIVET_CORS_ALLOW_HEADERS", Field: "Gateway.CORSOptions.AllowHeaders", Default: "the headers the preflight asks for",
+		Help: "Comma-separated request headers a CORS preflight allows (RivetKit's allowHeaders); include Content-Type and the x-rivet-* headers the official client sends.",
+		set:  func(c *Config, v string) error { c.Gateway.CORSOptions.AllowHeaders = splitList(v); return nil }},
+	{Name: "cors_expose_headers", Env: "RIVET_CORS_EXPOSE_HEADERS", Field: "Gateway.CORSOptions.ExposeHeaders", Default: "all of the response's headers",
+		Help: "Comma-separated response headers browser pages may read (RivetKit's exposeHeaders).",
+		set:  func(c *Config, v string) error { c.Gateway.CORSOptions.ExposeHeaders = splitList(v); return nil }},
+	{Name: "cors_max_age", Env: "RIVET_CORS_MAX_AGE", Field: "Gateway.CORSOptions.MaxAge", Default: "24h",
+		Help: "How long browsers may cache a CORS preflight's answer (RivetKit's maxAge, here a duration: 10m).",
+		set:  func(c *Config, v string) error { return setDuration(&c.Gateway.CORSOptions.MaxAge, v) }},
+	{Name: "cors_no_credentials", Env: "RIVET_CORS_NO_CREDENTIALS", Field: "Gateway.CORSOptions.NoCredentials", Default: "false",
+		Help: "Answer allowed origins without Access-Control-Allow-Credentials and ignore their cookies (RivetKit's credentials: false); this server's own pages keep them.",
+		set: func(c *Config, v string) error {
+			b, err := parseBool(v)
+			c.Gateway.CORSOptions.NoCredentials = b
+			return err
 		}},
 	{Name: "namespaces", Env: "RIVET_NAMESPACES", Field: "Gateway.Namespaces", Default: "default only",
 		Help: "Comma-separated namespaces clients may use besides \"default\" (which always exists), or * for any. Others are refused with namespace.not_found.",
@@ -139,6 +164,12 @@ var settings = []Setting{
 	{Name: "write_timeout", Env: "RIVET_WRITE_TIMEOUT", Field: "Gateway.WriteTimeout", Default: "30s",
 		Help: "Time to write one response (from its first byte) or one batch of WebSocket messages; a client slower than that is disconnected.",
 		set:  func(c *Config, v string) error { return setDuration(&c.Gateway.WriteTimeout, v) }},
+	{Name: "ping_interval", Env: "RIVET_PING_INTERVAL", Field: "Gateway.PingInterval", Default: "30s",
+		Help: "Time between two pings the server sends each WebSocket. A dead or half-open client is disconnected within ping_interval + ping_timeout.",
+		set:  func(c *Config, v string) error { return setDuration(&c.Gateway.PingInterval, v) }},
+	{Name: "ping_timeout", Env: "RIVET_PING_TIMEOUT", Field: "Gateway.PingTimeout", Default: "30s",
+		Help: "Time a WebSocket client has to answer a ping (its pong queued behind the messages sent to it); past it the client is disconnected.",
+		set:  func(c *Config, v string) error { return setDuration(&c.Gateway.PingTimeout, v) }},
 	{Name: "idle_timeout", Env: "RIVET_IDLE_TIMEOUT", Field: "Gateway.IdleTimeout", Default: "60s",
 		Help: "Time a keep-alive connection may wait for its next request before it is closed.",
 		set:  func(c *Config, v string) error { return setDuration(&c.Gateway.IdleTimeout, v) }},
@@ -359,6 +390,17 @@ func setDuration(dst *time.Duration, v string) error {
 	}
 	*dst = d
 	return nil
+}
+
+// splitList splits a comma-separated list, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func parseBool(v string) (bool, error) {

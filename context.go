@@ -111,9 +111,11 @@ func (c *Context[S, C, V]) Sleep() { c.t.RequestSleep() }
 func (c *Context[S, C, V]) Destroy() { c.t.RequestDestroy() }
 
 // Client returns a client for calling other actors (in-process; through
-// the engine in runner mode). Do not call the actor itself, or an actor
-// that calls back into it, from inside a turn: the call waits for a turn
-// that waits for it.
+// the engine in runner mode). Pass c.Context() to its calls: a call back
+// into this actor (itself, or through actors that call it back) then
+// fails at once with ErrCallCycle, as it could only run after this turn.
+// Use an async action (AsyncContext) to call out without holding the
+// actor.
 func (c *Context[S, C, V]) Client() *Client {
 	return newClient(c.t.Engine(), c.inst.info.Namespace)
 }
@@ -184,7 +186,9 @@ func (c *Context[S, C, V]) background(keepAwake bool, what string, fn func(ctx c
 }
 
 // Conn is a client connection to an actor. Its State is typed connection
-// state; it lives as long as the connection and is not persisted.
+// state; it lives as long as the connection and is persisted with the
+// connection's record at the end of every turn that served the connection
+// or listed the connections (Conns), so that it survives the actor's sleep.
 type Conn[C any] struct {
 	ec    *engine.Conn
 	State *C

@@ -17,6 +17,10 @@ var (
 	ErrActionNotFound   = rivettype.ErrActionNotFound
 	ErrActionTimedOut   = rivettype.ErrActionTimedOut
 	ErrCallbackTimedOut = rivettype.ErrCallbackTimedOut
+	// ErrCallCycle: a call to an actor whose turn is waiting, directly or
+	// through other actors, for the call (A calls B, B calls A). It fails
+	// at once; see docs/concepts/calls.md.
+	ErrCallCycle        = rivettype.ErrCallCycle
 	ErrInvalidArguments = rivettype.ErrInvalidArguments
 	ErrInvalidKey       = rivettype.ErrInvalidKey
 	ErrStopping         = rivettype.ErrStopping

@@ -171,6 +171,9 @@ func (i *instance[S, C, V]) Action(t *engine.Turn, name string, rawArgs []byte) 
 			in[1+j] = p.Elem().Field(1 + j)
 		}
 	}
+	if af.async {
+		return i.detach(t, name, af, in), nil
+	}
 	out := af.fn.Call(in)
 	var res any
 	if af.hasOut {
@@ -301,6 +304,23 @@ func (i *instance[S, C, V]) Destroy(t *engine.Turn) error {
 		c := i.ctx(t)
 		return finish(c, f(c))
 	}
+	return nil
+}
+
+// EncodeConnState implements engine.ConnStateCodec: the connection's
+// state as its record stores it.
+func (i *instance[S, C, V]) EncodeConnState(ec *engine.Conn) ([]byte, error) {
+	return codec.Marshal(connOf[C](ec).State)
+}
+
+// DecodeConnState implements engine.ConnStateCodec: a connection rebuilt
+// from its record after the actor slept gets its state back.
+func (i *instance[S, C, V]) DecodeConnState(ec *engine.Conn, b []byte) error {
+	c := &Conn[C]{ec: ec, State: new(C)}
+	if err := codec.Unmarshal(b, c.State); err != nil {
+		return err
+	}
+	ec.State = c
 	return nil
 }
 

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -68,6 +70,9 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 	if ec.URL == "" {
 		return nil, errors.New("rivet: runner mode needs the engine's URL")
 	}
+	if err := checkRunnerKey(ec.RunnerKey); err != nil {
+		return nil, err
+	}
 	if ec.Namespace == "" {
 		ec.Namespace = DefaultNamespace
 	}
@@ -84,6 +89,9 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 		return nil, err
 	}
 	er.rt = rt
+	// Connections keep their actor awake in runner mode: the engine's
+	// hibernatable WebSockets are not served yet.
+	rt.e.SetHibernation(false)
 	er.r = runner.New(runner.Config{
 		Endpoint: ec.URL, Namespace: ec.Namespace, Pool: ec.Runner, Key: ec.RunnerKey, Token: ec.Token,
 		Names: reg.Names(), Actors: (*engineActors)(er), Handler: rt.Handler(), Log: rt.log,
@@ -188,6 +196,65 @@ func (er *EngineRunner) Err() error {
 // their next request, so callers see no failed request. Then the runtime
 // stops and the connection closes. When the engine cannot be told (no
 // connection) or ctx ends first, the remaining actors are stopped here.
+// checkRunnerKey refuses a runner key the engine would refuse at every
+// connection attempt (it allows 3 to 128 characters); empty means a
+// random key.
+func checkRunnerKey(k string) error {
+	if k == "" || (len(k) >= 3 && len(k) <= 128) {
+		return nil
+	}
+	return fmt.Errorf("rivet: runner_key %q must be 3 to 128 characters long (the engine refuses other keys)", k)
+}
+
+// Serve serves the runner's local handler (metrics, health, the
+// inspector: Handler) on l until ctx is canceled or the runner ends
+// (Done), then stops the runner gracefully, waiting up to 30 s for the
+// engine to move its actors, and closes l.
+func (er *EngineRunner) Serve(ctx context.Context, l net.Listener) error {
+	lctx, lcancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer lcancel()
+	lerr := make(chan error, 1)
+	go func() { lerr <- er.rt.ServeHandler(lctx, l, er.Handler()) }()
+	var serr error
+	select {
+	case <-ctx.Done():
+	case <-er.Done():
+	case serr = <-lerr:
+		serr = fmt.Errorf("local listener: %w", serr)
+	}
+	er.rt.log.Info("stopping: the engine moves this runner's actors")
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := errors.Join(serr, er.Err(), er.Stop(sctx))
+	lcancel()
+	if serr == nil {
+		if e := <-lerr; e != nil && !errors.Is(e, http.ErrServerClosed) {
+			err = errors.Join(err, e)
+		}
+	}
+	return err
+}
+
+// RunnerListener listens for a runner's local handler on addr (see
+// ListenAddr). An empty addr without $PORT tries the default address,
+// which a Rivet Engine on the same machine usually holds (its guard's
+// port is the same), and falls back to a free loopback port.
+func RunnerListener(addr string) (net.Listener, error) {
+	a := ListenAddr(addr)
+	l, err := net.Listen("tcp", a)
+	if err == nil {
+		return l, nil
+	}
+	if addr != "" || os.Getenv("PORT") != "" {
+		return nil, fmt.Errorf("cannot listen on %s: %w", a, err)
+	}
+	l, err2 := net.Listen("tcp", "127.0.0.1:0")
+	if err2 != nil {
+		return nil, fmt.Errorf("cannot listen on %s: %w", a, err)
+	}
+	return l, nil
+}
+
 func (er *EngineRunner) Stop(ctx context.Context) error {
 	if err := er.r.Drain(ctx); err != nil {
 		er.rt.log.Warn("engine runner: drain incomplete; stopping the remaining actors here", "err", err)

@@ -322,6 +322,49 @@ func TestEngineSettings(t *testing.T) {
 	if _, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(counterDef), &rivet.Config{}); err == nil {
 		t.Fatal("StartEngineRunner without an engine URL started")
 	}
+	// The engine refuses keys outside 3..128 characters at every connection
+	// attempt: refused here, at once, with the setting's name.
+	for _, bad := range []string{"ab", strings.Repeat("k", 129)} {
+		if err := c.Set("runner_key", bad); err == nil || !strings.Contains(err.Error(), "runner_key") {
+			t.Fatalf("runner_key=%q: %v, want an error naming the setting", bad, err)
+		}
+		_, err := rivet.StartEngineRunner(context.Background(), rivet.MustRegistry(counterDef),
+			&rivet.Config{Engine: rivet.EngineConfig{URL: "http://127.0.0.1:1", RunnerKey: bad}})
+		if err == nil || !strings.Contains(err.Error(), "runner_key") {
+			t.Fatalf("StartEngineRunner with runner key %q: %v", bad, err)
+		}
+	}
+}
+
+// TestListenAndServeAsEngineRunner: an existing program that calls
+// ListenAndServe becomes a runner when the engine is set (one variable,
+// RIVET_ENGINE, through LoadConfig), and its actors answer through the
+// engine; cancelling its context stops it cleanly.
+func TestListenAndServeAsEngineRunner(t *testing.T) {
+	eng := enginetest.Start(t, enginetest.Options{})
+	clearEnv(t)
+	t.Setenv("RIVET_ENGINE", eng.GuardURL())
+	cfg, err := rivet.LoadConfig("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(tlogWriter{t}, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rivet.ListenAndServe(ctx, "127.0.0.1:0", rivet.MustRegistry(counterDef), cfg) }()
+	waitEngine(t, "the counter answers through the engine", func() bool {
+		status, _ := engineAction(t, eng, "las", "increment", 1)
+		return status == 200
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("ListenAndServe: %v", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("ListenAndServe did not return after its context was canceled")
+	}
 }
 
 // TestEngineRunnerWebSocketClose: a connection tunnelled through the

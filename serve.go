@@ -51,6 +51,10 @@ type GatewayConfig struct {
 	// pages and localhost pages get credentials, any other origin may call
 	// without them (the cookies its requests carry are ignored).
 	AllowedOrigins []string
+	// CORSOptions refines the CORS answers with RivetKit's cors options:
+	// an origin function, methods, headers, credentials, max age and
+	// exposed headers (see CORSOptions).
+	CORSOptions CORSOptions
 	// Namespaces lists the namespaces clients may name besides
 	// "default", which always exists; "*" allows any. A request naming
 	// another is refused with namespace.not_found.
@@ -80,6 +84,13 @@ type GatewayConfig struct {
 	// and of each batch of WebSocket messages (default 30 s); a client
 	// that does not read in time is disconnected.
 	WriteTimeout time.Duration
+	// PingInterval is the time between two pings the server sends each
+	// WebSocket (default 30 s), and PingTimeout how long it waits for the
+	// pong (default 30 s). A client that does not answer is disconnected,
+	// so a dead or half-open peer is closed within PingInterval +
+	// PingTimeout (one minute by default) and cannot keep its actor awake.
+	PingInterval time.Duration
+	PingTimeout  time.Duration
 	// IdleTimeout closes a keep-alive connection that has no request for
 	// this long (default 60 s). Serve, ServeHandler and ListenAndServe
 	// apply it; a server of your own has its own.
@@ -95,7 +106,9 @@ type GatewayConfig struct {
 
 // CORS describes the cross-origin policy in one line, for a startup
 // banner.
-func (c GatewayConfig) CORS() string { return gateway.CORSSummary(c.AllowedOrigins) }
+func (c GatewayConfig) CORS() string {
+	return gateway.CORSSummary(c.AllowedOrigins, c.CORSOptions.gateway())
+}
 
 // Handler returns the runtime's HTTP handler: the RivetKit engine API
 // (/metadata, /actors) and the actor gateway (/gateway/…), which the
@@ -111,11 +124,12 @@ func (rt *Runtime) Handler() http.Handler {
 		}
 		rt.gw = gateway.New(gateway.Config{
 			Engine: rt.e, Hooks: hooks{defs: rt.reg.defs, e: rt.e, log: rt.log}, Log: rt.log,
-			Origins: c.AllowedOrigins, Namespaces: c.Namespaces, Admin: admin,
+			Origins: c.AllowedOrigins, CORS: c.CORSOptions.gateway(), Namespaces: c.Namespaces, Admin: admin,
 			MaxIncoming: c.MaxIncomingMessageSize,
 			MaxOutgoing: c.MaxOutgoingMessageSize, MaxInput: c.MaxInputSize, SendQueue: c.SendQueue,
 			SendQueueBytes: c.SendQueueBytes, MaxSubscriptions: c.MaxSubscriptions,
 			BodyTimeout: c.BodyTimeout, WriteTimeout: c.WriteTimeout,
+			PingInterval: c.PingInterval, PingTimeout: c.PingTimeout,
 			Version: Version, Inspector: insp, InspectorPath: inspector.Owns,
 		})
 	})
@@ -205,6 +219,10 @@ func (rt *Runtime) ServeHandler(ctx context.Context, l net.Listener, h http.Hand
 //
 // A nil cfg is LoadConfig(""): settings from $RIVET_CONFIG and the
 // environment. An empty addr is cfg.Listen.
+//
+// With an engine set (cfg.Engine.URL, RIVET_ENGINE) reg runs as a runner
+// of the Rivet Engine instead (StartEngineRunner): clients go through
+// the engine, and addr serves only metrics, health and the inspector.
 func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config) error {
 	if cfg == nil {
 		var err error
@@ -214,6 +232,9 @@ func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config
 	}
 	if addr == "" {
 		addr = cfg.Listen
+	}
+	if cfg.Engine.URL != "" {
+		return listenAndServeRunner(ctx, addr, reg, cfg)
 	}
 	rt, err := Start(ctx, reg, cfg)
 	if err != nil {
@@ -235,6 +256,24 @@ func ListenAndServe(ctx context.Context, addr string, reg *Registry, cfg *Config
 		serr = nil
 	}
 	return serr
+}
+
+// listenAndServeRunner is ListenAndServe with an engine set: reg runs as
+// a runner of the Rivet Engine, which routes clients to it; addr serves
+// only metrics, health and the inspector.
+func listenAndServeRunner(ctx context.Context, addr string, reg *Registry, cfg *Config) error {
+	l, err := RunnerListener(addr)
+	if err != nil {
+		return err
+	}
+	er, err := StartEngineRunner(ctx, reg, cfg)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	er.rt.log.Info("running as a Rivet Engine runner", "engine", redactURL(cfg.Engine.URL),
+		"runner_key", er.RunnerKey(), "local", "http://"+browserAddr(l.Addr()))
+	return er.Serve(ctx, l)
 }
 
 // WriteBanner writes the few lines a server prints when it starts
@@ -338,20 +377,20 @@ func (h hooks) Auth(r *http.Request, name string, key []string, params []byte, i
 	return nil, nil
 }
 
-func (h hooks) Request(ctx context.Context, id, name string, w http.ResponseWriter, r *http.Request) error {
+func (h hooks) Request(ctx context.Context, id, name string, conn *engine.Conn, w http.ResponseWriter, r *http.Request) error {
 	d := h.defs[name]
 	if d == nil {
 		return gateway.ErrNoHandler
 	}
-	return d.serveRequest(ctx, h.e, id, w, r)
+	return d.serveRequest(ctx, h.e, id, conn, w, r)
 }
 
-func (h hooks) WebSocket(ctx context.Context, id, name string, ws *gateway.RawSocket, r *http.Request) error {
+func (h hooks) WebSocket(ctx context.Context, id, name string, conn *engine.Conn, ws *gateway.RawSocket, r *http.Request) error {
 	d := h.defs[name]
 	if d == nil {
 		return gateway.ErrNoHandler
 	}
-	return d.serveWebSocket(ctx, h.e, id, ws, r)
+	return d.serveWebSocket(ctx, h.e, id, conn, ws, r)
 }
 
 func (h hooks) QueueSend(ctx context.Context, id, name, queue string, conn *engine.Conn, body []byte, wait bool, waitTimeout time.Duration) (engine.QueueSendResult, error) {
@@ -391,51 +430,6 @@ func (a *Actor[S, C, V]) callAuth(log *slog.Logger, ac *AuthContext, params []by
 		}
 	}()
 	return a.opts.OnAuth(ac, Value{params})
-}
-
-// responseBuffer holds an onRequest response until its turn is durable.
-type responseBuffer struct {
-	header http.Header
-	code   int
-	body   bytes.Buffer
-}
-
-func (b *responseBuffer) Header() http.Header { return b.header }
-func (b *responseBuffer) Write(p []byte) (int, error) {
-	if b.code == 0 {
-		b.code = http.StatusOK
-	}
-	return b.body.Write(p)
-}
-func (b *responseBuffer) WriteHeader(code int) {
-	if b.code == 0 {
-		b.code = code
-	}
-}
-
-func (a *Actor[S, C, V]) serveRequest(ctx context.Context, e *engine.Engine, id string, w http.ResponseWriter, r *http.Request) error {
-	if a.opts.OnRequest == nil {
-		return gateway.ErrNoHandler.With("Actor %q has no onRequest handler.", a.name)
-	}
-	buf := &responseBuffer{header: http.Header{}}
-	err := e.Enter(ctx, id, func(t *engine.Turn) error {
-		c := t.Instance().(*instance[S, C, V]).ctx(t)
-		buf.header, buf.code = http.Header{}, 0
-		buf.body.Reset()
-		return finish(c, a.opts.OnRequest(c, buf, r))
-	})
-	if err != nil {
-		return err
-	}
-	for k, v := range buf.header {
-		w.Header()[k] = v
-	}
-	if buf.code == 0 {
-		buf.code = http.StatusOK
-	}
-	w.WriteHeader(buf.code)
-	_, _ = w.Write(buf.body.Bytes())
-	return nil
 }
 
 // WebSocket is a raw WebSocket connection to an actor, handed to its
@@ -481,17 +475,24 @@ func (ws *WebSocket[S, C, V]) SendBinary(b []byte) error {
 // turn's messages.
 func (ws *WebSocket[S, C, V]) Close(reason string) { ws.conn.Disconnect(reason) }
 
-func (a *Actor[S, C, V]) serveWebSocket(ctx context.Context, e *engine.Engine, id string, sock *gateway.RawSocket, r *http.Request) error {
+func (a *Actor[S, C, V]) serveWebSocket(ctx context.Context, e *engine.Engine, id string, conn *engine.Conn, sock *gateway.RawSocket, r *http.Request) error {
 	if a.opts.OnWebSocket == nil {
 		return gateway.ErrNoHandler.With("Actor %q has no onWebSocket handler.", a.name)
 	}
-	ws := &WebSocket[S, C, V]{req: r, sock: sock}
-	ws.conn = engine.NewConn(engine.NewConnID(), nil, nil, sock)
-	err := e.Attach(ctx, id, ws.conn, func(t *engine.Turn) error {
+	ws := &WebSocket[S, C, V]{req: r, sock: sock, conn: conn}
+	conn.Hibernatable = a.opts.CanHibernateWebSocket
+	if f := a.opts.CanHibernateWebSocketFunc; f != nil {
+		conn.Hibernatable = f(r)
+	}
+	if err := e.ConnectRaw(ctx, id, conn); err != nil {
+		return err
+	}
+	err := e.EnterAs(ctx, id, conn, func(t *engine.Turn) error {
 		c := t.Instance().(*instance[S, C, V]).ctx(t)
 		return finish(c, a.opts.OnWebSocket(c, ws))
 	})
 	if err != nil {
+		e.Detach(id, conn, nil)
 		return err
 	}
 	defer e.Detach(id, ws.conn, func(t *engine.Turn) error {

@@ -74,9 +74,27 @@ func summarize(r *result, lats []time.Duration, elapsed time.Duration) {
 	r.P50us, r.P90us, r.P99us, r.P999us = pct(0.5), pct(0.9), pct(0.99), pct(0.999)
 }
 
+// warmUp makes a scenario's first call, the one that creates its actor,
+// up to three times, each bounded by 20 s: behind rivet-engine a creation
+// can stall and fail with pegboard.route_resolve_query_timeout after 15 s
+// (the cold scenario measures creations; the others measure the steady
+// state).
+func warmUp(ctx context.Context, call func(context.Context) error) error {
+	var err error
+	for range 3 {
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		err = call(cctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("first call (3 attempts): %w", err)
+}
+
 func hot(ctx context.Context, c *rivetclient.Client, callers, n int, r *result) error {
 	h := c.GetOrCreate("counter", rivet.Key{"hot"})
-	if _, err := h.Call(ctx, "increment", 1); err != nil {
+	if err := warmUp(ctx, func(ctx context.Context) error { _, err := h.Call(ctx, "increment", 1); return err }); err != nil {
 		return err
 	}
 	var next atomic.Int64
@@ -108,7 +126,7 @@ func hot(ctx context.Context, c *rivetclient.Client, callers, n int, r *result) 
 func wsRTT(ctx context.Context, c *rivetclient.Client, n int, r *result) error {
 	conn := c.GetOrCreate("counter", rivet.Key{"rtt"}).Connect()
 	defer conn.Close()
-	if _, err := conn.Call(ctx, "increment", 1); err != nil {
+	if err := warmUp(ctx, func(ctx context.Context) error { _, err := conn.Call(ctx, "increment", 1); return err }); err != nil {
 		return err
 	}
 	lats := make([]time.Duration, 0, n)
@@ -126,6 +144,11 @@ func wsRTT(ctx context.Context, c *rivetclient.Client, n int, r *result) error {
 
 func fanout(ctx context.Context, c *rivetclient.Client, conns, n int, r *result) error {
 	room := c.GetOrCreate("chatRoom", rivet.Key{"fanout"})
+	// Create the room before the connections open: this scenario measures
+	// delivery, not a creation racing a thousand WebSocket opens.
+	if err := warmUp(ctx, func(ctx context.Context) error { _, err := room.Call(ctx, "getHistory"); return err }); err != nil {
+		return err
+	}
 	var mu sync.Mutex
 	sent := make([]time.Time, n)
 	var lats []time.Duration

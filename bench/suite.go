@@ -65,10 +65,23 @@ type result struct {
 	HeapMiB           float64 `json:"heap_inuse_mib,omitempty"`
 	HeapAfterSleepMiB float64 `json:"heap_inuse_after_sleep_mib,omitempty"`
 	KiBPerActor       float64 `json:"kib_per_actor,omitempty"`
-	Note              string  `json:"note,omitempty"`
-	Error             string  `json:"error,omitempty"`
-	Command           string  `json:"command"`
-	Time              string  `json:"time"`
+	// split, split-ws: the runner's share of each call (seen at a proxy
+	// on the runner's socket to the engine), the rest (the engine's), and
+	// the runner's waits on the engine's storage inside its share.
+	Runner         *splitPcts `json:"runner,omitempty"`
+	Engine         *splitPcts `json:"engine,omitempty"`
+	Storage        *splitPcts `json:"storage,omitempty"`
+	StoragePerCall float64    `json:"storage_round_trips_per_call,omitempty"`
+	// Load is the machine's 1/5/15-minute load average when the row
+	// started (/proc/loadavg): the machine is shared.
+	Load string `json:"load,omitempty"`
+	// EngineLost: the engine ran with this envoy_ping_timeout and
+	// envoy_lost_threshold (-engine-lost).
+	EngineLost string `json:"engine_lost,omitempty"`
+	Note       string `json:"note,omitempty"`
+	Error      string `json:"error,omitempty"`
+	Command    string `json:"command"`
+	Time       string `json:"time"`
 }
 
 // job is one row: a scenario with its parameters on one target.
@@ -84,20 +97,28 @@ type job struct {
 	readOnly  bool // hot, ws-rtt: getCount instead of increment
 	capped    bool
 	timeout   time.Duration
+	// engineLost: the engine's envoy_ping_timeout and envoy_lost_threshold
+	// (engine targets; 0 = the engine's default).
+	engineLost time.Duration
 }
 
 // args are the flags that rerun this row alone.
 func (j job) args(target string) []string {
 	a := []string{"-scenario", j.scenario, "-target", target, "-encoding", j.enc}
 	switch j.scenario {
-	case "hot", "spread", "durability", "idle", "sleeping":
+	case "hot", "spread", "durability", "idle", "sleeping", "split-hot":
 		a = append(a, "-c", strconv.Itoa(j.c))
 	}
-	a = append(a, "-n", strconv.Itoa(j.n))
+	if j.scenario != "failover" {
+		a = append(a, "-n", strconv.Itoa(j.n))
+	}
+	if j.engineLost > 0 {
+		a = append(a, "-engine-lost", j.engineLost.String())
+	}
 	if j.scenario == "fanout" {
 		a = append(a, "-conns", strconv.Itoa(j.conns))
 	}
-	if j.scenario == "durability" {
+	if j.scenario == "durability" || j.scenario == "failover" {
 		a = append(a, "-rounds", strconv.Itoa(j.rounds))
 	}
 	if j.scenario == "idle" && !j.waitSleep {
@@ -121,6 +142,8 @@ func supports(target, scenario string) bool {
 	switch scenario {
 	case "hot", "ws-rtt", "fanout", "spread", "cold":
 		return true
+	case "split", "split-id", "split-ws", "split-hot", "failover":
+		return isEngineTarget(target)
 	case "wake":
 		return target == "rivet" || target == "serve"
 	case "wake-restart", "durability":
@@ -133,7 +156,7 @@ func supports(target, scenario string) bool {
 	return false
 }
 
-var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping"}
+var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping", "split", "split-id", "split-ws", "split-hot", "failover"}
 
 // suite is the report run (-scenario all) for one target. The full
 // parameters run on every target but RivetKit; withPeer adds the capped
@@ -208,8 +231,8 @@ func main() {
 		}
 		return
 	}
-	scenario := flag.String("scenario", "hot", "comma-separated: "+strings.Join(allScenarios, ", ")+"; or all (the report run), or capped (only the rows with RivetKit's capped parameters)")
-	target := flag.String("target", "serve", "comma-separated: baseline (its own process), baseline-inproc, rivet (in this process), serve (rivet serve child process), peer (RivetKit, needs -peer-dir), an http:// endpoint; both = serve,peer; all = baseline,serve,peer")
+	scenario := flag.String("scenario", "hot", "comma-separated: "+strings.Join(allScenarios, ", ")+"; or all (the report run), or capped (only the rows with RivetKit's capped parameters), or engine (the engine plan: use with -target engine)")
+	target := flag.String("target", "serve", "comma-separated: baseline (its own process), baseline-inproc, rivet (in this process), serve (rivet serve child process), peer (RivetKit, needs -peer-dir), serve-engine and peer-engine (rivet serve's or RivetKit's runner behind a fresh rivet-engine), an http:// endpoint; both = serve,peer; all = baseline,serve,peer; engine = serve,serve-engine,peer-engine")
 	enc := flag.String("encoding", "json", "comma-separated: json, cbor, bare")
 	c := flag.Int("c", 64, "concurrent callers (hot, spread, durability, idle, sleeping)")
 	n := flag.Int("n", 20000, "operations (actors for spread, cold, wake, wake-restart, idle, sleeping; acknowledged increments per round, at most, for durability)")
@@ -223,25 +246,30 @@ func main() {
 	guardND := flag.Bool("peer-guard-nodelay", false, "peer: run RivetKit's engine with RIVET__GUARD__TCP_NODELAY=true")
 	rivetBin := flag.String("rivet-bin", "", "rivet binary for -target serve (default: build ./cmd/rivet)")
 	profile := flag.String("profile", "", "directory for CPU, allocs, mutex and block profiles (in-process -target rivet only)")
+	engineBin := flag.String("engine-bin", "", "rivet-engine binary for the engine targets (default: RIVET_ENGINE_BIN, else the one `make engine` installed)")
+	engineLost := flag.Duration("engine-lost", 0, "engine targets: set the engine's envoy_ping_timeout and envoy_lost_threshold (0: the engine's default, 15 s)")
 	flag.Parse()
 
 	raiseFileLimit()
-	o := &options{rivetBin: *rivetBin, peerDir: *peerDir, noDelay: *noDelay}
+	o := &options{rivetBin: *rivetBin, peerDir: *peerDir, noDelay: *noDelay, engineBin: *engineBin, engineLost: *engineLost}
 	targets := expandTargets(*target)
 	withPeer := slices.Contains(targets, "peer")
 	var rows []result
 	for _, t := range targets {
 		var jobs []job
-		if *scenario == "all" || *scenario == "capped" {
+		switch {
+		case *scenario == "engine":
+			jobs = engineSuite(t)
+		case *scenario == "all" || *scenario == "capped":
 			jobs = suite(t, withPeer, *scenario == "capped")
-		} else {
+		default:
 			for _, s := range strings.Split(*scenario, ",") {
 				encs := strings.Split(*enc, ",")
 				if s != "hot" && s != "ws-rtt" && s != "fanout" {
 					encs = encs[:1]
 				}
 				for _, e := range encs {
-					jobs = append(jobs, job{scenario: s, enc: e, c: *c, n: *n, conns: *conns, rounds: *rounds, waitSleep: *waitSleep, nagle: !*noDelay, guardND: *guardND, readOnly: *readOnly, timeout: *timeout})
+					jobs = append(jobs, job{scenario: s, enc: e, c: *c, n: *n, conns: *conns, rounds: *rounds, waitSleep: *waitSleep, nagle: !*noDelay, guardND: *guardND, readOnly: *readOnly, timeout: *timeout, engineLost: *engineLost})
 				}
 			}
 		}
@@ -257,12 +285,14 @@ func main() {
 	}
 	removeBuild()
 	printTable(os.Stdout, rows)
-	if len(targets) > 1 {
+	if slices.ContainsFunc(targets, isEngineTarget) {
+		printEngineTable(os.Stdout, rows)
+	} else if len(targets) > 1 {
 		printRatios(os.Stdout, rows)
 	}
 	// RivetKit's failures and losses are results, not failures of the run.
 	for _, r := range rows {
-		if r.Target != "peer" && (r.Error != "" || r.Scenario == "durability" && r.Lost > 0) {
+		if r.Target != "peer" && r.Target != "peer-engine" && (r.Error != "" || r.Scenario == "durability" && r.Lost > 0) {
 			os.Exit(1)
 		}
 	}
@@ -300,6 +330,8 @@ func expandTargets(s string) []string {
 			out = append(out, "serve", "peer")
 		case "all":
 			out = append(out, "baseline", "serve", "peer")
+		case "engine":
+			out = append(out, engineTargets...)
 		default:
 			out = append(out, t)
 		}
@@ -312,18 +344,25 @@ func runJob(target string, j job, o *options, profileDir string) result {
 	ctx, cancel := context.WithTimeout(context.Background(), j.timeout)
 	defer cancel()
 	r := result{Scenario: j.scenario, Target: target, Encoding: j.enc, N: j.n, NoDelay: !j.nagle, GuardNoDelay: j.guardND, ReadOnly: j.readOnly, Capped: j.capped,
-		Command: "go run ./bench " + strings.Join(j.args(target), " "), Time: time.Now().UTC().Format(time.RFC3339)}
+		Command: "go run ./bench " + strings.Join(j.args(target), " "), Time: time.Now().UTC().Format(time.RFC3339), Load: loadAvg()}
 	switch j.scenario {
-	case "hot", "spread", "durability", "idle", "sleeping":
+	case "hot", "spread", "durability", "idle", "sleeping", "split-hot":
 		r.C = j.c
 	case "fanout":
 		r.Conns = j.conns
 		r.Messages = j.n
+	case "failover":
+		r.Rounds = j.rounds
+	}
+	if j.engineLost > 0 {
+		r.EngineLost = j.engineLost.String()
 	}
 	fmt.Fprintf(logOut, "run: %s\n", r.Command)
 	oo := *o
 	oo.noDelay = !j.nagle
 	oo.guardNoDelay = j.guardND
+	oo.withProxy = strings.HasPrefix(j.scenario, "split")
+	oo.engineLost = j.engineLost
 	s, err := startServer(ctx, target, &oo)
 	if err != nil {
 		r.Error = err.Error()
@@ -385,6 +424,13 @@ func runScenario(ctx context.Context, s *server, o *options, j job, r *result) e
 	case "sleeping":
 		r.C = j.c
 		return sleeping(ctx, s, o, j.c, j.n, r)
+	case "split", "split-id", "split-ws":
+		return split(ctx, s, client, j.scenario == "split-ws", j.scenario == "split-id", j.n, r)
+	case "split-hot":
+		r.C = j.c
+		return splitHot(ctx, s, client, j.c, j.n, r)
+	case "failover":
+		return failover(ctx, s, o, j.enc, j.rounds, r)
 	}
 	return fmt.Errorf("unknown scenario %q (%s)", j.scenario, strings.Join(allScenarios, ", "))
 }
@@ -437,8 +483,35 @@ func rowText(r result) string {
 		return fmt.Sprintf("%d actors awake: RSS %.0f → %.0f MiB (%.1f KiB/actor), Go heap %.0f MiB; after sleep RSS %.0f MiB, heap %.0f MiB; created %.0f/s", r.OK, r.RSSBeforeMiB, r.RSSMiB, r.KiBPerActor, r.HeapMiB, r.RSSAfterSleepMiB, r.HeapAfterSleepMiB, r.PerSec)
 	case "sleeping":
 		return fmt.Sprintf("%d actors asleep: server RSS %.0f MiB, Go heap %.0f MiB", r.OK, r.RSSMiB, r.HeapMiB)
+	case "split-hot":
+		if r.Runner == nil {
+			break
+		}
+		return fmt.Sprintf("ok=%d %.0f/s round trip p50=%s p90=%s; runner p50=%s p90=%s; storage wait p50=%s (%.2f round trips/call) [load %s]",
+			r.OK, r.PerSec, us(r.P50us), us(r.P90us), us(r.Runner.P50us), us(r.Runner.P90us), us(r.Storage.P50us), r.StoragePerCall, r.Load)
+	case "split", "split-id", "split-ws":
+		if r.Runner == nil {
+			break
+		}
+		return fmt.Sprintf("ok=%d round trip p50=%s p90=%s; runner p50=%s p90=%s; engine p50=%s p90=%s; storage wait p50=%s (%.2f round trips/call) [load %s]",
+			r.OK, us(r.P50us), us(r.P90us), us(r.Runner.P50us), us(r.Runner.P90us), us(r.Engine.P50us), us(r.Engine.P90us), us(r.Storage.P50us), r.StoragePerCall, r.Load)
+	case "failover":
+		return fmt.Sprintf("%d of %d rounds answered: kill -9 → first answer p50=%s max=%s; %s [load %s]", r.OK, r.Rounds, us(r.P50us), us(r.P999us), r.Note, r.Load)
 	}
 	return fmt.Sprintf("ok=%d lost=%d %.0f/s p50=%s p90=%s p99=%s p99.9=%s rss=%.0fMiB %.2fs", r.OK, r.Lost, r.PerSec, us(r.P50us), us(r.P90us), us(r.P99us), us(r.P999us), r.RSSMiB, r.Seconds)
+}
+
+// loadAvg is the first three fields of /proc/loadavg ("" elsewhere).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func us(v float64) string {
@@ -463,7 +536,7 @@ func params(r result) string {
 	if r.Scenario == "fanout" {
 		n = r.Messages
 	}
-	if r.Scenario == "durability" {
+	if r.Scenario == "durability" || r.Scenario == "failover" {
 		p = append(p, fmt.Sprintf("rounds=%d", r.Rounds))
 	} else {
 		p = append(p, fmt.Sprintf("n=%d", n))
@@ -479,6 +552,9 @@ func params(r result) string {
 	}
 	if r.Capped {
 		p = append(p, "capped")
+	}
+	if r.EngineLost != "" {
+		p = append(p, "engine-lost="+r.EngineLost)
 	}
 	return strings.Join(p, " ")
 }

@@ -28,9 +28,16 @@ type server struct {
 	endpoint string
 	// sleepAPI: the target answers POST /actors/{id}/sleep (rivetgo only).
 	sleepAPI bool
-	// proc is the server's child process (serve, peer); nil otherwise.
+	// proc is the server's child process (serve, peer; the runner of an
+	// engine target); nil otherwise.
 	proc *child
-	stop func()
+	// engine is the rivet-engine of an engine target, extra the runners a
+	// scenario added (failover), proxy the timing proxy between the runner
+	// and the engine (split scenarios).
+	engine *child
+	extra  []*child
+	proxy  *timingProxy
+	stop   func()
 }
 
 // isLocal reports whether the target was started by this process, so its
@@ -45,7 +52,11 @@ func (s *server) isLocal() bool {
 func (s *server) rssMiB() float64 {
 	switch {
 	case s.proc != nil:
-		return s.proc.rssMiB()
+		t := s.proc.rssMiB()
+		if s.engine != nil {
+			t += s.engine.rssMiB()
+		}
+		return t
 	case s.isLocal():
 		return procRSSMiB(os.Getpid())
 	}
@@ -61,10 +72,18 @@ type options struct {
 	// engine (its guard, the HTTP/WebSocket front, leaves it unset by
 	// default).
 	guardNoDelay bool
+	engineBin    string        // rivet-engine for the engine targets ("" = enginetest.Binary)
+	engineLost   time.Duration // engine targets: envoy_ping_timeout and envoy_lost_threshold (0 = the engine's 15 s)
+	// withProxy puts a timingProxy between an engine target's runner and
+	// the engine (the split scenarios).
+	withProxy bool
 }
 
 // startServer brings a target up on loopback.
 func startServer(ctx context.Context, target string, o *options) (*server, error) {
+	if isEngineTarget(target) {
+		return startEngineTarget(ctx, target, o, o.withProxy)
+	}
 	switch target {
 	case "rivet", "baseline-inproc":
 		endpoint, stop, err := start(ctx, strings.TrimSuffix(target, "-inproc"))
@@ -174,17 +193,30 @@ func removeBuild() {
 // HOME pointing at a private directory so its engine's data lives there.
 // Restarting it keeps the directory.
 type child struct {
-	kind string // serve or peer
-	dir  string // serve: data directory; peer: HOME
+	kind string // baseline, serve, peer, engine, serve-runner or peer-runner
+	dir  string // serve: data directory; peer, peer-runner: HOME; engine: config and store
 	bin  string
 	opts *options
-	port int
-	cmd  *exec.Cmd
-	log  *os.File
-	done chan struct{}
+	port int // the listener (engine: guard)
+	// engine: the api_peer and metrics ports.
+	peerPort, metricsPort int
+	// runners: client is the engine's guard (where clients call), connect
+	// the URL the runner dials (the guard, or a proxy in front of it); key
+	// is rivet serve's runner key. noReadyCall skips the readiness action
+	// (a second runner: the caller waits for it in GET /envoys).
+	client, connect, key string
+	noReadyCall          bool
+	cmd                  *exec.Cmd
+	log                  *os.File
+	done                 chan struct{}
 }
 
-func (c *child) endpoint() string { return fmt.Sprintf("http://127.0.0.1:%d", c.port) }
+func (c *child) endpoint() string {
+	if c.client != "" {
+		return c.client
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", c.port)
+}
 
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -198,15 +230,42 @@ func freePort() (int, error) {
 // start starts the process (on a new port the first time, the same port
 // on a restart) and waits until an action call succeeds.
 func (c *child) start(ctx context.Context) error {
-	if c.port == 0 {
+	if c.port == 0 && c.client == "" {
 		p, err := freePort()
 		if err != nil {
 			return err
 		}
 		c.port = p
+		if c.kind == "engine" {
+			if c.peerPort, err = freePort(); err == nil {
+				c.metricsPort, err = freePort()
+			}
+			if err != nil {
+				return err
+			}
+		}
 	}
 	var cmd *exec.Cmd
 	switch c.kind {
+	case "engine":
+		cfg, err := c.engineConfig()
+		if err != nil {
+			return err
+		}
+		cmd = exec.Command(c.bin, "start", "--config", cfg)
+		cmd.Dir = c.dir
+		cmd.Env = envWithoutRivet()
+	case "serve-runner":
+		cmd = exec.Command(c.bin, "serve", "--log-level", "warn")
+		cmd.Env = append(envWithoutRivet(), "RIVET_ENGINE="+c.connect, "RIVET_NAMESPACE=default", "RIVET_RUNNER=default")
+		if c.key != "" {
+			cmd.Env = append(cmd.Env, "RIVET_RUNNER_KEY="+c.key)
+		}
+	case "peer-runner":
+		cmd = exec.Command("node", "server.mjs")
+		cmd.Dir = c.opts.peerDir
+		cmd.Env = append(envWithoutRivet(), "HOME="+c.dir, "RIVET_ENDPOINT="+c.connect, "RIVET_NAMESPACE=default", "RIVET_POOL=default",
+			"RIVET_ENVOY_VERSION=1", "RIVET_RUN_ENGINE=0", "RIVET_RUN_SERVICES=0", "RIVET_LOG_LEVEL=warn")
 	case "baseline":
 		self, err := os.Executable()
 		if err != nil {
@@ -238,6 +297,12 @@ func (c *child) start(ctx context.Context) error {
 	}
 	c.cmd, c.log, c.done = cmd, log, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(c.done) }()
+	switch {
+	case c.kind == "engine":
+		return c.waitEngineReady(ctx)
+	case c.noReadyCall:
+		return nil
+	}
 	return c.waitReady(ctx)
 }
 
@@ -245,7 +310,11 @@ func (c *child) start(ctx context.Context) error {
 // for RivetKit that also means the runtime has connected to its engine.
 func (c *child) waitReady(ctx context.Context) error {
 	cl := rivetclient.New(c.endpoint(), rivetclient.WithEncoding("json"))
-	deadline := time.Now().Add(90 * time.Second)
+	wait := 90 * time.Second
+	if c.client != "" {
+		wait = 2 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
 	var last error
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		select {
@@ -253,7 +322,12 @@ func (c *child) waitReady(ctx context.Context) error {
 			return fmt.Errorf("%s exited during start-up (log: %s): %s", c.kind, c.log.Name(), tail(c.log.Name()))
 		default:
 		}
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// Through an engine the creation can take 15 s or more.
+		per := 5 * time.Second
+		if c.client != "" {
+			per = 20 * time.Second
+		}
+		cctx, cancel := context.WithTimeout(ctx, per)
 		_, err := cl.GetOrCreate("counter", rivet.Key{"ready"}).Call(cctx, "getCount")
 		cancel()
 		if err == nil {
@@ -262,7 +336,20 @@ func (c *child) waitReady(ctx context.Context) error {
 		last = err
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not ready on %s after 90s: %v (log: %s)", c.kind, c.endpoint(), last, c.log.Name())
+	return fmt.Errorf("%s not ready on %s after %v: %v (log: %s)", c.kind, c.endpoint(), wait, last, c.log.Name())
+}
+
+// envWithoutRivet is this process's environment without RIVET_* variables
+// (the engine reads RIVET__* as config overrides; a runner would take a
+// developer's RIVET_ENDPOINT or RIVET_TOKEN).
+func envWithoutRivet() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "RIVET_") {
+			env = append(env, kv)
+		}
+	}
+	return env
 }
 
 func tail(path string) string {

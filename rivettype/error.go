@@ -49,6 +49,7 @@ var (
 	ErrDuplicateKey      = &Error{Group: "actor", Code: "duplicate_key", Message: "An actor with this key already exists.", Public: true}
 	ErrActionNotFound    = &Error{Group: "actor", Code: "action_not_found", Message: "Action was not found.", Public: true}
 	ErrActionTimedOut    = &Error{Group: "actor", Code: "action_timed_out", Message: "Action timed out", Public: true}
+	ErrCallCycle         = &Error{Group: "actor", Code: "call_cycle", Message: "Call cycle: the actor is waiting for this call.", Public: true}
 	ErrCallbackTimedOut  = &Error{Group: "actor", Code: "callback_timed_out", Message: "Lifecycle callback timed out", Public: true}
 	ErrInvalidArguments  = &Error{Group: "actor", Code: "invalid_arguments", Message: "Invalid action arguments.", Public: true}
 	ErrInvalidRequest    = &Error{Group: "request", Code: "invalid", Message: "Invalid request.", Public: true}

@@ -7,6 +7,8 @@
 #
 #   bash bench/peer/run.sh                              # -scenario capped -target all (~6 min)
 #   bash bench/peer/run.sh -scenario all -target all    # everything in one run (~17 min)
+#   bash bench/peer/run.sh -scenario engine -target engine   # make bench-engine: rivetgo's and
+#       # RivetKit's runners behind rivet-engine (needs `make engine`; ~25 min on a loaded machine)
 #
 # Needs Go, Node 20+ and npm. RivetKit's registry.start() runs the
 # rivet-engine binary shipped in @rivetkit/engine-cli-<platform>; each

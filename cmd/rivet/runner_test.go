@@ -108,12 +108,12 @@ func TestRunnerListenerTakenAddress(t *testing.T) {
 	defer busy.Close()
 	t.Setenv("PORT", "")
 	cfg := &rivet.Config{Listen: busy.Addr().String()}
-	if l, err := runnerListener(cfg); err == nil {
+	if l, err := rivet.RunnerListener(cfg.Listen); err == nil {
 		l.Close()
 		t.Fatalf("listening on the taken %s succeeded", cfg.Listen)
 	}
 	cfg.Listen = "127.0.0.1:0"
-	l, err := runnerListener(cfg)
+	l, err := rivet.RunnerListener(cfg.Listen)
 	if err != nil {
 		t.Fatal(err)
 	}

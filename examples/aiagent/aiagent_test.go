@@ -326,3 +326,50 @@ func TestReadmeCurl(t *testing.T) {
 	}
 	readmecurl.Exec(t, readme, cmds[1:], k.Runtime.Handler())
 }
+
+// TestAskAnswersOthersWhileStreaming: ask is an async action: while the
+// model streams, a connected client gets the tokens and other callers get
+// answers (history shows the question, committed before the wait); ask
+// returns the reply once it is stored.
+func TestAskAnswersOthersWhileStreaming(t *testing.T) {
+	ctx := testCtx(t)
+	m := blockingModel{release: make(chan struct{})}
+	k := rivettest.New(t, rivet.MustRegistry(aiagent.NewAgent(m)))
+	h := k.Client.GetOrCreate(aiagent.ActorName, rivet.Key{"ask"})
+	conn, err := h.Connect(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	first := make(chan aiagent.Token, 4)
+	rivet.OnEvent(conn, "token", func(tok aiagent.Token) { first <- tok })
+
+	type result struct {
+		m   aiagent.Message
+		err error
+	}
+	asked := make(chan result, 1)
+	go func() {
+		m, err := rivet.Call[aiagent.Message](ctx, h, "ask", "hello")
+		asked <- result{m, err}
+	}()
+	if tok := wait(t, ctx, first, "first token"); tok.Text != "thinking" {
+		t.Fatalf("first token %+v", tok)
+	}
+	// The model is mid-reply: another caller is answered.
+	hist, err := rivet.Call[[]aiagent.Message](ctx, h, "history")
+	if err != nil || len(hist) != 1 || hist[0].Content != "hello" {
+		t.Fatalf("history during the reply: %+v, %v", hist, err)
+	}
+	if _, err := h.Call(ctx, "sendMessage", "two"); err == nil || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("send during the reply: %v, want user.busy", err)
+	}
+	close(m.release)
+	r := wait(t, ctx, asked, "ask's answer")
+	if r.err != nil || r.m.Role != "assistant" || r.m.Content != "thinking done" {
+		t.Fatalf("ask: %+v, %v", r.m, r.err)
+	}
+	if hist, _ := rivet.Call[[]aiagent.Message](ctx, h, "history"); len(hist) != 2 || hist[1] != r.m {
+		t.Fatalf("history after: %+v", hist)
+	}
+}

@@ -17,10 +17,14 @@ type Behavior interface {
 
 // Options are the per-actor settings the engine enforces.
 type Options struct {
-	SleepTimeout  time.Duration
-	NoSleep       bool
-	ActionTimeout time.Duration
-	MaxSchedules  int
+	SleepTimeout time.Duration
+	NoSleep      bool
+	// KeepAwakeWhileConnected keeps the actor awake while it has
+	// connections (RivetKit's behaviour); by default an actor whose only
+	// activity is open connections sleeps, its sockets kept open.
+	KeepAwakeWhileConnected bool
+	ActionTimeout           time.Duration
+	MaxSchedules            int
 	// SleepGracePeriod bounds a stop: the onSleep or onDestroy hook and
 	// the wait for background work. Without it the hook is not bounded
 	// and background work is not awaited.

@@ -64,12 +64,28 @@ type Conn struct {
 	// WebSocket upgrade, or a stateless call's request); nil in process.
 	Request *http.Request
 
+	// Tunnel describes a socket the Rivet Engine holds; it is persisted
+	// in the connection's record (runner mode).
+	Tunnel *TunnelMeta
+	// Hibernatable lets a raw WebSocket (ConnectRaw) sleep with its actor:
+	// it then does not keep the actor awake, and is re-attached when the
+	// actor wakes (it has no record: its handlers live with the socket).
+	Hibernatable bool
+
 	h         *host
 	subs      map[string]struct{}
 	transport Transport
 	closed    bool
 	ephemeral bool
-	raw       bool // a raw WebSocket: no connection hooks, not in Conns
+	raw       bool // a raw WebSocket or HTTP request: not in Conns, no events
+	hooked    bool // a raw connection whose connection hooks ran (ConnectRaw)
+	// blocks: the connection keeps its actor awake (see host.canSleep);
+	// set when it joins.
+	blocks bool
+	// rec is the record as last written in a commit (nil: none yet).
+	rec []byte
+	// gone: the client side closed (Engine.Disconnect was called).
+	gone atomic.Bool
 }
 
 // NewConn returns a connection for a transport.

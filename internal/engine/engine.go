@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/rivetgo/rivet/internal/actorid"
+	"github.com/rivetgo/rivet/internal/callchain"
 	"github.com/rivetgo/rivet/internal/clock"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivettype"
@@ -72,6 +74,9 @@ type Engine struct {
 	onAlarm    func(id string, generation uint64, at time.Time)
 	onDestroy  func(id string)
 	maxKey     int // longest KV key: MaxKVKeySize or the driver's limit
+	// hibernate: an actor may sleep with connections open, the gateway
+	// keeping their sockets (see SetHibernation).
+	hibernate atomic.Bool
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -85,6 +90,9 @@ type Engine struct {
 		sync.Mutex
 		hosts   map[string]*host
 		closing bool
+		// parked are the connections of sleeping actors whose sockets
+		// stay open, by actor id.
+		parked map[string][]*Conn
 	}
 }
 
@@ -128,6 +136,8 @@ func New(cfg Config) (*Engine, error) {
 		e.behaviors[b.Name()] = b
 	}
 	e.mu.hosts = map[string]*host{}
+	e.mu.parked = map[string][]*Conn{}
+	e.hibernate.Store(true)
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
 	e.prom = newPromMetrics(e.behaviors)
 	e.committer = newCommitter(e.driver, e.metrics)
@@ -194,6 +204,16 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		if err != nil {
 			break
+		}
+	}
+	e.mu.Lock()
+	parked := e.mu.parked
+	e.mu.parked = map[string][]*Conn{}
+	e.mu.Unlock()
+	for _, cs := range parked {
+		for _, c := range cs {
+			c.closed = true
+			c.transport.Close("server stopping")
 		}
 	}
 	e.cancel(rivettype.ErrStopping)
@@ -330,7 +350,14 @@ var timerPool = sync.Pool{New: func() any {
 // doUntil is do with a deadline (zero for none) on the real clock: a job
 // that has not finished by then fails with errDeadline, and one that has
 // not started by then never runs.
+//
+// A ctx from a turn of the actor itself, or of a turn waiting on the
+// actor through other calls, fails at once with actor.call_cycle: the
+// job could only run after that turn, which waits for it.
 func (e *Engine) doUntil(ctx context.Context, deadline time.Time, id string, fn func(h *host)) error {
+	if err := callchain.Cycle(ctx, id); err != nil {
+		return err
+	}
 	var timeout <-chan time.Time
 	if !deadline.IsZero() {
 		t := timerPool.Get().(*time.Timer)
@@ -504,6 +531,7 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 	var (
 		out  []byte
 		gate *Gate
+		det  *Detached
 		cerr error
 		nm   *nameMetrics
 	)
@@ -514,7 +542,7 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 	}
 	err := e.doUntil(ctx, deadline, id, func(h *host) {
 		nm = h.nm
-		out, gate, cerr = h.action(ctx, deadline, conn, params, name, args, encode)
+		out, gate, det, cerr = h.action(ctx, deadline, conn, params, name, args, encode)
 	})
 	if err == nil && !deadline.IsZero() && !time.Now().Before(deadline) &&
 		(cerr == nil || errors.Is(cerr, context.DeadlineExceeded) || errors.Is(cerr, context.Canceled)) {
@@ -531,7 +559,13 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 		defer func() { nm.actionSeconds.Observe(time.Since(start).Seconds()) }()
 	}
 	if werr := gate.Wait(ctx); werr != nil {
+		if det != nil {
+			e.releaseDetached(id, det)
+		}
 		return nil, werr
+	}
+	if det != nil {
+		return e.runDetached(ctx, id, name, args, det, encode, deadline)
 	}
 	return out, cerr
 }
@@ -552,20 +586,98 @@ func (e *Engine) Connect(ctx context.Context, id string, c *Conn) error {
 }
 
 // Disconnect removes a connection and runs onDisconnect. It is safe to call
-// more than once.
+// more than once. A connection of a sleeping actor (its socket kept by the
+// gateway) wakes the actor, which rebuilds it and then lets it go.
 func (e *Engine) Disconnect(c *Conn, id, reason string) {
+	c.gone.Store(true)
 	e.doIdle(id, func(h *host) { h.disconnect(c, reason) })
+	if e.isParked(id, c) {
+		_ = e.do(e.ctx, id, func(h *host) { h.disconnect(c, reason) })
+	}
 }
 
-// Subscribe adds or removes an event subscription of a connection.
+// Subscribe adds or removes an event subscription of a connection, in a
+// turn that rewrites the connection's record. The change takes effect at
+// once; its commit is not awaited (nothing is acknowledged to the client).
 func (e *Engine) Subscribe(ctx context.Context, id string, c *Conn, event string, on bool) error {
-	return e.do(ctx, id, func(h *host) {
+	var terr error
+	err := e.do(ctx, id, func(h *host) {
+		if c.h != h || c.closed {
+			terr = rivettype.ErrConnectionClosed
+			return
+		}
 		if on {
 			c.subs[event] = struct{}{}
 		} else {
 			delete(c.subs, event)
 		}
+		t := newTurn(h, ctx, c)
+		_, terr = h.endTurn(t, nil)
 	})
+	if err != nil {
+		return err
+	}
+	return terr
+}
+
+// SetHibernation chooses whether actors sleep with connections open (the
+// default): a connection then does not keep its actor awake unless the
+// actor's KeepAwakeWhileConnected option says so; while the actor sleeps
+// its socket stays open, and the connection is rebuilt from its record
+// when the actor wakes. Off, every connection keeps its actor awake (runner
+// mode, until the Rivet Engine's hibernatable WebSockets are served). Set
+// it before the engine serves anything.
+func (e *Engine) SetHibernation(on bool) { e.hibernate.Store(on) }
+
+// park keeps the sockets of a sleeping actor's connections. Their
+// in-memory state is dropped: the next incarnation rebuilds it from the
+// records. A connection whose client already left is closed instead; its
+// record goes at the next wake.
+func (e *Engine) park(id string, cs []*Conn) {
+	if len(cs) == 0 {
+		return
+	}
+	var closing []*Conn
+	e.mu.Lock()
+	for _, c := range cs {
+		if c.gone.Load() || e.mu.closing {
+			closing = append(closing, c)
+			continue
+		}
+		c.h, c.State, c.subs, c.rec = nil, nil, nil, nil
+		e.mu.parked[id] = append(e.mu.parked[id], c)
+	}
+	e.mu.Unlock()
+	for _, c := range closing {
+		c.closed = true
+		c.transport.Close("actor stopped")
+	}
+}
+
+// takeParked removes and returns the parked connections of an actor.
+func (e *Engine) takeParked(id string) []*Conn {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cs := e.mu.parked[id]
+	delete(e.mu.parked, id)
+	return cs
+}
+
+func (e *Engine) isParked(id string, c *Conn) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Contains(e.mu.parked[id], c)
+}
+
+// Parked is the number of connections kept open for sleeping actors.
+func (e *Engine) Parked() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, cs := range e.mu.parked {
+		n += len(cs)
+	}
+	return n
 }
 
 // Enter runs fn as a turn of the actor and waits until its changes are
@@ -584,19 +696,31 @@ func (e *Engine) EnterAs(ctx context.Context, id string, c *Conn, fn func(t *Tur
 	}, fn, nil)
 }
 
-// Attach adds a raw connection (a raw WebSocket) to the actor and runs
-// fn in the same turn; the connection hooks do not run for it. An error
-// from fn leaves the connection out. The connection keeps the actor
-// awake until Detach.
-func (e *Engine) Attach(ctx context.Context, id string, c *Conn, fn func(t *Turn) error) error {
+// ConnectRaw adds c, a raw connection (an onWebSocket socket, an
+// onRequest request), to the actor. If the actor has connection hooks
+// they run as for Connect (onBeforeConnect may refuse c), and
+// Disconnect or Detach runs onDisconnect. c stays out of the actor's
+// connection list and gets no events; it keeps the actor awake until
+// Disconnect or Detach. Turns serve it with EnterAs.
+func (e *Engine) ConnectRaw(ctx context.Context, id string, c *Conn) error {
 	c.raw = true
-	return e.runTurn(ctx, id, c, func(h *host) error {
-		h.addConn(c)
-		return nil
-	}, fn, func(h *host) {
-		h.removeConn(c)
-		c.closed = true
+	var gate *Gate
+	var cerr error
+	err := e.do(ctx, id, func(h *host) {
+		if !h.opts.ConnHooks {
+			h.addConn(c) // nothing to commit, nothing to wait for
+			return
+		}
+		c.hooked = true
+		gate, cerr = h.connect(ctx, c)
 	})
+	if err != nil {
+		return err
+	}
+	if werr := gate.Wait(ctx); werr != nil {
+		return werr
+	}
+	return cerr
 }
 
 // runTurn runs fn as one turn of the actor serving c and waits until the
@@ -631,17 +755,24 @@ func (e *Engine) runTurn(ctx context.Context, id string, c *Conn, prepare func(h
 }
 
 // Detach removes a raw connection, running fn (if not nil) as its last
-// turn.
+// turn. A hibernated one wakes its actor for that.
 func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
-	e.doIdle(id, func(h *host) {
-		if _, ok := h.conns[c.ID]; !ok || c.closed {
-			return
-		}
-		c.closed = true
-		h.removeConn(c)
-		if fn == nil {
-			return
-		}
+	c.gone.Store(true)
+	e.doIdle(id, func(h *host) { h.detachConn(c, fn) })
+	if e.isParked(id, c) {
+		_ = e.do(e.ctx, id, func(h *host) { h.detachConn(c, fn) })
+	}
+}
+
+// detachConn removes c; fn (if not nil) runs as the close turn, then
+// onDisconnect for a connection whose hooks ran.
+func (h *host) detachConn(c *Conn, fn func(t *Turn) error) {
+	if _, ok := h.conns[c.ID]; !ok || c.closed {
+		return
+	}
+	c.closed = true
+	h.removeConn(c)
+	if fn != nil {
 		t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
 		h.e.metrics.Turns.Add(1)
 		err := h.call("raw WebSocket onClose", "", func() error { return fn(t) })
@@ -649,7 +780,16 @@ func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
 			h.log().Warn("raw WebSocket onClose failed", "conn", c.ID, "err", err)
 		}
 		_, _ = h.endTurn(t, err)
-	})
+	}
+	if c.hooked && !h.abandoned {
+		t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
+		h.e.metrics.Turns.Add(1)
+		err := h.call("onDisconnect", "", func() error { return h.inst.Disconnect(t, c) })
+		if err != nil && !Reported(err) {
+			h.log().Warn("onDisconnect failed", "conn", c.ID, "err", err)
+		}
+		_, _ = h.endTurn(t, err)
+	}
 }
 
 // Destroy destroys an actor: onDestroy runs, then its state, KV and alarms

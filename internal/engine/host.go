@@ -57,10 +57,14 @@ type host struct {
 	alarmAt   time.Time
 	conns     map[string]*Conn
 	connOrder []*Conn
-	cur       *Turn      // the turn in progress, for Conn.Send
-	events    *eventRing // recent broadcasts, kept when the engine inspects
-	lastWork  time.Time
-	sleepT    clock.Timer
+	blocking  int // connections that keep the actor awake (Conn.blocks)
+	// dropRecords are connection records to delete as the host leaves
+	// (their onDisconnect timed out).
+	dropRecords []string
+	cur         *Turn      // the turn in progress, for Conn.Send
+	events      *eventRing // recent broadcasts, kept when the engine inspects
+	lastWork    time.Time
+	sleepT      clock.Timer
 
 	// Metrics and logging: nm is resolved once per activation; infoLog
 	// is info.Log (actor, key, actor_id), readable from any goroutine;
@@ -239,20 +243,36 @@ func (h *host) activate() error {
 		}
 		h.lastState = state
 	}
+	var stale []*Conn
+	if rec.Initialized {
+		var err error
+		if stale, err = h.restoreConns(ctx); err != nil {
+			h.log().Error("restore connections", "err", err)
+			return err
+		}
+		h.cur = t
+	}
 	if err := h.call("start hooks", "", func() error { return h.inst.Start(t) }); err != nil {
 		h.countError(err)
 		if !Reported(err) {
 			h.log().Warn("actor start hooks failed", "err", err)
 		}
+		h.dropConns("actor failed to wake")
 		return err
 	}
 	// A new actor's commit is held for the job that activated it (see
 	// host.held); whoever relies on the actor existing waits for it:
 	// Engine.Create, or that job's own result.
 	if _, err := h.endTurn(t, nil); err != nil {
+		h.dropConns("actor failed to wake")
 		return err
 	}
 	h.active = true
+	// Connections whose socket is gone while the actor slept leave now:
+	// onDisconnect runs and their records are deleted.
+	for _, c := range stale {
+		h.disconnect(c, "")
+	}
 	if !h.awakeCounted && h.nm != nil {
 		h.awakeCounted = true
 		h.nm.awake.Add(1)
@@ -464,6 +484,13 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 			}
 		}
 	}
+	ups, err := h.persistConns(t)
+	if err != nil {
+		return nil, h.report("encode connection", "", err)
+	}
+	for _, u := range ups {
+		u.c.rec = u.enc
+	}
 	c := rivetdriver.Commit{ActorID: h.id, Generation: h.inc.generation, Initialize: t.initial}
 	stateChanged := enc != nil && !bytes.Equal(enc, h.lastState)
 	if stateChanged {
@@ -634,8 +661,14 @@ func (h *host) connList() []*Conn {
 
 func (h *host) addConn(c *Conn) {
 	c.h = h
-	if _, dup := h.conns[c.ID]; !dup && !c.ephemeral {
-		h.e.metrics.Connections.Add(1)
+	if _, dup := h.conns[c.ID]; !dup {
+		if !c.ephemeral {
+			h.e.metrics.Connections.Add(1)
+		}
+		c.blocks = c.ephemeral || (c.raw && !c.Hibernatable) || h.opts.KeepAwakeWhileConnected || !h.e.hibernate.Load()
+		if c.blocks {
+			h.blocking++
+		}
 	}
 	h.conns[c.ID] = c
 	h.connOrder = append(h.connOrder, c)
@@ -645,8 +678,13 @@ func (h *host) addConn(c *Conn) {
 }
 
 func (h *host) removeConn(c *Conn) {
-	if _, ok := h.conns[c.ID]; ok && !c.ephemeral {
-		h.e.metrics.Connections.Add(-1)
+	if x, ok := h.conns[c.ID]; ok && x == c {
+		if !c.ephemeral {
+			h.e.metrics.Connections.Add(-1)
+		}
+		if c.blocks {
+			h.blocking--
+		}
 	}
 	delete(h.conns, c.ID)
 	for i, x := range h.connOrder {
@@ -682,7 +720,7 @@ func (h *host) startBackground(task bgTask) {
 
 // canSleep reports whether nothing keeps the actor awake.
 func (h *host) canSleep() bool {
-	return !h.opts.NoSleep && len(h.conns) == 0 && !h.bg.keepingAwake()
+	return !h.opts.NoSleep && h.blocking == 0 && !h.bg.keepingAwake()
 }
 
 // armSleep starts the idle timer when the actor has become idle.
@@ -783,6 +821,17 @@ func (h *host) stop(mode stopMode) {
 	case mode == stopAbandon || h.abandoned:
 		// Nothing of the hook's turn is kept (see endTurn), and the
 		// background work is left to its canceled context.
+		if len(h.dropRecords) > 0 {
+			h.releaseHeld()
+			c := rivetdriver.Commit{ActorID: h.id, Generation: h.inc.generation}
+			for _, id := range h.dropRecords {
+				c.KVDelete = append(c.KVDelete, connRecordKey(id))
+			}
+			h.dropRecords = nil
+			g := &Gate{commit: c, inc: h.inc, done: make(chan struct{})}
+			h.e.committer.submit(g)
+			h.last = g
+		}
 	default:
 		if _, ferr := h.endTurn(t, err); ferr != nil && err == nil {
 			h.log().Warn("actor stop hook: commit failed", "err", ferr)
@@ -797,7 +846,12 @@ func (h *host) stop(mode stopMode) {
 			h.nm.known.Add(-1)
 		}
 	}
+	var park []*Conn
 	for _, c := range h.connOrder {
+		if mode == stopSleep && !c.closed && c.transport != nil && !c.blocks {
+			park = append(park, c)
+			continue
+		}
 		if !c.closed && c.transport != nil {
 			c.closed = true
 			reason := "actor stopped"
@@ -815,7 +869,8 @@ func (h *host) stop(mode stopMode) {
 			h.e.metrics.Connections.Add(-1)
 		}
 	}
-	h.conns, h.connOrder = nil, nil
+	h.conns, h.connOrder, h.blocking = nil, nil, 0
+	h.e.park(h.id, park)
 	h.events = nil
 	if h.e.insp.watching() {
 		what := "sleeping"
@@ -843,6 +898,21 @@ func (h *host) stop(mode stopMode) {
 	default:
 		h.exit(rivettype.ErrStopping)
 	}
+}
+
+// dropConns closes every connection of an incarnation that failed to
+// start (their records stay for the next one).
+func (h *host) dropConns(reason string) {
+	for _, c := range h.connOrder {
+		if !c.closed && c.transport != nil {
+			c.closed = true
+			c.transport.Close(reason)
+		}
+		if !c.ephemeral {
+			h.e.metrics.Connections.Add(-1)
+		}
+	}
+	h.conns, h.connOrder, h.blocking = map[string]*Conn{}, nil, 0
 }
 
 // awaitBackground waits for the incarnation's background work, whose

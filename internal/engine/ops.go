@@ -11,12 +11,17 @@ import (
 // action runs one action as a turn. A stateless call (conn == nil) on a
 // definition with connection hooks runs them around the action on a
 // temporary connection, each hook its own turn.
-func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, params []byte, name string, rawArgs []byte, encode func(any) ([]byte, error)) ([]byte, *Gate, error) {
+//
+// An action that returns a *Detached (an async action) ends its turn at
+// once; it is returned, ready to run off the loop (Engine.runDetached),
+// with the call's temporary connection, if any, still attached.
+func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, params []byte, name string, rawArgs []byte, encode func(any) ([]byte, error)) ([]byte, *Gate, *Detached, error) {
 	if !h.inst.HasAction(name) {
 		err := rivettype.ErrActionNotFound.With("Action `%s` was not found.", name)
 		h.countError(err)
-		return nil, h.lastGate(), err
+		return nil, h.lastGate(), nil, err
 	}
+	var det *Detached
 	if conn == nil {
 		conn = NewStatelessConn(params, nil)
 	}
@@ -25,9 +30,15 @@ func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, param
 			conn.h = h
 		} else {
 			if g, err := h.connect(ctx, conn); err != nil {
-				return nil, g, err
+				return nil, g, nil, err
 			}
-			defer h.disconnect(conn, "stateless call done")
+			defer func() {
+				if det != nil {
+					det.disconnect = true // after the detached part
+					return
+				}
+				h.disconnect(conn, "stateless call done")
+			}()
 		}
 	}
 	t := newTurn(h, ctx, conn)
@@ -39,6 +50,10 @@ func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, param
 		if err != nil {
 			return err
 		}
+		if d, ok := res.(*Detached); ok {
+			det = d
+			return nil
+		}
 		res, err = h.inst.BeforeActionResponse(t, name, rawArgs, res)
 		if err != nil {
 			return err
@@ -47,7 +62,13 @@ func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, param
 		return err
 	})
 	g, err := h.endTurn(t, err)
-	return out, g, err
+	if err != nil {
+		det = nil
+	}
+	if det != nil {
+		h.detach(det, conn)
+	}
+	return out, g, det, err
 }
 
 // connect runs the connection hooks; on success the connection joins.
@@ -80,7 +101,7 @@ func (h *host) disconnect(c *Conn, reason string) {
 	}
 	c.closed = true
 	h.removeConn(c)
-	if c.raw {
+	if c.raw && !c.hooked {
 		if c.transport != nil && reason != "" {
 			c.transport.Close(reason)
 		}
@@ -88,11 +109,27 @@ func (h *host) disconnect(c *Conn, reason string) {
 	}
 	t := newTurn(h, context.WithoutCancel(h.e.ctx), c)
 	h.e.metrics.Turns.Add(1)
+	hadRecord := c.rec != nil
+	c.rec = nil
 	err := h.call("onDisconnect", "", func() error { return h.inst.Disconnect(t, c) })
 	if err != nil && !Reported(err) {
 		h.log().Warn("onDisconnect failed", "conn", c.ID, "err", err)
 	}
-	_, _ = h.endTurn(t, err)
+	if hadRecord && err == nil {
+		t.kvDelete(connRecordKey(c.ID)) // in onDisconnect's commit
+	}
+	_, ferr := h.endTurn(t, err)
+	if hadRecord && h.abandoned {
+		// onDisconnect overran its time limit: the host leaves, and
+		// deletes the record on its way out (host.stop).
+		h.dropRecords = append(h.dropRecords, c.ID)
+	} else if hadRecord && (err != nil || ferr != nil) {
+		// The record goes even when onDisconnect failed (its changes
+		// are rolled back): the connection is gone either way.
+		t := newTurn(h, context.WithoutCancel(h.e.ctx), nil)
+		t.kvDelete(connRecordKey(c.ID))
+		_, _ = h.endTurn(t, nil)
+	}
 	if c.transport != nil && reason != "" {
 		c.transport.Close(reason)
 	}
@@ -121,7 +158,16 @@ func (h *host) runAlarm(id string) {
 		if !h.inst.HasAction(a.Action) {
 			return rivettype.ErrActionNotFound.With("Action `%s` was not found.", a.Action)
 		}
-		_, err := h.inst.Action(t, a.Action, a.Args)
+		res, err := h.inst.Action(t, a.Action, a.Args)
+		if d, ok := res.(*Detached); ok && err == nil {
+			// An async action: its detached part runs as background
+			// work that keeps the actor awake.
+			h.startBackground(bgTask{keepAwake: true, fn: func(ctx context.Context) {
+				if _, err := d.Run(ctx, func(fn func(t *Turn) error) error { return h.e.Enter(ctx, h.id, fn) }); err != nil {
+					h.log().Warn("scheduled action failed", "action", a.Action, "err", err)
+				}
+			}})
+		}
 		return err
 	})
 	if err == nil {

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/rivetgo/rivet/internal/callchain"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivettype"
 )
@@ -32,6 +33,9 @@ type Turn struct {
 	deadline time.Time
 	dctx     context.Context
 	cancel   context.CancelFunc
+	// cctx is ctx with the actor on its call chain (callchain), built on
+	// first use.
+	cctx context.Context
 	// g and hookCtx are set while user code runs under Guard: hookCtx
 	// is its context, canceled at its deadline.
 	g       *guard
@@ -51,6 +55,9 @@ type Turn struct {
 	destroy   bool
 	stateSeen bool
 	queue     *turnQueue // what the turn did to the actor's queue
+	// allConns: the turn listed the connections, so any of their states
+	// may have changed (their records are checked at flush).
+	allConns bool
 
 	// broadcasts are the turn's broadcasts, kept for the inspector
 	// (only when the engine inspects).
@@ -107,13 +114,21 @@ func (t *Turn) Context() context.Context {
 	if t.hookCtx != nil {
 		return t.hookCtx
 	}
+	if t.cctx == nil {
+		t.cctx = callchain.With(t.ctx, t.h.id, t.h.label())
+	}
 	if t.deadline.IsZero() {
-		return t.ctx
+		return t.cctx
 	}
 	if t.dctx == nil {
-		t.dctx, t.cancel = context.WithDeadline(t.ctx, t.deadline)
+		t.dctx, t.cancel = context.WithDeadline(t.cctx, t.deadline)
 	}
 	return t.dctx
+}
+
+// label names the actor in call-cycle errors: name[key].
+func (h *host) label() string {
+	return h.info.Name + "[" + keyString(h.info.Key) + "]"
 }
 
 // Info describes the actor.
@@ -131,6 +146,7 @@ func (t *Turn) Conns() []*Conn {
 		return nil
 	}
 	defer t.leave()
+	t.allConns = true
 	return t.h.connList()
 }
 
@@ -304,6 +320,21 @@ func (t *Turn) KVPut(kvs []rivetdriver.KV) error {
 		t.kv.m[string(kv.Key)] = kvEntry{val: bytes.Clone(kv.Value)}
 	}
 	return nil
+}
+
+// kvPut and kvDelete buffer the engine's own writes.
+func (t *Turn) kvPut(k, v []byte) {
+	if t.kv.m == nil {
+		t.kv.m = map[string]kvEntry{}
+	}
+	t.kv.m[string(k)] = kvEntry{val: v}
+}
+
+func (t *Turn) kvDelete(k []byte) {
+	if t.kv.m == nil {
+		t.kv.m = map[string]kvEntry{}
+	}
+	t.kv.m[string(k)] = kvEntry{del: true}
 }
 
 // KVDelete buffers deletions.

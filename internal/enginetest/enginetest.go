@@ -196,6 +196,12 @@ func (e *Engine) configJSON(opts Options) map[string]any {
 			}},
 		},
 	}
+	// The engine's workflow worker admits fewer workflows as host CPU use
+	// rises (down to 5% above 90% use, runtime.worker_load_shedding_curve);
+	// on a loaded test machine a fresh engine then stopped creating actors
+	// after about nine (PUT /actors and namespace creation hung, even with
+	// no runner). A flat curve (candidate hashes are 0..999) admits all.
+	cfg["runtime"] = map[string]any{"worker_load_shedding_curve": [][2]int{{0, 1000}, {1000, 999}}}
 	if opts.PostgresURL != "" {
 		nats := map[string]any{"addresses": opts.NATS}
 		cfg["postgres"] = map[string]any{"url": opts.PostgresURL, "nats": nats}

@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/rivetgo/rivet/internal/actorkey"
+	"github.com/rivetgo/rivet/internal/callchain"
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/protocol"
@@ -284,6 +285,7 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 	ctx, cancel := requestContext(r)
 	defer cancel()
 	ctx = protocol.WithEncoding(ctx, enc) // argument errors speak its terms
+	ctx = callchain.Decode(ctx, r.Header.Get(callchain.Header))
 	ref, err := g.resolve(ctx, r, t, params, IntentAction)
 	if err != nil {
 		g.fail(w, r, err)

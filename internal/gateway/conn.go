@@ -109,6 +109,8 @@ type wsConn struct {
 	subs map[string]struct{}
 	// slots bound the actions under way (maxPendingActions).
 	slots chan struct{}
+	// reading: the read loop waits for a message (liveness.go).
+	reading readState
 	// actions tracks action requests under way; a close from the actor
 	// waits for their answers (the action that put the actor to sleep or
 	// destroyed it gets its response).
@@ -235,6 +237,10 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 	// Init goes first, ahead of anything the connect hooks emitted.
 	wc.out.pushFront(frame{build: wc.message(protocol.Init{ActorID: ref.ID, ConnectionID: wc.ec.ID}, nil)})
 	go wc.out.run(ctx)
+	stop := g.keepAlive(ctx, c, wc.out, &wc.reading, func() {
+		wc.log.Info("websocket client did not answer a ping: disconnected", "ping_timeout", g.cfg.PingTimeout)
+	})
+	defer stop()
 
 	reason := wc.read(ref)
 	g.e.Disconnect(wc.ec, ref.ID, reason)
@@ -269,8 +275,10 @@ func (wc *wsConn) read(ref actorRef) string {
 	defer wc.actions.Wait()
 	timeout := wc.g.e.ActionTimeout(ref.Name)
 	for {
+		wc.reading.enter()
 		typ, rd, err := wc.c.Reader(wc.ctx)
 		if err != nil {
+			wc.reading.leave()
 			if aborted := wc.out.abortErr(); aborted != nil {
 				return aborted.Error()
 			}
@@ -280,7 +288,11 @@ func (wc *wsConn) read(ref actorRef) string {
 			return "connection lost"
 		}
 		data, err := io.ReadAll(io.LimitReader(rd, int64(wc.g.cfg.MaxIncoming)+1))
+		wc.reading.leave()
 		if err != nil {
+			if aborted := wc.out.abortErr(); aborted != nil {
+				return aborted.Error()
+			}
 			return "read failed"
 		}
 		if len(data) > wc.g.cfg.MaxIncoming {

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,12 +71,14 @@ type Hooks interface {
 	// Auth runs the actor's onAuth hook, if it has one, before any actor
 	// work; its result becomes the connection's auth data.
 	Auth(r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
-	// Request serves a raw HTTP request with the actor's onRequest hook.
+	// Request serves a raw HTTP request with the actor's onRequest hook,
+	// on connection conn (its params, auth and request set).
 	// r.URL.Path is the path after /request.
-	Request(ctx context.Context, actorID, name string, w http.ResponseWriter, r *http.Request) error
-	// WebSocket serves a raw WebSocket with the actor's onWebSocket hook;
-	// it returns when the socket is done.
-	WebSocket(ctx context.Context, actorID, name string, ws *RawSocket, r *http.Request) error
+	Request(ctx context.Context, actorID, name string, conn *engine.Conn, w http.ResponseWriter, r *http.Request) error
+	// WebSocket serves a raw WebSocket with the actor's onWebSocket hook,
+	// on connection conn (its transport ws); it returns when the socket
+	// is done.
+	WebSocket(ctx context.Context, actorID, name string, conn *engine.Conn, ws *RawSocket, r *http.Request) error
 }
 
 // Config configures a Gateway.
@@ -87,6 +90,8 @@ type Config struct {
 	// credentials (CORS); "*" allows every origin with credentials, as
 	// RivetKit's engine does. Empty: see cors.
 	Origins []string
+	// CORS refines the CORS answers (RivetKit's cors options).
+	CORS CORS
 	// Admin reports whether a request carries the admin token; the REST
 	// API (/actors) then skips the actors' auth hooks (operators' tools).
 	Admin func(r *http.Request) bool
@@ -108,6 +113,11 @@ type Config struct {
 	// first byte, and of each batch of WebSocket messages.
 	BodyTimeout  time.Duration
 	WriteTimeout time.Duration
+	// PingInterval is the time between two pings of a WebSocket, and
+	// PingTimeout the wait for its pong: a peer that does not answer is
+	// closed (see liveness.go).
+	PingInterval time.Duration
+	PingTimeout  time.Duration
 	// Version is reported by /metadata.
 	Version string
 	// Inspector, when set, serves the paths InspectorPath accepts (/ui/
@@ -153,6 +163,12 @@ func New(cfg Config) *Gateway {
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.PingTimeout <= 0 {
+		cfg.PingTimeout = DefaultPingTimeout
 	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
@@ -362,50 +378,126 @@ func headerTarget(r *http.Request) string {
 	return ""
 }
 
+// CORS holds RivetKit's cors options; zero values keep the defaults.
+type CORS struct {
+	// AllowOrigin decides for an origin that is neither this server's
+	// nor in Origins: true allows it as if it were listed. Set, it
+	// replaces the default policy for the origins it sees: those it
+	// refuses are refused (403 guard.forbidden_origin).
+	AllowOrigin func(origin string, r *http.Request) bool
+	// AllowMethods answer a preflight (default: GET, POST, PUT, DELETE,
+	// OPTIONS, PATCH).
+	AllowMethods []string
+	// AllowHeaders answer a preflight (default: the headers it asks for).
+	AllowHeaders []string
+	// NoCredentials: allowed origins are answered without
+	// Access-Control-Allow-Credentials, and their cookies are dropped.
+	NoCredentials bool
+	// MaxAge is how long a browser may cache a preflight's answer
+	// (default 24 h; negative: not at all).
+	MaxAge time.Duration
+	// ExposeHeaders are the response headers a page may read. Default:
+	// all of them: "*" for a request without credentials, and the names
+	// of the response's own headers for one with credentials (browsers
+	// read "*" there as a header named "*").
+	ExposeHeaders []string
+}
+
+const defaultCORSMethods = "GET, POST, PUT, DELETE, OPTIONS, PATCH"
+
 // cors applies the CORS headers; it reports false when the origin is not
 // allowed (the request was answered).
 //
 // The server's own pages (same origin) are always served with
-// credentials. With an allow-list (Config.Origins), listed origins are too
-// and others are refused. Without one, local development pages
-// (localhost, loopback addresses) are too, and any other origin may call
-// without credentials: the browser does not show that page the answers to
-// its credentialed requests, and the cookies it attached anyway are dropped
-// here so that they authenticate nothing (no cross-site request forgery
-// with a visitor's cookies, on HTTP or WebSocket).
+// credentials. With an allow-list (Config.Origins) or an origin function
+// (CORS.AllowOrigin), listed or accepted origins are too and others are
+// refused. Without either, local development pages (localhost, loopback
+// addresses) are too, and any other origin may call without credentials:
+// the browser does not show that page the answers to its credentialed
+// requests, and the cookies it attached anyway are dropped here so that
+// they authenticate nothing (no cross-site request forgery with a
+// visitor's cookies, on HTTP or WebSocket).
 func (g *Gateway) cors(w http.ResponseWriter, r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
 		return true
 	}
+	c := &g.cfg.CORS
 	h := w.Header()
 	h.Add("Vary", "Origin")
-	credentials := true
+	credentials := !c.NoCredentials
 	switch {
 	case sameOrigin(r, origin):
-	case len(g.cfg.Origins) > 0:
-		if !slices.Contains(g.cfg.Origins, origin) && !slices.Contains(g.cfg.Origins, "*") {
-			g.fail(w, r, errForbiddenOrigin.With("Origin %s is not allowed.", clip(origin)))
-			return false
-		}
+		credentials = true
+	case slices.Contains(g.cfg.Origins, origin) || slices.Contains(g.cfg.Origins, "*"):
+	case c.AllowOrigin != nil && c.AllowOrigin(origin, r):
+	case len(g.cfg.Origins) > 0 || c.AllowOrigin != nil:
+		g.fail(w, r, errForbiddenOrigin.With("Origin %s is not allowed.", clip(origin)))
+		return false
 	case localOrigin(origin):
 	default:
 		credentials = false
+	}
+	if !credentials {
 		r.Header.Del("Cookie")
 	}
 	h.Set("Access-Control-Allow-Origin", origin)
 	if credentials {
 		h.Set("Access-Control-Allow-Credentials", "true")
 	}
-	h.Set("Access-Control-Expose-Headers", "*")
+	switch {
+	case len(c.ExposeHeaders) > 0:
+		h.Set("Access-Control-Expose-Headers", strings.Join(c.ExposeHeaders, ", "))
+	case !credentials:
+		h.Set("Access-Control-Expose-Headers", "*")
+	default:
+		if rec, ok := w.(*statusRecorder); ok {
+			rec.exposeAll = true // named when the head is written
+		}
+	}
 	if r.Method == http.MethodOptions {
-		h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS, PATCH")
-		if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
+		methods := defaultCORSMethods
+		if len(c.AllowMethods) > 0 {
+			methods = strings.Join(c.AllowMethods, ", ")
+		}
+		h.Set("Access-Control-Allow-Methods", methods)
+		if len(c.AllowHeaders) > 0 {
+			h.Set("Access-Control-Allow-Headers", strings.Join(c.AllowHeaders, ", "))
+		} else if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
 			h.Set("Access-Control-Allow-Headers", rh)
 		}
-		h.Set("Access-Control-Max-Age", "86400")
+		switch {
+		case c.MaxAge == 0:
+			h.Set("Access-Control-Max-Age", "86400")
+		case c.MaxAge > 0:
+			h.Set("Access-Control-Max-Age", strconv.Itoa(int(c.MaxAge/time.Second)))
+		}
 	}
 	return true
+}
+
+// exposeHeaders names the response's headers a page may read, for a
+// credentialed response (where "*" would be taken literally): all but
+// the CORS-safelisted ones, which are always readable, and those only
+// the browser reads.
+func exposeHeaders(h http.Header) {
+	var names []string
+	for k := range h {
+		switch k {
+		case "Cache-Control", "Content-Language", "Content-Length", "Content-Type", "Expires", "Last-Modified", "Pragma",
+			"Set-Cookie", "Vary":
+			continue
+		}
+		if strings.HasPrefix(k, "Access-Control-") {
+			continue
+		}
+		names = append(names, k)
+	}
+	if len(names) == 0 {
+		return
+	}
+	slices.Sort(names)
+	h.Set("Access-Control-Expose-Headers", strings.Join(names, ", "))
 }
 
 // sameOrigin reports whether origin names the host the request was sent
@@ -432,15 +524,25 @@ func localOrigin(origin string) bool {
 }
 
 // CORSSummary describes the cross-origin policy of origins (Config.Origins)
-// in one line, for a startup banner.
-func CORSSummary(origins []string) string {
+// and c in one line, for a startup banner.
+func CORSSummary(origins []string, c CORS) string {
+	var s string
 	switch {
 	case slices.Contains(origins, "*"):
-		return "any origin, with credentials (allowed_origins=*)"
+		s = "any origin, with credentials (allowed_origins=*)"
+	case len(origins) > 0 && c.AllowOrigin != nil:
+		s = strings.Join(origins, ", ") + ", origins the AllowOrigin function accepts and this server's pages, with credentials; other origins refused"
+	case c.AllowOrigin != nil:
+		s = "origins the AllowOrigin function accepts and this server's pages, with credentials; other origins refused"
 	case len(origins) > 0:
-		return strings.Join(origins, ", ") + " and this server's pages, with credentials; other origins refused"
+		s = strings.Join(origins, ", ") + " and this server's pages, with credentials; other origins refused"
+	default:
+		return "this server's pages and localhost with credentials, other origins without (cookies ignored); set allowed_origins for your site"
 	}
-	return "this server's pages and localhost with credentials, other origins without (cookies ignored); set allowed_origins for your site"
+	if c.NoCredentials {
+		s = strings.Replace(s, "with credentials", "without credentials (cookies ignored) except this server's pages", 1)
+	}
+	return s
 }
 
 func (g *Gateway) metadata(w http.ResponseWriter, _ *http.Request) {

@@ -57,17 +57,31 @@ func (g *Gateway) actorLog(ref actorRef) *slog.Logger {
 }
 
 // statusRecorder notes the status a handler wrote.
-// The first one arms the write deadline, if any.
+// The first write arms the write deadline, if any; once the response is
+// flushed (a streamed response), every write arms it afresh, so that a
+// stream may run for as long as its client keeps reading.
 type statusRecorder struct {
 	http.ResponseWriter
 	status        int
 	writeDeadline func()
+	armed         bool
+	streaming     bool
+	// exposeAll: name the response's headers in
+	// Access-Control-Expose-Headers when the head is written (cors).
+	exposeAll bool
+	wrote     bool
 }
 
 func (s *statusRecorder) started() {
-	if s.writeDeadline != nil {
+	if !s.wrote {
+		s.wrote = true
+		if s.exposeAll {
+			exposeHeaders(s.ResponseWriter.Header())
+		}
+	}
+	if s.writeDeadline != nil && (!s.armed || s.streaming) {
 		s.writeDeadline()
-		s.writeDeadline = nil
+		s.armed = true
 	}
 }
 
@@ -85,6 +99,17 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 		s.status = http.StatusOK
 	}
 	return s.ResponseWriter.Write(b)
+}
+
+// FlushError sends what was written so far (http.ResponseController's
+// Flush): the response is a stream from now on.
+func (s *statusRecorder) FlushError() error {
+	s.streaming = true
+	s.started()
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return http.NewResponseController(s.ResponseWriter).Flush()
 }
 
 // Unwrap lets http.ResponseController (and WebSocket hijacking) reach the

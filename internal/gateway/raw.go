@@ -37,9 +37,13 @@ func (g *Gateway) rawRequest(w http.ResponseWriter, r *http.Request, t target, p
 	if path == "" {
 		path = "/"
 	}
-	r2 := actorRequest(ctx, r, path, rawQuery)
+	// The request's own context, not ctx: a streamed response may last
+	// longer than the time ctx gives the turn.
+	r2 := actorRequest(r.Context(), r, path, rawQuery)
 	r2.Body = http.MaxBytesReader(w, r.Body, 20<<20)
-	if err := g.cfg.Hooks.Request(ctx, ref.ID, ref.Name, w, r2); err != nil {
+	conn := engine.NewConn(engine.NewConnID(), params, ref.Auth, nil)
+	conn.Request = r2
+	if err := g.cfg.Hooks.Request(ctx, ref.ID, ref.Name, conn, w, r2); err != nil {
 		if errors.Is(err, errNoHandler) {
 			g.failStatus(w, r, http.StatusNotFound, err)
 			return
@@ -93,6 +97,7 @@ type RawSocket struct {
 	limit   int
 	tooLong error // message.incoming_too_long with the limit
 	out     *sender
+	reading readState // Read waits for a message (liveness.go)
 }
 
 // Event implements engine.Transport.
@@ -118,6 +123,8 @@ func (s *RawSocket) CloseWith(code int, reason string) {
 // Read returns the next message. A text message that is not valid UTF-8
 // closes the socket with 1007 "message.invalid_utf8".
 func (s *RawSocket) Read(ctx context.Context) (text bool, data []byte, err error) {
+	s.reading.enter()
+	defer s.reading.leave()
 	typ, rd, err := s.c.Reader(ctx)
 	if err != nil {
 		return false, nil, err
@@ -165,7 +172,13 @@ func (g *Gateway) rawWebSocket(w http.ResponseWriter, r *http.Request, t target,
 	r2 := actorRequest(ctx, r, path, rawQuery)
 	sock := &RawSocket{c: c, limit: g.cfg.MaxIncoming, tooLong: g.incomingTooLong(), out: g.newSender(c, g.actorLog(ref), nil)}
 	go sock.out.run(ctx)
-	if err := g.cfg.Hooks.WebSocket(ctx, ref.ID, ref.Name, sock, r2); err != nil {
+	conn := engine.NewConn(engine.NewConnID(), params, ref.Auth, sock)
+	conn.Request = r2
+	stop := g.keepAlive(ctx, c, sock.out, &sock.reading, func() {
+		g.actorLog(ref).Info("websocket client did not answer a ping: disconnected", "ping_timeout", g.cfg.PingTimeout)
+	})
+	defer stop()
+	if err := g.cfg.Hooks.WebSocket(ctx, ref.ID, ref.Name, conn, sock, r2); err != nil {
 		if !quiet(err) {
 			g.actorLog(ref).Error("raw websocket failed", "err", err)
 		}

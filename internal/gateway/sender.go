@@ -130,8 +130,23 @@ func (s *sender) closeAfterQueue(code websocket.StatusCode, why string) {
 // background: the peer may not be reading, so its close frame is not
 // awaited here.
 func (s *sender) abort(err error) {
+	if s.stop(err) {
+		go func() { _ = s.c.Close(websocket.StatusInternalError, closeReason(err)) }()
+	}
+}
+
+// kill drops the queue and closes the connection at once, without a close
+// handshake (a peer that stopped answering).
+func (s *sender) kill(err error) {
+	s.stop(err)
+	_ = s.c.CloseNow()
+}
+
+// stop records err as the reason the socket ends, unless one was, and
+// drops the queue; it reports whether err was the first.
+func (s *sender) stop(err error) (first bool) {
 	s.mu.Lock()
-	first := s.aborted == nil
+	first = s.aborted == nil
 	if first {
 		s.aborted = err
 	}
@@ -140,10 +155,8 @@ func (s *sender) abort(err error) {
 	}
 	s.queue, s.closing = nil, true
 	s.mu.Unlock()
-	if first {
-		go func() { _ = s.c.Close(websocket.StatusInternalError, closeReason(err)) }()
-	}
 	s.signal()
+	return first
 }
 
 // drop releases the bytes of frames that will not be written.

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/rivetgo/rivet/internal/actorkey"
+	"github.com/rivetgo/rivet/internal/callchain"
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/protocol"
 	"github.com/rivetgo/rivet/rivettype"
@@ -247,6 +248,9 @@ func (c *Client) Action(ctx context.Context, t Target, action string, args []byt
 	c.Headers(req)
 	req.Header.Set("Content-Type", enc.ContentType())
 	req.Header.Set("X-Rivet-Encoding", enc.String())
+	if v := callchain.Encode(ctx); v != "" {
+		req.Header.Set(callchain.Header, v) // a call made from an actor's turn
+	}
 	if t.Params != "" {
 		req.Header.Set("X-Rivet-Conn-Params", t.Params)
 	}

@@ -123,6 +123,7 @@ type Runner struct {
 		actors     map[string]*actorQueue
 		generation map[string]uint32
 		requests   map[[8]byte]*pendingRequest
+		serving    map[[8]byte]context.CancelFunc // requests being served, by requestKey
 		sockets    map[[8]byte]*tunnelSocket
 		pingAt     time.Time
 		lostAfter  time.Duration // the engine's envoyLostThreshold
@@ -189,6 +190,7 @@ func New(cfg Config) *Runner {
 	r.mu.alarms = map[genKey]*alarmState{}
 	r.mu.actorRequests = map[string]int{}
 	r.mu.requests = map[[8]byte]*pendingRequest{}
+	r.mu.serving = map[[8]byte]context.CancelFunc{}
 	r.mu.sockets = map[[8]byte]*tunnelSocket{}
 	r.mu.lostAfter = 15 * time.Second
 	r.drained = make(chan struct{}, 1)
@@ -594,6 +596,15 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		} else {
 			log.Debug("actor stopped")
 		}
+		// Requests that arrived during the stop are answered before
+		// Stopped: the engine re-sends a request still open at Stopped to
+		// the actor's next instance, which would run a committed turn
+		// twice.
+		wctx, cancel := context.WithTimeout(ctx, stopRequestWait)
+		if err := r.waitRequests(wctx, cp.ActorID); err != nil {
+			log.Warn("reporting the actor stopped with requests still in flight", "err", err)
+		}
+		cancel()
 		r.mu.Lock()
 		if r.mu.generation[cp.ActorID] == cp.Generation {
 			delete(r.mu.generation, cp.ActorID)
