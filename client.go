@@ -1,7 +1,9 @@
 package rivet
 
 import (
+	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/rivetgo/rivet/internal/actorkey"
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/internal/remote"
 	"github.com/rivetgo/rivet/rivettype"
 )
 
@@ -16,14 +19,61 @@ import (
 // given to actors by Context.Client. Calls skip onAuth, but otherwise
 // behave exactly like calls over the network: arguments and results are
 // encoded, and errors from actor code arrive masked as callers see them.
+//
+// In runner mode (StartEngineRunner) its calls go through the engine
+// instead, which reaches the actor on whichever runner it is placed: see
+// remote.
 type Client struct {
 	e  *engine.Engine
 	ns string
+	// remote, when set (runner mode), carries resolve, create, action and
+	// destroy calls to the engine; chosen once when the client is made.
+	remote *remote.Client
 }
 
 // Namespace returns a client for another namespace. Actors in different
 // namespaces never meet, even with the same name and key.
-func (c *Client) Namespace(ns string) *Client { return &Client{e: c.e, ns: ns} }
+func (c *Client) Namespace(ns string) *Client {
+	n := &Client{e: c.e, ns: ns}
+	if c.remote != nil {
+		r := *c.remote
+		r.Namespace = ns
+		n.remote = &r
+	}
+	return n
+}
+
+// remotes holds the engine client of each runtime in runner mode, keyed
+// by its engine; set by StartEngineRunner before any actor runs, removed
+// when the runner stops.
+var remotes sync.Map // *engine.Engine -> *remote.Client
+
+// newClient is the client of engine e in namespace ns ("" for the
+// runtime's default): in-process, or through the engine in runner mode.
+func newClient(e *engine.Engine, ns string) *Client {
+	v, ok := remotes.Load(e)
+	if !ok {
+		return &Client{e: e, ns: cmp.Or(ns, DefaultNamespace)}
+	}
+	r := *v.(*remote.Client)
+	r.Namespace = cmp.Or(ns, r.Namespace)
+	return &Client{e: e, ns: r.Namespace, remote: &r}
+}
+
+// remoteTarget is what h addresses, for the engine.
+func (h *Handle) remoteTarget(id string) remote.Target {
+	t := remote.Target{Name: h.name, Key: h.key, ID: id, Create: h.mode == modeGetOrCreate, Input: h.input}
+	if h.params != nil {
+		// The wire carries params as JSON.
+		var v any
+		if codec.Unmarshal(h.params, &v) == nil {
+			if b, err := json.Marshal(v); err == nil {
+				t.Params = string(b)
+			}
+		}
+	}
+	return t
+}
 
 type resolveMode int
 
@@ -114,6 +164,14 @@ func (c *Client) Create(ctx context.Context, name string, key Key, opts ...Handl
 	if h.err != nil {
 		return nil, h.err
 	}
+	if c.remote != nil {
+		id, err := c.remote.Create(ctx, name, h.key, h.input)
+		if err != nil {
+			return nil, publicError(err)
+		}
+		h.id = id
+		return h, nil
+	}
 	rec, _, err := c.e.Create(ctx, c.ns, name, h.key, h.input, false)
 	if err != nil {
 		return nil, publicError(err)
@@ -135,8 +193,10 @@ func (h *Handle) ID(ctx context.Context) (string, error) {
 		return id, nil
 	}
 	var err error
-	switch h.mode {
-	case modeGetOrCreate:
+	switch {
+	case h.c.remote != nil:
+		id, err = h.c.remote.Resolve(ctx, h.remoteTarget(""))
+	case h.mode == modeGetOrCreate:
 		r, _, e := h.c.e.Create(ctx, h.c.ns, h.name, h.key, h.input, true)
 		id, err = r.ID, e
 	default:
@@ -177,7 +237,12 @@ func (h *Handle) Call(ctx context.Context, action string, args ...any) (Value, e
 		if err != nil {
 			return Value{}, err
 		}
-		out, err := h.c.e.Call(ctx, id, nil, h.params, action, b, codec.Marshal, h.c.actionTimeout(h.name))
+		var out []byte
+		if h.c.remote != nil {
+			out, err = h.c.remote.Action(ctx, h.remoteTarget(id), action, b)
+		} else {
+			out, err = h.c.e.Call(ctx, id, nil, h.params, action, b, codec.Marshal, h.c.actionTimeout(h.name))
+		}
 		if err != nil && errors.Is(err, rivettype.ErrActorNotFound) && attempt == 0 && h.forget(id) {
 			continue
 		}
@@ -215,5 +280,8 @@ func (h *Handle) Destroy(ctx context.Context) error {
 		return err
 	}
 	h.forget(id)
+	if h.c.remote != nil {
+		return publicError(h.c.remote.Destroy(ctx, id))
+	}
 	return publicError(h.c.e.Destroy(ctx, id))
 }

@@ -110,13 +110,14 @@ func (c *Context[S, C, V]) Sleep() { c.t.RequestSleep() }
 // state, KV and alarms are deleted. Later calls get actor.not_found.
 func (c *Context[S, C, V]) Destroy() { c.t.RequestDestroy() }
 
-// Client returns an in-process client for calling other actors. Pass
-// c.Context() to its calls: a call back into this actor (itself, or
-// through actors that call it back) then fails at once with
-// ErrCallCycle, as it could only run after this turn. Use an async
-// action (AsyncContext) to call out without holding the actor.
+// Client returns a client for calling other actors (in-process; through
+// the engine in runner mode). Pass c.Context() to its calls: a call back
+// into this actor (itself, or through actors that call it back) then
+// fails at once with ErrCallCycle, as it could only run after this turn.
+// Use an async action (AsyncContext) to call out without holding the
+// actor.
 func (c *Context[S, C, V]) Client() *Client {
-	return &Client{e: c.t.Engine(), ns: c.inst.info.Namespace}
+	return newClient(c.t.Engine(), c.inst.info.Namespace)
 }
 
 // Background is handed to work started with RunInBackground.

@@ -236,7 +236,8 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 func (rt *Runtime) DataDir() string { return rt.dataDir }
 
 // Client returns an in-process client in the default namespace.
-func (rt *Runtime) Client() *Client { return &Client{e: rt.e, ns: DefaultNamespace} }
+// In runner mode it goes through the engine, in the runner's namespace.
+func (rt *Runtime) Client() *Client { return newClient(rt.e, "") }
 
 // DefaultNamespace is the namespace of Runtime.Client and of network
 // callers that name none, as in RivetKit.

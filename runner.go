@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,6 +17,8 @@ import (
 	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/envoy"
 	"github.com/rivetgo/rivet/internal/inspector"
+	"github.com/rivetgo/rivet/internal/protocol"
+	"github.com/rivetgo/rivet/internal/remote"
 	"github.com/rivetgo/rivet/internal/runner"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivetdriver/rivetengine"
@@ -118,6 +121,12 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 		er.r.Intent(id, false)
 	})
 	rt.e.OnAlarm(func(id string, gen uint64, at time.Time) { er.r.SetAlarm(id, uint32(gen), at) })
+	// Actors' clients (and rt.Client) call through the engine, which
+	// reaches an actor wherever it is placed.
+	remotes.Store(rt.e, &remote.Client{
+		Endpoint: engineHTTP(ec.URL), Namespace: ec.Namespace, Token: ec.Token, Runner: ec.Runner,
+		Enc: protocol.BARE, HTTP: http.DefaultClient, UserAgent: "rivetgo/" + Version,
+	})
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	er.cancel, er.done = cancel, make(chan struct{})
 	go func() {
@@ -251,6 +260,7 @@ func (er *EngineRunner) Stop(ctx context.Context) error {
 		er.rt.log.Warn("engine runner: drain incomplete; stopping the remaining actors here", "err", err)
 	}
 	err := er.rt.Stop(ctx)
+	remotes.Delete(er.rt.e)
 	er.cancel()
 	select {
 	case <-er.done:
@@ -308,6 +318,16 @@ func (a *engineActors) Stop(ctx context.Context, id string, gen uint32, reason e
 	default:
 		return a.rt.e.Sleep(ctx, id)
 	}
+}
+
+// engineHTTP is the engine's URL as an http(s) endpoint without a
+// trailing slash.
+func engineHTTP(u string) string {
+	u = strings.TrimRight(u, "/")
+	if strings.HasPrefix(u, "ws") {
+		u = "http" + strings.TrimPrefix(u, "ws")
+	}
+	return u
 }
 
 // setEngineURL sets the engine URL; user info in it (namespace:token@)

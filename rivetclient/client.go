@@ -14,24 +14,20 @@
 package rivetclient
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/rivetgo/rivet"
-	"github.com/rivetgo/rivet/internal/actorkey"
-	"github.com/rivetgo/rivet/internal/callchain"
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/memnet"
 	"github.com/rivetgo/rivet/internal/protocol"
+	"github.com/rivetgo/rivet/internal/remote"
 	"github.com/rivetgo/rivet/rivettype"
 )
 
@@ -162,131 +158,54 @@ func (c *Client) GetForID(name, id string, opts ...HandleOption) *Handle {
 // returns a handle to it by id.
 func (c *Client) Create(ctx context.Context, name string, key rivet.Key, opts ...HandleOption) (*Handle, error) {
 	h := c.handle(name, key, true, opts)
-	body := map[string]any{"name": name, "key": actorkey.Serialize(h.key), "runner_name_selector": "default", "crash_policy": "sleep"}
-	if h.hasInput {
-		in, err := codec.Marshal(h.input)
-		if err != nil {
-			return nil, fmt.Errorf("rivetclient: encode input: %w", err)
-		}
-		body["input"] = base64.StdEncoding.EncodeToString(in)
-	}
-	var out struct {
-		Actor struct {
-			ID string `json:"actor_id"`
-		} `json:"actor"`
-	}
-	if err := c.rest(ctx, http.MethodPost, "/actors", body, &out); err != nil {
+	t, err := h.target()
+	if err != nil {
 		return nil, err
 	}
-	h.id, h.create = out.Actor.ID, false
+	id, err := c.wire().Create(ctx, name, h.key, t.Input)
+	if err != nil {
+		return nil, err
+	}
+	h.id, h.create = id, false
 	return h, nil
 }
 
-// rest calls the engine REST API with a JSON body.
-func (c *Client) rest(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
+// wire is the client's endpoint settings for the shared HTTP calls.
+func (c *Client) wire() *remote.Client {
+	return &remote.Client{
+		Endpoint: c.endpoint, Namespace: c.namespace, Token: c.token, Enc: c.enc,
+		HTTP: c.http, Header: c.header, UserAgent: "rivetgo-client/" + rivet.Version,
+	}
+}
+
+// target is what the handle addresses, with its input and params encoded.
+func (h *Handle) target() (remote.Target, error) {
+	t := remote.Target{Name: h.name, Key: h.key, ID: h.id, Create: h.create}
+	if h.hasInput {
+		in, err := codec.Marshal(h.input)
 		if err != nil {
-			return err
+			return t, fmt.Errorf("rivetclient: encode input: %w", err)
 		}
-		rd = bytes.NewReader(b)
+		t.Input = in
 	}
-	u := c.endpoint + path + "?namespace=" + url.QueryEscape(c.namespace)
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return err
-	}
-	c.headers(req)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return decodeHTTPError(resp, b, protocol.JSON)
-	}
-	if out != nil {
-		return json.Unmarshal(b, out)
-	}
-	return nil
+	p, err := h.paramsJSON()
+	t.Params = p
+	return t, err
 }
 
-func (c *Client) headers(req *http.Request) {
-	for k, v := range c.header {
-		req.Header[k] = v
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	req.Header.Set("User-Agent", "rivetgo-client/"+rivet.Version)
-}
+func (c *Client) headers(req *http.Request) { c.wire().Headers(req) }
 
-// decodeHTTPError turns an error response into an *Error.
 func decodeHTTPError(resp *http.Response, body []byte, enc protocol.Encoding) error {
-	if strings.Contains(resp.Header.Get("Content-Type"), "application/json") {
-		enc = protocol.JSON
-	}
-	e, err := protocol.DecodeHTTPResponseError(enc, body)
-	if err != nil {
-		return fmt.Errorf("rivetclient: %s: %s", resp.Status, bytes.TrimSpace(body))
-	}
-	out := &Error{Group: e.Group, Code: e.Code, Message: e.Message, Public: true}
-	if e.Metadata != nil {
-		var md any
-		if codec.Unmarshal(e.Metadata, &md) == nil {
-			out.Metadata = md
-		}
-	}
-	return out
+	return remote.DecodeHTTPError(resp, body, enc)
 }
 
 // gatewayURL is the handle's gateway URL for an actor path ("/action/x").
 func (h *Handle) gatewayURL(path, scheme string) (string, error) {
-	base := h.c.endpoint
-	if scheme != "" {
-		base = strings.Replace(base, "http", scheme, 1)
+	t, err := h.target()
+	if err != nil {
+		return "", err
 	}
-	if h.id != "" {
-		seg := url.PathEscape(h.id)
-		if h.c.token != "" {
-			seg += "@" + url.PathEscape(h.c.token)
-		}
-		return base + "/gateway/" + seg + path, nil
-	}
-	p, q, _ := strings.Cut(path, "?")
-	v := []string{"rvt-namespace=" + url.QueryEscape(h.c.namespace)}
-	if h.create {
-		v = append(v, "rvt-method=getOrCreate", "rvt-runner=default")
-	} else {
-		v = append(v, "rvt-method=get")
-	}
-	if len(h.key) > 0 {
-		v = append(v, "rvt-key="+url.QueryEscape(strings.Join(h.key, ",")))
-	}
-	if h.create && h.hasInput {
-		in, err := codec.Marshal(h.input)
-		if err != nil {
-			return "", fmt.Errorf("rivetclient: encode input: %w", err)
-		}
-		v = append(v, "rvt-input="+base64.RawURLEncoding.EncodeToString(in))
-	}
-	if h.create {
-		v = append(v, "rvt-crash-policy=sleep")
-	}
-	if h.c.token != "" {
-		v = append(v, "rvt-token="+url.QueryEscape(h.c.token))
-	}
-	query := strings.Join(v, "&")
-	if q != "" {
-		query = q + "&" + query
-	}
-	return base + "/gateway/" + url.PathEscape(h.name) + p + "?" + query, nil
+	return h.c.wire().GatewayURL(t, path, scheme), nil
 }
 
 // paramsJSON is the handle's params as JSON ("" without params).
@@ -304,51 +223,19 @@ func (h *Handle) paramsJSON() (string, error) {
 // Call calls an action without a connection (a stateless call) and
 // returns its result.
 func (h *Handle) Call(ctx context.Context, action string, args ...any) (rivet.Value, error) {
-	enc := h.c.enc
 	a, err := codec.MarshalArgs(args)
 	if err != nil {
 		return rivet.Value{}, fmt.Errorf("rivetclient: %w", err)
 	}
-	body, err := protocol.Encode(enc, protocol.HTTPActionRequest{Args: a})
+	t, err := h.target()
 	if err != nil {
 		return rivet.Value{}, err
 	}
-	u, err := h.gatewayURL("/action/"+url.PathEscape(action), "")
+	out, err := h.c.wire().Action(ctx, t, action, a)
 	if err != nil {
 		return rivet.Value{}, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return rivet.Value{}, err
-	}
-	h.c.headers(req)
-	req.Header.Set("Content-Type", enc.ContentType())
-	req.Header.Set("X-Rivet-Encoding", enc.String())
-	if v := callchain.Encode(ctx); v != "" {
-		req.Header.Set(callchain.Header, v) // a call made from an actor's turn
-	}
-	if p, err := h.paramsJSON(); err != nil {
-		return rivet.Value{}, err
-	} else if p != "" {
-		req.Header.Set("X-Rivet-Conn-Params", p)
-	}
-	resp, err := h.c.http.Do(req)
-	if err != nil {
-		return rivet.Value{}, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return rivet.Value{}, err
-	}
-	if resp.StatusCode/100 != 2 {
-		return rivet.Value{}, decodeHTTPError(resp, b, enc)
-	}
-	out, err := protocol.DecodeHTTPActionResponse(enc, b)
-	if err != nil {
-		return rivet.Value{}, fmt.Errorf("rivetclient: %w", err)
-	}
-	return rivet.RawValue(out.Output), nil
+	return rivet.RawValue(out), nil
 }
 
 // Call calls an action and decodes its result into R. A result that does
@@ -373,56 +260,11 @@ func Call[R any](ctx context.Context, h interface {
 // ID resolves the actor's id (creating the actor for a GetOrCreate
 // handle).
 func (h *Handle) ID(ctx context.Context) (string, error) {
-	if h.id != "" {
-		return h.id, nil
-	}
-	if h.create {
-		body := map[string]any{"name": h.name, "key": actorkey.Serialize(h.key), "runner_name_selector": "default", "crash_policy": "sleep"}
-		if h.hasInput {
-			in, err := codec.Marshal(h.input)
-			if err != nil {
-				return "", err
-			}
-			body["input"] = base64.StdEncoding.EncodeToString(in)
-		}
-		var out struct {
-			Actor struct {
-				ID string `json:"actor_id"`
-			} `json:"actor"`
-		}
-		if err := h.c.rest(context.WithoutCancel(ctx), http.MethodPut, "/actors", body, &out); err != nil {
-			return "", err
-		}
-		return out.Actor.ID, nil
-	}
-	var out struct {
-		Actors []struct {
-			ID string `json:"actor_id"`
-		} `json:"actors"`
-	}
-	path := "/actors?name=" + url.QueryEscape(h.name) + "&key=" + url.QueryEscape(actorkey.Serialize(h.key))
-	u := h.c.endpoint + path + "&namespace=" + url.QueryEscape(h.c.namespace)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	t, err := h.target()
 	if err != nil {
 		return "", err
 	}
-	h.c.headers(req)
-	resp, err := h.c.http.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if resp.StatusCode/100 != 2 {
-		return "", decodeHTTPError(resp, b, protocol.JSON)
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return "", err
-	}
-	if len(out.Actors) == 0 {
-		return "", rivettype.ErrActorNotFound.With("No actor %q with key %q.", h.name, actorkey.Serialize(h.key))
-	}
-	return out.Actors[0].ID, nil
+	return h.c.wire().Resolve(ctx, t)
 }
 
 // Destroy destroys the actor.
@@ -431,7 +273,7 @@ func (h *Handle) Destroy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return h.c.rest(ctx, http.MethodDelete, "/actors/"+url.PathEscape(id), nil, nil)
+	return h.c.wire().Destroy(ctx, id)
 }
 
 // Fetch sends a raw HTTP request to the actor's onRequest handler: path
