@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,14 @@ import (
 // heap from /metrics after a forced collection. It runs only when asked:
 //
 //	RIVET_MEASURE_HIBERNATION=10000 go test -run TestMeasureHibernatedConnections -v .
+//
+// The client spreads its connections over the source addresses
+// 127.0.0.2-127.0.0.9 (one address has ~28,000 ephemeral ports), so
+// 100,000 connections need only a higher file limit for both processes
+// (each socket is a descriptor at both ends):
+//
+//	ulimit -n 250000
+//	RIVET_MEASURE_HIBERNATION=100000 go test -timeout 60m -run TestMeasureHibernatedConnections -v .
 func TestMeasureHibernatedConnections(t *testing.T) {
 	n, _ := strconv.Atoi(os.Getenv("RIVET_MEASURE_HIBERNATION"))
 	if n <= 0 {
@@ -65,7 +74,13 @@ func measureConns(t *testing.T, bin, actor string, n int) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	base := "http://" + addr
-	hc := &http.Client{Transport: &http.Transport{}}
+	var dials atomic.Uint32
+	hc := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
+			src := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+dials.Add(1)%8))}
+			return (&net.Dialer{LocalAddr: src}).DialContext(ctx, network, address)
+		},
+	}}
 	defer hc.CloseIdleConnections()
 	waitForT(t, func() bool {
 		resp, err := hc.Get(base + "/metadata")
