@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,9 +146,12 @@ func TestCrashDurability(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	totalAcks := 0
+	// durable is each worker's max after the previous restart: a child
+	// killed before a worker sent anything leaves that max in place.
+	durable := make([]int, crashWorkers)
 	for round := range rounds {
 		acked := make([]int, crashWorkers)
-		sent := make([]int, crashWorkers)
+		sent := slices.Clone(durable)
 		killChild(t, "TestCrashChild", []string{"RIVET_CRASH_DIR=" + dir}, 50+rng.IntN(400), func(f []string) bool {
 			if len(f) != 3 {
 				t.Fatalf("round %d: child said %q", round, f)
@@ -179,6 +183,7 @@ func TestCrashDurability(t *testing.T) {
 			if st.Max > sent[w] {
 				t.Fatalf("round %d worker %d: seq %d appeared but only %d was sent", round, w, st.Max, sent[w])
 			}
+			durable[w] = st.Max
 		}
 		if err := rt.Stop(ctx); err != nil {
 			t.Fatal(err)
