@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { matrix } from "./harness.mjs";
 
 matrix("Raw Http Stream", (t) => {
-	t.test("a Server-Sent Events stream arrives as it is written", async ({ client }) => {
+	t.test("a Server-Sent Events stream arrives as it is written", { engineTodo: "rivet-engine 2.3.19 never asks for a streamed response (responseStream=false) and empties one it did not ask for: through the engine the body arrives whole at the end (docs/engine-runner.md §6)" }, async ({ client }) => {
 		const actor = client.rawHttpStreamActor.getOrCreate(["sse"]);
 		const res = await actor.fetch("sse", { headers: { Accept: "text/event-stream" } });
 		assert.equal(res.ok, true);
