@@ -291,14 +291,24 @@ func TestConnectionRejected(t *testing.T) {
 	if err == nil {
 		t.Fatal("call on a rejected connection succeeded")
 	}
-	select {
-	case err := <-errc:
-		var e *rivet.Error
-		if !errors.As(err, &e) {
-			t.Fatalf("OnError got %v", err)
+	// A handler registered after the refusal still hears of it.
+	late := make(chan error, 1)
+	conn.OnError(func(err error) {
+		select {
+		case late <- err:
+		default:
 		}
-	case <-ctx.Done():
-		t.Fatal("no OnError")
+	})
+	for _, ch := range []chan error{errc, late} {
+		select {
+		case err := <-ch:
+			var e *rivet.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("OnError got %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("no OnError")
+		}
 	}
 }
 

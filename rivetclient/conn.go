@@ -101,11 +101,17 @@ func (c *Connection) OnStatus(fn func(Status)) {
 }
 
 // OnError calls fn with connection-level errors (the actor refused the
-// connection, or closed it with an error).
+// connection, or closed it with an error). Connect returns before the
+// socket opens, so an error can come before OnError is called: fn then
+// receives that error at once, unless the connection has opened since.
 func (c *Connection) OnError(fn func(error)) {
 	c.mu.Lock()
 	c.onError = append(c.onError, fn)
+	missed := c.lastError
 	c.mu.Unlock()
+	if missed != nil {
+		fn(missed)
+	}
 }
 
 func (c *Connection) setStatus(s Status) {
@@ -358,6 +364,7 @@ func (c *Connection) session() (reachedInit bool, err error) {
 			c.mu.Lock()
 			c.ws, c.actorID, c.connID = ws, m.ActorID, m.ConnectionID
 			c.status = StatusConnected
+			c.lastError = nil
 			events := make([]string, 0, len(c.handlers))
 			for ev := range c.handlers {
 				events = append(events, ev)
