@@ -206,8 +206,19 @@ const (
 // AuthContext is what onAuth receives.
 type AuthContext struct {
 	Request *http.Request
-	Name    string
-	Key     Key
+	// Namespace is the namespace of the actor the request reaches: the
+	// one it named, or the actor's own when it names the actor by id.
+	// Actors of two namespaces can share a name and key; check this when
+	// namespaces separate tenants.
+	Namespace string
+	Name      string
+	Key       Key
+	// Token is the token the client presented, wherever the RivetKit
+	// client put its token option (RIVET_TOKEN): the @token path
+	// segment, rvt-token, the x-rivet-token header, a rivet_token.*
+	// subprotocol, or Authorization: Bearer. "" when none. The server
+	// checks nothing about it; OnAuth may (docs/concepts/auth.md).
+	Token   string
 	Intents []Intent
 }
 
@@ -253,7 +264,7 @@ type Definition interface {
 	Name() string
 	build() (engine.Behavior, error)
 	// The gateway hooks (serve.go).
-	auth(log *slog.Logger, r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
+	auth(log *slog.Logger, r *http.Request, req gateway.AuthRequest, params []byte) (any, error)
 	serveRequest(ctx context.Context, e *engine.Engine, id string, conn *engine.Conn, w http.ResponseWriter, r *http.Request) error
 	serveWebSocket(ctx context.Context, e *engine.Engine, id string, conn *engine.Conn, ws *gateway.RawSocket, r *http.Request) error
 	sendQueue(ctx context.Context, e *engine.Engine, id, queue string, conn *engine.Conn, body []byte, wait bool, waitTimeout time.Duration) (engine.QueueSendResult, error)

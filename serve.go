@@ -370,9 +370,9 @@ type hooks struct {
 	log  *slog.Logger
 }
 
-func (h hooks) Auth(r *http.Request, name string, key []string, params []byte, intents []string) (any, error) {
-	if d := h.defs[name]; d != nil {
-		return d.auth(h.log, r, name, key, params, intents)
+func (h hooks) Auth(r *http.Request, a gateway.AuthRequest, params []byte) (any, error) {
+	if d := h.defs[a.Name]; d != nil {
+		return d.auth(h.log, r, a, params)
 	}
 	return nil, nil
 }
@@ -401,12 +401,13 @@ func (h hooks) QueueSend(ctx context.Context, id, name, queue string, conn *engi
 	return d.sendQueue(ctx, h.e, id, queue, conn, body, wait, waitTimeout)
 }
 
-func (a *Actor[S, C, V]) auth(log *slog.Logger, r *http.Request, name string, key []string, params []byte, intents []string) (any, error) {
+func (a *Actor[S, C, V]) auth(log *slog.Logger, r *http.Request, req gateway.AuthRequest, params []byte) (any, error) {
 	if a.opts.OnAuth == nil {
 		return nil, nil
 	}
-	ac := &AuthContext{Request: r, Name: name, Key: append(Key(nil), key...)} // its own copy: the gateway still needs key
-	for _, i := range intents {
+	name, key := req.Name, req.Key
+	ac := &AuthContext{Request: r, Namespace: req.Namespace, Name: name, Key: append(Key(nil), key...), Token: req.Token} // its own copy of key: the gateway still needs it
+	for _, i := range req.Intents {
 		ac.Intents = append(ac.Intents, Intent(i))
 	}
 	out, err := a.callAuth(log, ac, params)

@@ -40,7 +40,8 @@ func (g *Gateway) resolve(ctx context.Context, r *http.Request, t target, params
 		if err != nil {
 			return actorRef{}, g.idNotFound(t, err)
 		}
-		auth, err := g.cfg.Hooks.Auth(r, rec.Name, rec.Key, params, []string{IntentGet, intent})
+		auth, err := g.cfg.Hooks.Auth(r, AuthRequest{Namespace: rec.Namespace, Name: rec.Name, Key: rec.Key,
+			Token: requestToken(r, t.Token), Intents: []string{IntentGet, intent}}, params)
 		if err != nil {
 			return actorRef{}, err
 		}
@@ -62,7 +63,8 @@ func (g *Gateway) resolve(ctx context.Context, r *http.Request, t target, params
 	if t.Create {
 		intents = []string{IntentGet, IntentCreate, intent}
 	}
-	auth, err := g.cfg.Hooks.Auth(r, t.Name, t.Key, params, intents)
+	auth, err := g.cfg.Hooks.Auth(r, AuthRequest{Namespace: t.Namespace, Name: t.Name, Key: t.Key,
+		Token: requestToken(r, t.Token), Intents: intents}, params)
 	if err != nil {
 		return actorRef{}, err
 	}

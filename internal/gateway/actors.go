@@ -68,11 +68,11 @@ func restParams(r *http.Request) ([]byte, error) {
 
 // authorize runs the auth hook of the actor a REST call reaches or
 // reveals, unless the caller presents the admin token.
-func (g *Gateway) authorize(r *http.Request, name string, key []string, params []byte, intents ...string) error {
+func (g *Gateway) authorize(r *http.Request, ns, name string, key []string, params []byte, intents ...string) error {
 	if g.cfg.Admin != nil && g.cfg.Admin(r) {
 		return nil
 	}
-	_, err := g.cfg.Hooks.Auth(r, name, key, params, intents)
+	_, err := g.cfg.Hooks.Auth(r, AuthRequest{Namespace: ns, Name: name, Key: key, Token: requestToken(r, ""), Intents: intents}, params)
 	return err
 }
 
@@ -119,7 +119,7 @@ func (g *Gateway) actors(w http.ResponseWriter, r *http.Request) {
 			err = rivettype.ErrActorNotFound.With("Actor %s was not found in namespace %s.", clip(id), ns)
 		}
 		if err == nil {
-			err = g.authorize(r, rec.Name, rec.Key, params, IntentGet, intent)
+			err = g.authorize(r, ns, rec.Name, rec.Key, params, IntentGet, intent)
 		}
 		if err == nil && intent == IntentDestroy {
 			err = g.e.Destroy(ctx, id)
@@ -176,7 +176,7 @@ func (g *Gateway) actors(w http.ResponseWriter, r *http.Request) {
 		if orGet {
 			intents = []string{IntentGet, IntentCreate}
 		}
-		if err := g.authorize(r, body.Name, key, params, intents...); err != nil {
+		if err := g.authorize(r, ns, body.Name, key, params, intents...); err != nil {
 			g.fail(w, r, err)
 			return
 		}
@@ -224,7 +224,7 @@ func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request, ns string, 
 	q := r.URL.Query()
 	out := []actorJSON{}
 	add := func(rec rivetdriver.ActorRecord) error {
-		if err := g.authorize(r, rec.Name, rec.Key, params, IntentGet); err != nil {
+		if err := g.authorize(r, rec.Namespace, rec.Name, rec.Key, params, IntentGet); err != nil {
 			return err
 		}
 		out = append(out, g.actorObject(rec))
@@ -272,7 +272,7 @@ func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request, ns string, 
 		}
 		// Before the lookup, so that a refused caller learns nothing of
 		// whether the actor exists.
-		if err := g.authorize(r, name, key, params, IntentGet); err != nil {
+		if err := g.authorize(r, ns, name, key, params, IntentGet); err != nil {
 			g.fail(w, r, err)
 			return
 		}

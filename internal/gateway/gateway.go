@@ -70,7 +70,7 @@ const (
 type Hooks interface {
 	// Auth runs the actor's onAuth hook, if it has one, before any actor
 	// work; its result becomes the connection's auth data.
-	Auth(r *http.Request, name string, key []string, params []byte, intents []string) (any, error)
+	Auth(r *http.Request, a AuthRequest, params []byte) (any, error)
 	// Request serves a raw HTTP request with the actor's onRequest hook,
 	// on connection conn (its params, auth and request set).
 	// r.URL.Path is the path after /request.
@@ -79,6 +79,44 @@ type Hooks interface {
 	// on connection conn (its transport ws); it returns when the socket
 	// is done.
 	WebSocket(ctx context.Context, actorID, name string, conn *engine.Conn, ws *RawSocket, r *http.Request) error
+}
+
+// AuthRequest is what the auth hook learns about a request besides the
+// HTTP request and the connection params.
+type AuthRequest struct {
+	// Namespace is the namespace of the actor reached: the one the
+	// request named, or for an actor addressed by id, the actor's own.
+	Namespace string
+	Name      string
+	Key       []string
+	// Token is the token the client presented in any of the places the
+	// RivetKit client puts its token option (see requestToken); "" when
+	// none. The gateway checks nothing about it: the auth hook may.
+	Token   string
+	Intents []string
+}
+
+// requestToken is the token a request carries: the @token path segment
+// or rvt-token (already in t.Token), the x-rivet-token header, a
+// rivet_token.* subprotocol, or (REST) Authorization: Bearer.
+func requestToken(r *http.Request, t string) string {
+	if t != "" {
+		return t
+	}
+	if h := r.Header.Get("X-Rivet-Token"); h != "" {
+		return h
+	}
+	for _, sp := range subprotocols(r) {
+		if v, ok := strings.CutPrefix(sp, "rivet_token."); ok {
+			if s, err := url.PathUnescape(v); err == nil {
+				return s
+			}
+		}
+	}
+	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return v
+	}
+	return ""
 }
 
 // Config configures a Gateway.
