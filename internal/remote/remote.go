@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -61,6 +62,20 @@ func (c *Client) runner() string {
 	return c.Runner
 }
 
+// scrub takes the token out of an error of the HTTP client: a *url.Error
+// repeats the request's URL, whose path (@token) or query (rvt-token)
+// carries the token, and such errors reach actor code and the logs.
+func (c *Client) scrub(err error) error {
+	var ue *url.Error
+	if c.Token == "" || !errors.As(err, &ue) {
+		return err
+	}
+	for _, s := range []string{url.PathEscape(c.Token), url.QueryEscape(c.Token), c.Token} {
+		ue.URL = strings.ReplaceAll(ue.URL, s, "REDACTED")
+	}
+	return err
+}
+
 // Headers sets the client's headers on req.
 func (c *Client) Headers(req *http.Request) {
 	for k, v := range c.Header {
@@ -99,7 +114,7 @@ func (c *Client) REST(ctx context.Context, method, path string, body, out any) e
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return err
+		return c.scrub(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -256,7 +271,7 @@ func (c *Client) Action(ctx context.Context, t Target, action string, args []byt
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, c.scrub(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
