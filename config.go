@@ -31,6 +31,17 @@ type Setting struct {
 	// alias is another environment variable read when Env is unset
 	// (RivetKit's name for the same thing).
 	alias string
+	// secret: the value may hold a password or token, so errors do not
+	// repeat it (they reach logs and terminals).
+	secret bool
+}
+
+// shown is how an error repeats a setting's value.
+func (s Setting) shown(v string) string {
+	if s.secret {
+		return "(value hidden: it may hold a secret)"
+	}
+	return strconv.Quote(v)
 }
 
 // Settings lists every setting LoadConfig reads, in documentation order.
@@ -49,7 +60,7 @@ var settings = []Setting{
 	{Name: "data_dir", Env: "RIVET_DATA_DIR", Field: "DataDir", Default: "per-project directory",
 		Help: "Directory of the embedded store. Default: $XDG_DATA_HOME/rivetgo/<working dir>-<hash> (see DefaultDataDir).",
 		set:  func(c *Config, v string) error { c.DataDir = v; return nil }},
-	{Name: "postgres_url", Env: "RIVET_POSTGRES_URL", Field: "PostgresURL", Default: "none (embedded store)",
+	{Name: "postgres_url", Env: "RIVET_POSTGRES_URL", Field: "PostgresURL", Default: "none (embedded store)", secret: true,
 		Help: "Store actors in PostgreSQL instead (postgres://user:pass@host:5432/db). The schema is migrated at start.",
 		set: func(c *Config, v string) error {
 			u, err := url.Parse(v)
@@ -59,7 +70,7 @@ var settings = []Setting{
 			c.PostgresURL = v
 			return nil
 		}},
-	{Name: "engine", Env: "RIVET_ENGINE", alias: "RIVET_ENDPOINT", Field: "Engine.URL", Default: "none (serve clients directly)",
+	{Name: "engine", Env: "RIVET_ENGINE", alias: "RIVET_ENDPOINT", Field: "Engine.URL", Default: "none (serve clients directly)", secret: true,
 		Help: "Run as a runner of the Rivet Engine at this URL (its guard, http://host:6420) instead of serving clients; actor data is stored in the engine. Also read from RIVET_ENDPOINT. https://namespace:token@host sets namespace and token too.",
 		set:  setEngineURL},
 	{Name: "namespace", Env: "RIVET_NAMESPACE", Field: "Engine.Namespace", Default: "default",
@@ -77,7 +88,7 @@ var settings = []Setting{
 			c.Engine.RunnerKey = v
 			return nil
 		}},
-	{Name: "token", Env: "RIVET_TOKEN", Field: "Engine.Token", Default: "none",
+	{Name: "token", Env: "RIVET_TOKEN", Field: "Engine.Token", Default: "none", secret: true,
 		Help: "Token the runner presents to the engine.",
 		set:  func(c *Config, v string) error { c.Engine.Token = v; return nil }},
 	{Name: "region", Env: "RIVET_REGION", Field: "Region", Default: "none",
@@ -176,7 +187,7 @@ var settings = []Setting{
 	{Name: "max_connections", Env: "RIVET_MAX_CONNECTIONS", Field: "Gateway.MaxConnections", Default: "3/4 of the open-file limit",
 		Help: "Connections held open at once, WebSockets and idle keep-alives included. At the bound the longest-idle keep-alive is closed, else the new connection gets 503.",
 		set:  func(c *Config, v string) error { return setSize(&c.Gateway.MaxConnections, v, false) }},
-	{Name: "admin_token", Env: "RIVET_ADMIN_TOKEN", Field: "Inspector.Token", Default: "none",
+	{Name: "admin_token", Env: "RIVET_ADMIN_TOKEN", Field: "Inspector.Token", Default: "none", secret: true,
 		Help: "Bearer token of the inspector (/ui/, /inspector/). Without one the inspector answers loopback clients only.",
 		set:  func(c *Config, v string) error { c.Inspector.Token = v; return nil }},
 	{Name: "inspector", Env: "RIVET_INSPECTOR", Field: "Inspector.Disabled", Default: "true",
@@ -248,7 +259,7 @@ func LoadConfig(path string) (*Config, error) {
 			continue
 		}
 		if err := s.set(c, strings.TrimSpace(v)); err != nil {
-			return nil, fmt.Errorf("rivet: environment %s=%q: %v", env, v, err)
+			return nil, fmt.Errorf("rivet: environment %s=%s: %v", env, s.shown(v), err)
 		}
 	}
 	return c, nil
@@ -261,7 +272,7 @@ func (c *Config) Set(name, value string) error {
 	for _, s := range settings {
 		if s.Name == key {
 			if err := s.set(c, strings.TrimSpace(value)); err != nil {
-				return fmt.Errorf("rivet: %s=%q: %v", name, value, err)
+				return fmt.Errorf("rivet: %s=%s: %v", name, s.shown(value), err)
 			}
 			return nil
 		}
@@ -274,6 +285,12 @@ func (c *Config) loadFile(path string) error {
 	if err != nil {
 		return fmt.Errorf("rivet: config file: %w", err)
 	}
+	return c.loadBytes(path, raw)
+}
+
+// loadBytes applies the settings of a config file's contents; path names
+// the file in errors and its extension chooses JSON or YAML.
+func (c *Config) loadBytes(path string, raw []byte) error {
 	switch strings.ToLower(filepath.Ext(path)) {
 	case ".json", ".yaml", ".yml":
 	default:
