@@ -7,19 +7,33 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
 )
 
+// fuzzWrites counts the turns of fuzzCounter that changed its state.
+var fuzzWrites atomic.Int64
+
+// fuzzCounter is the counter of FuzzGatewayRequest: it counts its writes
+// where the fuzz function can read them without a call.
+var fuzzCounter = rivet.NewActor("counter", rivet.Opts[count]{}).Queues(rivet.Queue[rivet.Value]("jobs")).
+	Action("increment", func(c *rivet.Ctx[count], n int) int {
+		c.State.Count += n
+		fuzzWrites.Add(1)
+		return c.State.Count
+	}).
+	Action("getCount", func(c *rivet.Ctx[count]) int { return c.State.Count })
+
 // FuzzGatewayRequest sends one HTTP request made of fuzzed parts (method,
 // path and query, the headers the gateway reads, body) through the whole
 // gateway. Properties: no panic; an error answer is a structured JSON
 // error (group, code, message); and an answer that is not 200 changed
-// nothing: the watched actor's count is what it was.
+// nothing: no increment ran.
 func FuzzGatewayRequest(f *testing.F) {
-	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(counter), &rivet.Config{
+	rt, err := rivet.Start(context.Background(), rivet.MustRegistry(fuzzCounter), &rivet.Config{
 		Driver: rivetmem.New(), Logger: slog.New(slog.DiscardHandler),
 		Gateway: rivet.GatewayConfig{Namespaces: []string{"tenant"}, MaxIncomingMessageSize: 4096},
 	})
@@ -71,10 +85,7 @@ func FuzzGatewayRequest(f *testing.F) {
 				req.Header.Set(k, v)
 			}
 		}
-		before, err := rivet.Call[int](context.Background(), watched, "getCount")
-		if err != nil {
-			t.Fatal(err)
-		}
+		before := fuzzWrites.Load()
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
 		if rec.Code == 200 || rec.Code == 204 {
@@ -89,12 +100,8 @@ func FuzzGatewayRequest(f *testing.F) {
 				t.Fatalf("%s %s: %d without a structured JSON error: %q", method, target, rec.Code, rec.Body.String())
 			}
 		}
-		after, err := rivet.Call[int](context.Background(), watched, "getCount")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if after != before {
-			t.Fatalf("%s %s answered %d %s but changed the count %d -> %d", method, target, rec.Code, rec.Body.String(), before, after)
+		if after := fuzzWrites.Load(); after != before {
+			t.Fatalf("%s %s answered %d %s but an increment ran", method, target, rec.Code, rec.Body.String())
 		}
 	})
 }
