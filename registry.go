@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/rivetgo/rivet/internal/clock"
 	"github.com/rivetgo/rivet/internal/engine"
@@ -86,6 +87,11 @@ type Config struct {
 	// Driver is nil: postgres://user:pass@host:5432/db. Start applies the
 	// schema's pending migrations.
 	PostgresURL string
+	// CommitTimeout bounds one write of a batch of turns to the store
+	// (default 30 s). Past it the batch's callers get actor.commit_failed
+	// and their actors restart from what is durable, so a store that
+	// hangs on one actor's write cannot hold every actor's writes.
+	CommitTimeout time.Duration
 	// Listen is the address ListenAndServe listens on when it is given
 	// none (see ListenAddr).
 	Listen string
@@ -217,7 +223,7 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 	e, err := engine.New(engine.Config{
 		Driver: rt.driver, Behaviors: reg.behaviors, Clock: cfg.Clock, Log: rt.log,
 		Region: cfg.Region, MailboxSize: cfg.MailboxSize, SyncTimers: sync,
-		Inspect: !cfg.Inspector.Disabled,
+		Inspect: !cfg.Inspector.Disabled, CommitTimeout: cfg.CommitTimeout,
 	})
 	if err == nil {
 		err = e.Start(ctx)

@@ -169,17 +169,27 @@ func mapDriverErr(err error, id string) error {
 	return err
 }
 
+// storageFailure turns err, a store's failure to answer a read (or a
+// create) outside a turn, into what the caller sees: actor.storage_error,
+// logged here with the operation and the driver's error (kept as the
+// cause). Public errors and the caller's own cancellation pass as they
+// are.
+func storageFailure(log *slog.Logger, op string, err error) error {
+	if err == nil || isPublic(err) || Reported(err) ||
+		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	log.Error("store failed", "op", op, "err", err)
+	return &reportedError{pub: rivettype.ErrStorage, cause: fmt.Errorf("%s: %w", op, err)}
+}
+
 // activate loads the actor from the store and runs its start hooks.
 func (h *host) activate() error {
 	e := h.e
 	ctx := e.ctx
 	rec, state, err := e.driver.Activate(ctx, h.id)
 	if err != nil {
-		err = mapDriverErr(err, h.id)
-		if !isPublic(err) {
-			h.log().Error("activate actor", "err", err)
-		}
-		return err
+		return storageFailure(h.log(), "activate actor", mapDriverErr(err, h.id))
 	}
 	b, ok := e.behaviors[rec.Name]
 	if !ok {
@@ -201,7 +211,7 @@ func (h *host) activate() error {
 	h.overlay, h.clearGate, h.pending, h.last = kvLayer{}, nil, nil, nil
 	alarms, err := e.driver.Alarms(ctx, h.id)
 	if err != nil {
-		return fmt.Errorf("load alarms of actor %s: %w", h.id, err)
+		return storageFailure(h.log(), "load alarms", mapDriverErr(err, h.id))
 	}
 	h.alarms = make(map[string]rivetdriver.Alarm, len(alarms))
 	for _, a := range alarms {
@@ -247,8 +257,7 @@ func (h *host) activate() error {
 	if rec.Initialized {
 		var err error
 		if stale, err = h.restoreConns(ctx); err != nil {
-			h.log().Error("restore connections", "err", err)
-			return err
+			return storageFailure(h.log(), "restore connections", err)
 		}
 		h.cur = t
 	}
