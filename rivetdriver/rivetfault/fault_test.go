@@ -15,6 +15,7 @@ import (
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivetdriver/rivetfault"
+	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
 	"github.com/rivetgo/rivet/rivettype"
 )
 
@@ -328,5 +329,45 @@ func runStore(t *testing.T, st func(t *testing.T) store, nSeeds int) {
 		t.Name(), len(seeds(t, nSeeds)), total.calls, total.acks, total.failures, total.faults, len(total.violations))
 	if total.faults == 0 {
 		t.Fatal("no fault was injected: the test proves nothing")
+	}
+}
+
+// TestBitFlipAndDeterminism: a bit-flip fault changes exactly one bit of
+// what a read returns and leaves the store alone, and the same seed
+// flips the same bit.
+func TestBitFlipAndDeterminism(t *testing.T) {
+	ctx := context.Background()
+	flipped := func(seed uint64) []byte {
+		inner := rivetmem.New()
+		defer inner.Close()
+		if err := inner.CreateActor(ctx, rivetdriver.ActorRecord{ID: "x", Namespace: "n", Name: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := inner.Commit(ctx, []*rivetdriver.Commit{{ActorID: "x", KVPut: []rivetdriver.KV{{Key: []byte("k"), Value: []byte("value")}}}}); err != nil {
+			t.Fatal(err)
+		}
+		fd := rivetfault.New(inner, seed)
+		fd.Add(rivetfault.Rule{Ops: rivetfault.OpKVGet, Kind: rivetfault.KindBitFlip, Limit: 1})
+		vs, err := fd.KVGet(ctx, "x", [][]byte{[]byte("k")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		diff := 0
+		for i := range vs[0] {
+			for b := vs[0][i] ^ "value"[i]; b != 0; b &= b - 1 {
+				diff++
+			}
+		}
+		if diff != 1 {
+			t.Fatalf("seed %d: %q differs from %q in %d bits, want 1", seed, vs[0], "value", diff)
+		}
+		again, err := fd.KVGet(ctx, "x", [][]byte{[]byte("k")})
+		if err != nil || string(again[0]) != "value" {
+			t.Fatalf("after the one flip the store reads %q, %v; want it unchanged", again[0], err)
+		}
+		return vs[0]
+	}
+	if a, b := flipped(7), flipped(7); string(a) != string(b) {
+		t.Fatalf("same seed flipped differently: %q vs %q", a, b)
 	}
 }
