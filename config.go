@@ -59,9 +59,9 @@ var settings = []Setting{
 			c.PostgresURL = v
 			return nil
 		}},
-	{Name: "commit_timeout", Env: "RIVET_COMMIT_TIMEOUT", Field: "CommitTimeout", Default: "30s",
-		Help: "Longest wait for the store to write a batch of turns; past it their callers get actor.commit_failed and the actors restart from durable state.",
-		set:  func(c *Config, v string) error { return setDuration(&c.CommitTimeout, v) }},
+	{Name: "store_timeout", Env: "RIVET_STORE_TIMEOUT", Field: "StoreTimeout", Default: "30s",
+		Help: "Longest wait for the store to write a batch of turns (their callers then get actor.commit_failed and the actors restart from durable state) or to load a waking actor (actor.storage_error).",
+		set:  func(c *Config, v string) error { return setDuration(&c.StoreTimeout, v) }},
 	{Name: "engine", Env: "RIVET_ENGINE", alias: "RIVET_ENDPOINT", Field: "Engine.URL", Default: "none (serve clients directly)",
 		Help: "Run as a runner of the Rivet Engine at this URL (its guard, http://host:6420) instead of serving clients; actor data is stored in the engine. Also read from RIVET_ENDPOINT. https://namespace:token@host sets namespace and token too.",
 		set:  setEngineURL},

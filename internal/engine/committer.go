@@ -75,8 +75,8 @@ func (g *Gate) settled() bool {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
-// DefaultCommitTimeout is the default of Config.CommitTimeout.
-const DefaultCommitTimeout = 30 * time.Second
+// DefaultStoreTimeout is the default of Config.StoreTimeout.
+const DefaultStoreTimeout = 30 * time.Second
 
 // maxBatch bounds how many commits share one driver call.
 const maxBatch = 4096
@@ -96,7 +96,7 @@ type committer struct {
 	pipe    rivetdriver.Pipeliner
 	metrics *Metrics
 	prom    *promMetrics // nil in tests that build a bare committer
-	// timeout bounds one driver call (see Config.CommitTimeout); 0
+	// timeout bounds one driver call (see Config.StoreTimeout); 0
 	// means none.
 	timeout time.Duration
 	mu      struct {
@@ -132,9 +132,9 @@ func newCommitter(d rivetdriver.Driver, m *Metrics) *committer {
 
 var errCommitterClosed = errors.New("rivet: committer closed")
 
-// errCommitTimeout is the cause of a batch that outlived the commit
-// timeout.
-var errCommitTimeout = errors.New("rivet: commit timed out")
+// errStoreTimeout is the cause of a store call that outlived the store
+// timeout (Config.StoreTimeout).
+var errStoreTimeout = errors.New("rivet: store call timed out")
 
 func (c *committer) submit(g *Gate) {
 	c.mu.Lock()
@@ -223,13 +223,13 @@ func (c *committer) write(batch []*Gate) {
 	start := time.Now()
 	ctx, cancel := context.Background(), context.CancelFunc(func() {})
 	if c.timeout > 0 {
-		ctx, cancel = context.WithTimeoutCause(ctx, c.timeout, errCommitTimeout)
+		ctx, cancel = context.WithTimeoutCause(ctx, c.timeout, errStoreTimeout)
 	}
 	defer cancel()
 	if c.pipe == nil {
 		err := c.driver.Commit(ctx, commits)
 		if err != nil && ctx.Err() != nil {
-			err = fmt.Errorf("%w after %v: %w", errCommitTimeout, c.timeout, err)
+			err = fmt.Errorf("%w after %v: %w", errStoreTimeout, c.timeout, err)
 		}
 		c.observeBatch(start, len(live))
 		c.settle(live, err)

@@ -33,12 +33,14 @@ type Config struct {
 	// they trigger. The test kit sets it with its fake clock so that
 	// advancing time is deterministic.
 	SyncTimers bool
-	// CommitTimeout bounds one driver call that writes a batch of
-	// commits (default 30 s). Past it the batch fails: its callers get
-	// actor.commit_failed and their actors restart from durable state,
-	// so that a store that hangs for one actor's write does not hold
-	// every other actor's commits forever.
-	CommitTimeout time.Duration
+	// StoreTimeout bounds the driver calls the engine makes on its own
+	// (default 30 s): one batch of commits, and the reads that load a
+	// waking actor. Past it a batch fails (its callers get
+	// actor.commit_failed and their actors restart from durable state)
+	// and a wake fails with actor.storage_error, so that a store that
+	// hangs for one actor holds neither every other actor's commits nor
+	// that actor forever.
+	StoreTimeout time.Duration
 	// Inspect keeps what the inspector shows: recent broadcasts of awake
 	// actors, recent log lines of every actor, and change notices for
 	// watchers (see inspect.go).
@@ -148,7 +150,7 @@ func New(cfg Config) (*Engine, error) {
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
 	e.prom = newPromMetrics(e.behaviors)
 	e.committer = newCommitter(e.driver, e.metrics)
-	e.committer.timeout = cmp.Or(cfg.CommitTimeout, DefaultCommitTimeout)
+	e.committer.timeout = cmp.Or(cfg.StoreTimeout, DefaultStoreTimeout)
 	e.committer.prom = e.prom
 	e.sched = newScheduler(e)
 	return e, nil

@@ -175,8 +175,10 @@ func mapDriverErr(err error, id string) error {
 // cause). Public errors and the caller's own cancellation pass as they
 // are.
 func storageFailure(log *slog.Logger, op string, err error) error {
-	if err == nil || isPublic(err) || Reported(err) ||
-		errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if err == nil || isPublic(err) || Reported(err) {
+		return err
+	}
+	if !errors.Is(err, errStoreTimeout) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return err
 	}
 	log.Error("store failed", "op", op, "err", err)
@@ -187,9 +189,19 @@ func storageFailure(log *slog.Logger, op string, err error) error {
 func (h *host) activate() error {
 	e := h.e
 	ctx := e.ctx
-	rec, state, err := e.driver.Activate(ctx, h.id)
+	// The store reads are bounded (a hung read would hold the actor
+	// until shutdown); the hooks below run under e.ctx as before.
+	rctx, rcancel := context.WithTimeoutCause(ctx, e.committer.timeout, errStoreTimeout)
+	defer rcancel()
+	timedOut := func(err error) error {
+		if err != nil && rctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("%w after %v: %w", errStoreTimeout, e.committer.timeout, err)
+		}
+		return err
+	}
+	rec, state, err := e.driver.Activate(rctx, h.id)
 	if err != nil {
-		return storageFailure(h.log(), "activate actor", mapDriverErr(err, h.id))
+		return storageFailure(h.log(), "activate actor", mapDriverErr(timedOut(err), h.id))
 	}
 	b, ok := e.behaviors[rec.Name]
 	if !ok {
@@ -209,9 +221,9 @@ func (h *host) activate() error {
 	h.runCtx, h.runCancel = context.WithCancel(e.ctx)
 	h.inst = b.NewInstance(h.info)
 	h.overlay, h.clearGate, h.pending, h.last = kvLayer{}, nil, nil, nil
-	alarms, err := e.driver.Alarms(ctx, h.id)
+	alarms, err := e.driver.Alarms(rctx, h.id)
 	if err != nil {
-		return storageFailure(h.log(), "load alarms", mapDriverErr(err, h.id))
+		return storageFailure(h.log(), "load alarms", mapDriverErr(timedOut(err), h.id))
 	}
 	h.alarms = make(map[string]rivetdriver.Alarm, len(alarms))
 	for _, a := range alarms {
@@ -256,8 +268,8 @@ func (h *host) activate() error {
 	var stale []*Conn
 	if rec.Initialized {
 		var err error
-		if stale, err = h.restoreConns(ctx); err != nil {
-			return storageFailure(h.log(), "restore connections", err)
+		if stale, err = h.restoreConns(rctx); err != nil {
+			return storageFailure(h.log(), "restore connections", timedOut(err))
 		}
 		h.cur = t
 	}

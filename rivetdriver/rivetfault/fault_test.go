@@ -315,10 +315,15 @@ func seeds(t *testing.T, n int) []uint64 {
 func runStore(t *testing.T, st func(t *testing.T) store, nSeeds int) {
 	var total tally
 	for _, seed := range seeds(t, nSeeds) {
-		tl := runLedger(t, st(t), seed, mixedRules(), 6, 3, 25)
-		for _, v := range tl.violations {
-			t.Errorf("seed %d: %s", seed, v)
-		}
+		// A subtest per seed, so that each seed's store is closed (and
+		// its database schema dropped) before the next.
+		var tl tally
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			tl = runLedger(t, st(t), seed, mixedRules(), 6, 3, 25)
+			for _, v := range tl.violations {
+				t.Errorf("seed %d: %s", seed, v)
+			}
+		})
 		total.faults += tl.faults
 		total.calls += tl.calls
 		total.acks += tl.acks

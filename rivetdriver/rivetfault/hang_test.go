@@ -34,7 +34,7 @@ func hungCommit(t *testing.T, st store) {
 		t.Fatal(err)
 	}
 	const timeout = 300 * time.Millisecond
-	rt, err := rivet.Start(ctx, reg, &rivet.Config{Driver: fd, Logger: slog.New(slog.DiscardHandler), CommitTimeout: timeout})
+	rt, err := rivet.Start(ctx, reg, &rivet.Config{Driver: fd, Logger: slog.New(slog.DiscardHandler), StoreTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,5 +141,60 @@ func TestStoreReadFailureIsStructured(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestHungReadDoesNotWedgeActor: the store hangs the read that wakes an
+// actor. Its caller gets actor.storage_error once the store timeout
+// passes (not a call that waits forever), other actors serve meanwhile,
+// and once the store answers again the actor wakes with its state.
+// Before the timeout, a hung wake held the actor until shutdown.
+func TestHungReadDoesNotWedgeActor(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	inner := rivetmem.New()
+	defer inner.Close()
+	fd := rivetfault.New(inner, 1)
+	reg, err := rivet.NewRegistry(ledgerDef())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := &rivet.Config{Driver: fd, Logger: slog.New(slog.DiscardHandler), StoreTimeout: 300 * time.Millisecond}
+	rt, err := rivet.Start(ctx, reg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stuck := rt.Client().GetOrCreate("ledger", rivet.Key{"stuck"})
+	if _, err := rivet.Call[int](ctx, stuck, "inc"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := stuck.ID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = rt.Stop(ctx)
+	rt, err = rivet.Start(ctx, reg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = rt.Stop(context.Background()) }()
+	fd.Add(rivetfault.Rule{Ops: rivetfault.OpActivate, Actor: id, Kind: rivetfault.KindHang, Limit: 1})
+	stuck = rt.Client().GetOrCreate("ledger", rivet.Key{"stuck"})
+	hung := make(chan error, 1)
+	go func() {
+		_, err := rivet.Call[int](ctx, stuck, "inc")
+		hung <- err
+	}()
+	other := rt.Client().GetOrCreate("ledger", rivet.Key{"other"})
+	for range 5 {
+		if _, err := rivet.Call[int](ctx, other, "inc"); err != nil {
+			t.Fatalf("other actor while one actor's wake hangs: %v", err)
+		}
+	}
+	if err := <-hung; !errors.Is(err, rivet.ErrStorage) {
+		t.Fatalf("call whose wake hung: %v, want actor.storage_error", err)
+	}
+	if got, err := rivet.Call[int](ctx, stuck, "inc"); err != nil || got != 2 {
+		t.Fatalf("after the hang: inc = %d, %v; want 2", got, err)
 	}
 }

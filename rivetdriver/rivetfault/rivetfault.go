@@ -315,12 +315,12 @@ func (d *Driver) before(ctx context.Context, dc *decision, op Op, actors []strin
 		case <-t.C:
 			return nil
 		case <-ctx.Done():
-			return fmt.Errorf("rivetfault: %s: slowed call: %w", op, context.Cause(ctx))
+			return fmt.Errorf("rivetfault: %s: slowed call: %w", op, ctx.Err())
 		}
 	case KindHang:
 		d.count(f)
 		<-ctx.Done()
-		return fmt.Errorf("rivetfault: %s: hung call: %w", op, context.Cause(ctx))
+		return fmt.Errorf("rivetfault: %s: hung call: %w", op, ctx.Err())
 	}
 	return nil
 }
