@@ -78,3 +78,8 @@ bench-peer: ## RivetKit 2.3.19 side by side with rivet serve and the baseline (n
 
 bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners behind rivet-engine (needs `make engine`, node, npm; ~25 min)
 	bash bench/peer/run.sh -scenario engine -target engine
+
+.PHONY: fault-long
+FAULT_SEEDS ?= 100
+fault-long: ## fault-injected storage over memory, embedded and PostgreSQL with FAULT_SEEDS seeds each (docs/RELIABILITY.md; ~FAULT_SEEDS x 3 s)
+	RIVET_FAULT_SEEDS=$(FAULT_SEEDS) bash -o pipefail -c "$(GO) test -race -count=1 -timeout 0 -v -run 'TestFaults|TestEmbedded' ./rivetdriver/rivetfault/ | grep -E '^(---|ok|FAIL|PASS)|FAULTS|_test.go: '"

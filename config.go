@@ -70,6 +70,9 @@ var settings = []Setting{
 			c.PostgresURL = v
 			return nil
 		}},
+	{Name: "store_timeout", Env: "RIVET_STORE_TIMEOUT", Field: "StoreTimeout", Default: "30s",
+		Help: "Longest wait for the store to write a batch of turns (their callers then get actor.commit_failed and the actors restart from durable state) or to load a waking actor (actor.storage_error).",
+		set:  func(c *Config, v string) error { return setDuration(&c.StoreTimeout, v) }},
 	{Name: "engine", Env: "RIVET_ENGINE", alias: "RIVET_ENDPOINT", Field: "Engine.URL", Default: "none (serve clients directly)", secret: true,
 		Help: "Run as a runner of the Rivet Engine at this URL (its guard, http://host:6420) instead of serving clients; actor data is stored in the engine. Also read from RIVET_ENDPOINT. https://namespace:token@host sets namespace and token too.",
 		set:  setEngineURL},

@@ -25,6 +25,7 @@ var (
 	ErrInvalidKey       = rivettype.ErrInvalidKey
 	ErrStopping         = rivettype.ErrStopping
 	ErrCommitFailed     = rivettype.ErrCommitFailed
+	ErrStorage          = rivettype.ErrStorage
 	ErrInternal         = rivettype.ErrInternal
 	ErrOutgoingTooLong  = rivettype.ErrOutgoingTooLong
 	ErrKVValueTooLarge  = rivettype.ErrKVValueTooLarge

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/rivetgo/rivet/internal/clock"
 	"github.com/rivetgo/rivet/internal/engine"
@@ -86,6 +87,13 @@ type Config struct {
 	// Driver is nil: postgres://user:pass@host:5432/db. Start applies the
 	// schema's pending migrations.
 	PostgresURL string
+	// StoreTimeout bounds one store call the runtime makes on its own
+	// (default 30 s): writing a batch of turns, and loading an actor
+	// when it wakes. Past it the batch's callers get actor.commit_failed
+	// (their actors restart from what is durable) and a wake fails with
+	// actor.storage_error, so a store that hangs for one actor holds
+	// neither the other actors' writes nor that actor forever.
+	StoreTimeout time.Duration
 	// Listen is the address ListenAndServe listens on when it is given
 	// none (see ListenAddr).
 	Listen string
@@ -217,7 +225,7 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 	e, err := engine.New(engine.Config{
 		Driver: rt.driver, Behaviors: reg.behaviors, Clock: cfg.Clock, Log: rt.log,
 		Region: cfg.Region, MailboxSize: cfg.MailboxSize, SyncTimers: sync,
-		Inspect: !cfg.Inspector.Disabled,
+		Inspect: !cfg.Inspector.Disabled, StoreTimeout: cfg.StoreTimeout,
 	})
 	if err == nil {
 		err = e.Start(ctx)

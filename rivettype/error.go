@@ -56,6 +56,7 @@ var (
 	ErrInvalidKey        = &Error{Group: "actor", Code: "invalid_key", Message: "Invalid actor key.", Public: true}
 	ErrStopping          = &Error{Group: "actor", Code: "stopping", Message: "The runtime is shutting down.", Public: true}
 	ErrCommitFailed      = &Error{Group: "actor", Code: "commit_failed", Message: "The actor's changes could not be persisted; the actor restarted from its last durable state."}
+	ErrStorage           = &Error{Group: "actor", Code: "storage_error", Message: "The actor's store failed to answer; the call did not run. Try again.", Public: true}
 	ErrInternal          = &Error{Group: "core", Code: "internal_error", Message: InternalMessage}
 	ErrIncomingTooLong   = &Error{Group: "message", Code: "incoming_too_long", Message: "Incoming message too long", Public: true}
 	ErrOutgoingTooLong   = &Error{Group: "message", Code: "outgoing_too_long", Message: "Outgoing message too long", Public: true}

@@ -75,6 +75,9 @@ func (g *Gate) settled() bool {
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
+// DefaultStoreTimeout is the default of Config.StoreTimeout.
+const DefaultStoreTimeout = 30 * time.Second
+
 // maxBatch bounds how many commits share one driver call.
 const maxBatch = 4096
 
@@ -93,6 +96,9 @@ type committer struct {
 	pipe    rivetdriver.Pipeliner
 	metrics *Metrics
 	prom    *promMetrics // nil in tests that build a bare committer
+	// timeout bounds one driver call (see Config.StoreTimeout); 0
+	// means none.
+	timeout time.Duration
 	mu      struct {
 		sync.Mutex
 		queue  []*Gate
@@ -125,6 +131,10 @@ func newCommitter(d rivetdriver.Driver, m *Metrics) *committer {
 }
 
 var errCommitterClosed = errors.New("rivet: committer closed")
+
+// errStoreTimeout is the cause of a store call that outlived the store
+// timeout (Config.StoreTimeout).
+var errStoreTimeout = errors.New("rivet: store call timed out")
 
 func (c *committer) submit(g *Gate) {
 	c.mu.Lock()
@@ -211,13 +221,23 @@ func (c *committer) write(batch []*Gate) {
 		c.metrics.Batches.Add(1)
 	}
 	start := time.Now()
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if c.timeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(ctx, c.timeout, errStoreTimeout)
+	}
+	defer cancel()
 	if c.pipe == nil {
-		err := c.driver.Commit(context.Background(), commits)
+		err := c.driver.Commit(ctx, commits)
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("%w after %v: %w", errStoreTimeout, c.timeout, err)
+		}
 		c.observeBatch(start, len(live))
 		c.settle(live, err)
 		return
 	}
-	wait, err := c.pipe.CommitAsync(context.Background(), commits)
+	// The timeout bounds applying the batch; its fsync (wait) takes no
+	// context: a disk that hangs an fsync holds the store.
+	wait, err := c.pipe.CommitAsync(ctx, commits)
 	c.inflight <- inflightBatch{gates: live, wait: wait, err: err, start: start}
 }
 

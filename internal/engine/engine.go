@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -32,6 +33,14 @@ type Config struct {
 	// they trigger. The test kit sets it with its fake clock so that
 	// advancing time is deterministic.
 	SyncTimers bool
+	// StoreTimeout bounds the driver calls the engine makes on its own
+	// (default 30 s): one batch of commits, and the reads that load a
+	// waking actor. Past it a batch fails (its callers get
+	// actor.commit_failed and their actors restart from durable state)
+	// and a wake fails with actor.storage_error, so that a store that
+	// hangs for one actor holds neither every other actor's commits nor
+	// that actor forever.
+	StoreTimeout time.Duration
 	// Inspect keeps what the inspector shows: recent broadcasts of awake
 	// actors, recent log lines of every actor, and change notices for
 	// watchers (see inspect.go).
@@ -141,6 +150,7 @@ func New(cfg Config) (*Engine, error) {
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
 	e.prom = newPromMetrics(e.behaviors)
 	e.committer = newCommitter(e.driver, e.metrics)
+	e.committer.timeout = cmp.Or(cfg.StoreTimeout, DefaultStoreTimeout)
 	e.committer.prom = e.prom
 	e.sched = newScheduler(e)
 	return e, nil
@@ -417,7 +427,7 @@ func (e *Engine) Lookup(ctx context.Context, ns, name string, key []string) (riv
 		if errors.Is(err, rivetdriver.ErrNotFound) {
 			return rec, rivettype.ErrActorNotFound.With("No actor %q with key %q.", name, keyString(key))
 		}
-		return rec, err
+		return rec, storageFailure(e.log, "look up actor", mapDriverErr(err, ""))
 	}
 	return rec, nil
 }
@@ -434,7 +444,7 @@ func (e *Engine) ActionTimeout(name string) time.Duration {
 func (e *Engine) GetActor(ctx context.Context, id string) (rivetdriver.ActorRecord, error) {
 	rec, err := e.driver.GetActor(ctx, id)
 	if err != nil {
-		return rec, mapDriverErr(err, id)
+		return rec, storageFailure(e.log, "get actor", mapDriverErr(err, id))
 	}
 	if rec.Destroyed {
 		return rec, rivettype.ErrActorNotFound.With("Actor %s was destroyed.", id)
@@ -472,7 +482,7 @@ func (e *Engine) create(ctx context.Context, ns, name string, key []string, inpu
 				return rec, false, nil
 			}
 			if !errors.Is(err, rivetdriver.ErrNotFound) {
-				return rec, false, err
+				return rec, false, storageFailure(e.log, "look up actor", mapDriverErr(err, ""))
 			}
 		}
 		rec := rivetdriver.ActorRecord{
@@ -508,7 +518,7 @@ func (e *Engine) create(ctx context.Context, ns, name string, key []string, inpu
 		case errors.Is(err, rivetdriver.ErrDuplicateID) && attempt < 3:
 			continue
 		default:
-			return rec, false, err
+			return rec, false, storageFailure(e.log, "create actor", mapDriverErr(err, rec.ID))
 		}
 	}
 }

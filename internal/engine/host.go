@@ -169,17 +169,39 @@ func mapDriverErr(err error, id string) error {
 	return err
 }
 
+// storageFailure turns err, a store's failure to answer a read (or a
+// create) outside a turn, into what the caller sees: actor.storage_error,
+// logged here with the operation and the driver's error (kept as the
+// cause). Public errors and the caller's own cancellation pass as they
+// are.
+func storageFailure(log *slog.Logger, op string, err error) error {
+	if err == nil || isPublic(err) || Reported(err) {
+		return err
+	}
+	if !errors.Is(err, errStoreTimeout) && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		return err
+	}
+	log.Error("store failed", "op", op, "err", err)
+	return &reportedError{pub: rivettype.ErrStorage, cause: fmt.Errorf("%s: %w", op, err)}
+}
+
 // activate loads the actor from the store and runs its start hooks.
 func (h *host) activate() error {
 	e := h.e
 	ctx := e.ctx
-	rec, state, err := e.driver.Activate(ctx, h.id)
-	if err != nil {
-		err = mapDriverErr(err, h.id)
-		if !isPublic(err) {
-			h.log().Error("activate actor", "err", err)
+	// The store reads are bounded (a hung read would hold the actor
+	// until shutdown); the hooks below run under e.ctx as before.
+	rctx, rcancel := context.WithTimeoutCause(ctx, e.committer.timeout, errStoreTimeout)
+	defer rcancel()
+	timedOut := func(err error) error {
+		if err != nil && rctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("%w after %v: %w", errStoreTimeout, e.committer.timeout, err)
 		}
 		return err
+	}
+	rec, state, err := e.driver.Activate(rctx, h.id)
+	if err != nil {
+		return storageFailure(h.log(), "activate actor", mapDriverErr(timedOut(err), h.id))
 	}
 	b, ok := e.behaviors[rec.Name]
 	if !ok {
@@ -199,9 +221,9 @@ func (h *host) activate() error {
 	h.runCtx, h.runCancel = context.WithCancel(e.ctx)
 	h.inst = b.NewInstance(h.info)
 	h.overlay, h.clearGate, h.pending, h.last = kvLayer{}, nil, nil, nil
-	alarms, err := e.driver.Alarms(ctx, h.id)
+	alarms, err := e.driver.Alarms(rctx, h.id)
 	if err != nil {
-		return fmt.Errorf("load alarms of actor %s: %w", h.id, err)
+		return storageFailure(h.log(), "load alarms", mapDriverErr(timedOut(err), h.id))
 	}
 	h.alarms = make(map[string]rivetdriver.Alarm, len(alarms))
 	for _, a := range alarms {
@@ -246,9 +268,8 @@ func (h *host) activate() error {
 	var stale []*Conn
 	if rec.Initialized {
 		var err error
-		if stale, err = h.restoreConns(ctx); err != nil {
-			h.log().Error("restore connections", "err", err)
-			return err
+		if stale, err = h.restoreConns(rctx); err != nil {
+			return storageFailure(h.log(), "restore connections", timedOut(err))
 		}
 		h.cur = t
 	}

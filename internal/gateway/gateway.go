@@ -636,7 +636,7 @@ func status(e *rivettype.Error) int {
 		return http.StatusForbidden
 	case "actor.overloaded", "guard.rate_limit":
 		return http.StatusTooManyRequests
-	case "actor.stopping", "guard.service_unavailable":
+	case "actor.stopping", "guard.service_unavailable", "actor.storage_error":
 		return http.StatusServiceUnavailable
 	case "core.internal_error":
 		return http.StatusInternalServerError

@@ -98,6 +98,11 @@ type Options struct {
 	// MemTableSize is the size of one Pebble memtable in bytes (default
 	// 4 MiB). Pebble keeps up to two in memory before stalling writes.
 	MemTableSize uint64
+	// FS is the file system the store lives on (default: the operating
+	// system's). Tests pass Pebble's vfs.NewCrashableMem (to simulate a
+	// machine crash that drops unsynced data, with MemFS.CrashClone) or
+	// an errorfs.Wrap (to inject I/O and fsync errors).
+	FS vfs.FS
 }
 
 const (
@@ -160,7 +165,11 @@ var (
 // directory, from this process or another, fails until Close. opts may be
 // nil.
 func Open(dir string, opts *Options) (*Driver, error) {
-	return openFS(dir, opts, vfs.Default)
+	fs := vfs.Default
+	if opts != nil && opts.FS != nil {
+		fs = opts.FS
+	}
+	return openFS(dir, opts, fs)
 }
 
 // openFS is Open on a file system; tests use Pebble's crash-simulating
