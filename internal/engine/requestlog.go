@@ -24,14 +24,17 @@ import (
 // A tunnelled action that succeeds therefore writes, in the commit of its
 // own turn, a record: the request id, a fingerprint of the call (action
 // name and arguments), and the encoded output. The actor keeps the last
-// requestLogSize records. A request whose id and fingerprint match a
-// record is answered from it, after the record is durable, without
-// running the action again. The records of an actor are read once per
-// incarnation, at the first tunnelled action.
+// requestLogSize records, in as many slots reused in turn, so that a
+// record costs one more put in a commit that writes anyway, never a
+// delete (a commit with deletes takes the engine driver's slower journal
+// path). A request whose id and fingerprint match a record is answered
+// from it, after the record is durable, without running the action
+// again. The records of an actor are read once per incarnation, at its
+// first tunnelled action.
 //
-//	ff 72 <u64 sequence, big endian>  version 0x01, request id (8 bytes),
-//	                                  fingerprint (8 bytes), flags (1 byte:
-//	                                  1 = output not kept), output
+//	ff 72 <slot, 1 byte>  version 0x01, sequence (u64, big endian),
+//	                      request id (8 bytes), fingerprint (8 bytes),
+//	                      flags (1 byte: 1 = output not kept), output
 var requestLogPrefix = []byte{0xff, 'r'}
 
 const (
@@ -44,7 +47,7 @@ const (
 	// output is not kept; a re-sent request of that call fails with
 	// actor.request_replayed instead of running the action again.
 	requestLogMaxOutput = 64 << 10
-	requestLogHeader    = 1 + 8 + 8 + 1
+	requestLogHeader    = 1 + 8 + 8 + 8 + 1
 	flagOutputDropped   = 1
 )
 
@@ -84,9 +87,9 @@ func requestIDOf(conn *Conn) (RequestID, bool) {
 
 // requestLog is the in-memory index of an incarnation's records.
 type requestLog struct {
-	byID map[RequestID]requestLogEntry
-	seqs []uint64 // ascending
-	next uint64
+	byID  map[RequestID]requestLogEntry // the newest record of each id
+	slots [requestLogSize]requestLogSlot
+	next  uint64 // the next record's sequence
 }
 
 type requestLogEntry struct {
@@ -94,11 +97,14 @@ type requestLogEntry struct {
 	fp  [8]byte
 }
 
+type requestLogSlot struct {
+	used bool
+	seq  uint64
+	id   RequestID
+}
+
 func requestLogKey(seq uint64) []byte {
-	k := make([]byte, len(requestLogPrefix)+8)
-	copy(k, requestLogPrefix)
-	binary.BigEndian.PutUint64(k[len(requestLogPrefix):], seq)
-	return k
+	return append(bytes.Clone(requestLogPrefix), byte(seq%requestLogSize))
 }
 
 func callFingerprint(name string, args []byte) [8]byte {
@@ -113,19 +119,33 @@ func callFingerprint(name string, args []byte) [8]byte {
 
 var errRequestLog = errors.New("rivet: malformed request record")
 
-// decodeRequestRecord parses a record stored under key.
-func decodeRequestRecord(key, val []byte) (seq uint64, id RequestID, fp [8]byte, dropped bool, out []byte, err error) {
-	if len(key) != len(requestLogPrefix)+8 || !bytes.HasPrefix(key, requestLogPrefix) ||
-		len(val) < requestLogHeader || val[0] != requestLogVersion || val[17] > flagOutputDropped {
-		return 0, id, fp, false, nil, errRequestLog
-	}
-	seq = binary.BigEndian.Uint64(key[len(requestLogPrefix):])
-	copy(id[:], val[1:9])
-	copy(fp[:], val[9:17])
-	return seq, id, fp, val[17] == flagOutputDropped, val[requestLogHeader:], nil
+type requestRecord struct {
+	seq     uint64
+	id      RequestID
+	fp      [8]byte
+	dropped bool
+	out     []byte
 }
 
-func encodeRequestRecord(id RequestID, fp [8]byte, out []byte) []byte {
+// decodeRequestRecord parses a record stored under key.
+func decodeRequestRecord(key, val []byte) (requestRecord, error) {
+	var r requestRecord
+	if len(key) != len(requestLogPrefix)+1 || !bytes.HasPrefix(key, requestLogPrefix) ||
+		len(val) < requestLogHeader || val[0] != requestLogVersion || val[25] > flagOutputDropped {
+		return r, errRequestLog
+	}
+	r.seq = binary.BigEndian.Uint64(val[1:9])
+	if !bytes.Equal(requestLogKey(r.seq), key) {
+		return r, errRequestLog
+	}
+	copy(r.id[:], val[9:17])
+	copy(r.fp[:], val[17:25])
+	r.dropped = val[25] == flagOutputDropped
+	r.out = val[requestLogHeader:]
+	return r, nil
+}
+
+func encodeRequestRecord(seq uint64, id RequestID, fp [8]byte, out []byte) []byte {
 	dropped := len(out) > requestLogMaxOutput
 	n := requestLogHeader
 	if !dropped {
@@ -133,10 +153,11 @@ func encodeRequestRecord(id RequestID, fp [8]byte, out []byte) []byte {
 	}
 	v := make([]byte, requestLogHeader, n)
 	v[0] = requestLogVersion
-	copy(v[1:9], id[:])
-	copy(v[9:17], fp[:])
+	binary.BigEndian.PutUint64(v[1:9], seq)
+	copy(v[9:17], id[:])
+	copy(v[17:25], fp[:])
 	if dropped {
-		v[17] = flagOutputDropped
+		v[25] = flagOutputDropped
 		return v
 	}
 	return append(v, out...)
@@ -154,15 +175,17 @@ func (h *host) loadRequestLog(t *Turn) (*requestLog, error) {
 	}
 	l := &requestLog{byID: make(map[RequestID]requestLogEntry, len(rows))}
 	for _, row := range rows {
-		seq, id, fp, _, _, err := decodeRequestRecord(row.Key, row.Value)
+		r, err := decodeRequestRecord(row.Key, row.Value)
 		if err != nil {
 			h.log().Error("request record unreadable; dropped", "key", fmt.Sprintf("%x", row.Key), "err", err)
 			t.kvDelete(row.Key)
 			continue
 		}
-		l.byID[id] = requestLogEntry{seq: seq, fp: fp}
-		l.seqs = append(l.seqs, seq) // listed in key order: ascending
-		l.next = seq + 1
+		l.slots[r.seq%requestLogSize] = requestLogSlot{used: true, seq: r.seq, id: r.id}
+		if e, ok := l.byID[r.id]; !ok || e.seq < r.seq {
+			l.byID[r.id] = requestLogEntry{seq: r.seq, fp: r.fp}
+		}
+		l.next = max(l.next, r.seq+1)
 	}
 	h.inc.requests = l
 	return l, nil
@@ -198,71 +221,38 @@ func (h *host) replayed(ctx context.Context, id RequestID, name string, args []b
 	if err != nil {
 		return nil, h.lastGate(), true, err
 	}
-	_, _, _, dropped, out, derr := decodeRequestRecord(requestLogKey(e.seq), vals[0])
-	if derr != nil {
-		return nil, h.lastGate(), true, fmt.Errorf("request record of actor %s: %w", h.id, derr)
+	r, derr := decodeRequestRecord(requestLogKey(e.seq), vals[0])
+	if derr != nil || r.seq != e.seq {
+		return nil, h.lastGate(), true, fmt.Errorf("request record of actor %s: %w", h.id, errRequestLog)
 	}
 	h.log().Info("re-sent request answered from its record, action not run again", "action", name, "request", fmt.Sprintf("%x", id[:]))
-	if dropped {
+	if r.dropped {
 		return nil, h.lastGate(), true, ErrRequestReplayed
 	}
-	return out, h.lastGate(), true, nil
+	return r.out, h.lastGate(), true, nil
 }
 
 // recordRequest writes the record of a request whose action succeeded
-// into its turn t, and evicts the oldest beyond requestLogSize. The
-// in-memory index changes only once the turn ends without error
-// (commit).
+// into its turn t, in the slot of the oldest record. The in-memory index
+// changes only once the turn ends without error (commit).
 func (h *host) recordRequest(t *Turn, id RequestID, fp [8]byte, out []byte) (commit func()) {
 	l := h.inc.requests
 	if l == nil {
 		return func() {}
 	}
 	seq := l.next
-	t.kvPut(requestLogKey(seq), encodeRequestRecord(id, fp, out))
-	old, replaced := l.byID[id]
-	if replaced {
-		t.kvDelete(requestLogKey(old.seq))
-	}
-	var evict []uint64
-	n := len(l.seqs) + 1
-	if replaced {
-		n--
-	}
-	for _, s := range l.seqs {
-		if n <= requestLogSize {
-			break
-		}
-		if replaced && s == old.seq {
-			continue
-		}
-		evict = append(evict, s)
-		t.kvDelete(requestLogKey(s))
-		n--
-	}
+	t.kvPut(requestLogKey(seq), encodeRequestRecord(seq, id, fp, out))
 	return func() {
 		if h.inc == nil || h.inc.requests != l {
 			return
 		}
-		gone := map[uint64]bool{}
-		for _, s := range evict {
-			gone[s] = true
-		}
-		if replaced {
-			gone[old.seq] = true
-		}
-		for k, e := range l.byID {
-			if gone[e.seq] {
-				delete(l.byID, k)
+		slot := &l.slots[seq%requestLogSize]
+		if slot.used {
+			if e, ok := l.byID[slot.id]; ok && e.seq == slot.seq {
+				delete(l.byID, slot.id)
 			}
 		}
-		kept := l.seqs[:0]
-		for _, s := range l.seqs {
-			if !gone[s] {
-				kept = append(kept, s)
-			}
-		}
-		l.seqs = append(kept, seq)
+		*slot = requestLogSlot{used: true, seq: seq, id: id}
 		l.byID[id] = requestLogEntry{seq: seq, fp: fp}
 		l.next = seq + 1
 	}

@@ -126,28 +126,29 @@ func TestRequestReplayedAnsweredFromRecord(t *testing.T) {
 func TestRequestRecordEncoding(t *testing.T) {
 	id := RequestID{1, 2, 3, 4, 5, 6, 7, 8}
 	fp := callFingerprint("inc", []byte{1})
-	small := []byte("output")
-	seq, gid, gfp, dropped, out, err := decodeRequestRecord(requestLogKey(42), encodeRequestRecord(id, fp, small))
-	if err != nil || seq != 42 || gid != id || gfp != fp || dropped || string(out) != "output" {
-		t.Fatalf("decode: %d %x %x %v %q %v", seq, gid, gfp, dropped, out, err)
+	r, err := decodeRequestRecord(requestLogKey(42), encodeRequestRecord(42, id, fp, []byte("output")))
+	if err != nil || r.seq != 42 || r.id != id || r.fp != fp || r.dropped || string(r.out) != "output" {
+		t.Fatalf("decode: %+v %v", r, err)
 	}
 	big := make([]byte, requestLogMaxOutput+1)
-	v := encodeRequestRecord(id, fp, big)
+	v := encodeRequestRecord(1, id, fp, big)
 	if len(v) != requestLogHeader {
 		t.Fatalf("a record of a %d-byte output is %d bytes", len(big), len(v))
 	}
-	if _, _, _, dropped, _, err := decodeRequestRecord(requestLogKey(1), v); err != nil || !dropped {
-		t.Fatalf("big: dropped %v, err %v", dropped, err)
+	if r, err := decodeRequestRecord(requestLogKey(1), v); err != nil || !r.dropped {
+		t.Fatalf("big: %+v, err %v", r, err)
 	}
 	flags2 := append([]byte{}, v...)
-	flags2[17] = 2
-	for _, bad := range [][]byte{nil, {2}, v[:requestLogHeader-1], append([]byte{2}, v[1:]...), flags2} {
-		if _, _, _, _, _, err := decodeRequestRecord(requestLogKey(1), bad); err == nil {
+	flags2[25] = 2
+	for _, bad := range [][]byte{nil, {1}, v[:requestLogHeader-1], append([]byte{2}, v[1:]...), flags2} {
+		if _, err := decodeRequestRecord(requestLogKey(1), bad); err == nil {
 			t.Fatalf("%x decoded", bad)
 		}
 	}
-	if _, _, _, _, _, err := decodeRequestRecord([]byte{0xff, 'r', 1}, v); err == nil {
-		t.Fatal("a short key decoded")
+	for _, key := range [][]byte{requestLogKey(2), {0xff, 'r'}, append(requestLogKey(1), 0)} {
+		if _, err := decodeRequestRecord(key, v); err == nil {
+			t.Fatalf("the record of sequence 1 decoded under key %x", key)
+		}
 	}
 	if callFingerprint("inc", nil) == callFingerprint("in", []byte("c")) {
 		t.Fatal("fingerprint ignores where the name ends")
