@@ -50,6 +50,12 @@
 // replayed by whichever runner activates the actor next. A destroy is
 // one KvDropRequest.
 //
+// Group commit: Commit writes the actors of a batch concurrently, and
+// within one actor sends consecutive put-only commits that fit one
+// request together as one KvPutRequest (the last value of a key wins);
+// they are durable together, in order with the actor's other commits
+// (commitMerged).
+//
 // A key longer than the engine allows (2048 bytes counted as length + 2,
 // minus our one-byte space prefix: user keys up to MaxUserKeySize) fails
 // the commit with kv.invalid_key before anything is sent; the runtime
