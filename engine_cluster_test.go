@@ -830,3 +830,119 @@ func engineActorIDOfURL(t *testing.T, eng *enginetest.Engine, key string) string
 	id, _ := engineActorIDOf(t, eng, "counter", key)
 	return id
 }
+
+// TestEngineRunnerFanout: 100 connections to one actor through the
+// engine (by actor id: the query form's route resolution times out under
+// load, docs/engine-runner.md §13), each subscribed to the actor's
+// event; every connection receives every one of 10 events, in order. A
+// connection the engine closes while it opens is opened again (logged).
+func TestEngineRunnerFanout(t *testing.T) {
+	const conns, events = 100, 10
+	eng := enginetest.Start(t, enginetest.Options{})
+	startEngineRunnerURL(t, eng.GuardURL(), "runner-fanout")
+	hc := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(hc.CloseIdleConnections)
+	cl := rivetclient.New(eng.GuardURL(), rivetclient.WithHTTPClient(hc), rivetclient.WithEncoding("json"))
+	callInt(t, cl, "fanout", "getCount") // creates it
+	id := engineActorIDOfURL(t, eng, "fanout")
+	h := cl.GetForID("counter", id)
+	var mu sync.Mutex
+	seen := make([][]int, conns)
+	cs := make([]*rivetclient.Connection, conns)
+	errs := map[string]int{} // why connections were given up
+	open := func(k int) {
+		c := h.Connect()
+		t.Cleanup(func() { _ = c.Close() })
+		c.OnError(func(err error) {
+			mu.Lock()
+			errs[err.Error()]++
+			mu.Unlock()
+		})
+		c.On("newCount", func(a rivet.Args) {
+			var n int
+			if a.Decode(0, &n) != nil {
+				return
+			}
+			mu.Lock()
+			seen[k] = append(seen[k], n)
+			mu.Unlock()
+		})
+		cs[k] = c
+	}
+	for k := range conns {
+		open(k)
+	}
+	// A connection is subscribed once it has seen an event: increment
+	// until all have.
+	all := func(pred func([]int) bool) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range seen {
+			if !pred(s) {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for !all(func(s []int) bool { return len(s) > 0 }) {
+		if time.Now().After(deadline) {
+			n := 0
+			mu.Lock()
+			for _, s := range seen {
+				if len(s) > 0 {
+					n++
+				}
+			}
+			why := fmt.Sprint(errs)
+			mu.Unlock()
+			t.Fatalf("only %d of %d connections subscribed; errors: %v", n, conns, why)
+		}
+		// A connection the engine closed while it opened is given up by
+		// the client (status idle): open it again, as an application
+		// would.
+		for k, c := range cs {
+			mu.Lock()
+			subscribed := len(seen[k]) > 0
+			mu.Unlock()
+			if !subscribed && c.Status() == rivetclient.StatusIdle {
+				_ = c.Close()
+				open(k)
+			}
+		}
+		callInt(t, cl, "fanout", "increment", 1)
+		time.Sleep(200 * time.Millisecond)
+	}
+	base := callInt(t, cl, "fanout", "getCount")
+	for range events {
+		callInt(t, cl, "fanout", "increment", 1)
+	}
+	has := func(s []int) bool {
+		got := 0
+		for _, n := range s {
+			if n > base {
+				if n != base+got+1 {
+					return false
+				}
+				got++
+			}
+		}
+		return got == events
+	}
+	mu.Lock()
+	if len(errs) > 0 {
+		t.Logf("connections reopened after the engine closed them while opening: %v", errs)
+	}
+	mu.Unlock()
+	waitCluster(t, fmt.Sprintf("every connection to receive %d events", events), 60*time.Second, func() bool { return all(has) }, func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		short := 0
+		for _, s := range seen {
+			if !has(s) {
+				short++
+			}
+		}
+		return fmt.Sprintf("%d of %d connections missing events or out of order", short, conns)
+	})
+}
