@@ -910,31 +910,57 @@ func TestEngineRunnerFanout(t *testing.T) {
 				open(k)
 			}
 		}
-		callInt(t, cl, "fanout", "increment", 1)
+		// The engine under load fails some calls (route timeouts): the
+		// loop tries again.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, _ = rivetclient.Call[int](ctx, h, "increment", 1)
+		cancel()
 		time.Sleep(200 * time.Millisecond)
 	}
-	base := callInt(t, cl, "fanout", "getCount")
-	for range events {
-		callInt(t, cl, "fanout", "increment", 1)
-	}
-	has := func(s []int) bool {
-		got := 0
-		for _, n := range s {
-			if n > base {
-				if n != base+got+1 {
-					return false
-				}
-				got++
+	count := func() int {
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			n, err := rivetclient.Call[int](ctx, h, "getCount")
+			cancel()
+			if err == nil {
+				return n
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("getCount: %v", err)
 			}
 		}
-		return got == events
+	}
+	base := count()
+	for acked := 0; acked < events; {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if _, err := rivetclient.Call[int](ctx, h, "increment", 1); err == nil {
+			acked++
+		} else if time.Now().After(deadline) {
+			t.Fatalf("increment: %v", err)
+		}
+		cancel()
+	}
+	// A failed call may have been applied too: every connection must
+	// see every value from base+1 to the final count, in order.
+	final := count()
+	has := func(s []int) bool {
+		next := base + 1
+		for _, n := range s {
+			if n > base {
+				if n != next {
+					return false
+				}
+				next++
+			}
+		}
+		return next == final+1
 	}
 	mu.Lock()
 	if len(errs) > 0 {
 		t.Logf("connections reopened after the engine closed them while opening: %v", errs)
 	}
 	mu.Unlock()
-	waitCluster(t, fmt.Sprintf("every connection to receive %d events", events), 60*time.Second, func() bool { return all(has) }, func() string {
+	waitCluster(t, fmt.Sprintf("every connection to receive the %d events after %d", final-base, base), 60*time.Second, func() bool { return all(has) }, func() string {
 		mu.Lock()
 		defer mu.Unlock()
 		short := 0
