@@ -155,9 +155,16 @@ func fanout(ctx context.Context, c *rivetclient.Client, conns, n int, r *result)
 	var lastEvent time.Time
 	var got, subscribed atomic.Int64
 	ready := make([]atomic.Bool, conns)
+	firstErrs := make([]atomic.Pointer[string], conns)
+	cs := make([]*rivetclient.Connection, conns)
 	for k := range conns {
 		conn := room.Connect()
 		defer conn.Close()
+		cs[k] = conn
+		conn.OnError(func(err error) {
+			e := err.Error()
+			firstErrs[k].CompareAndSwap(nil, &e)
+		})
 		conn.On("newMessage", func(a rivet.Args) {
 			// Only the text: RivetKit sends ts as a float (Date.now() is a
 			// JavaScript number).
@@ -213,7 +220,19 @@ func fanout(ctx context.Context, c *rivetclient.Client, conns, n int, r *result)
 	if s := subscribed.Load(); s == 0 {
 		return fmt.Errorf("no connection of %d received a message", conns)
 	} else if s < int64(conns) {
-		r.Note = fmt.Sprintf("%d of %d connections never received a message in the subscribe phase; their events count as lost", int64(conns)-s, conns)
+		// Why: each such connection's status and first error.
+		why := map[string]int{}
+		for k := range conns {
+			if ready[k].Load() {
+				continue
+			}
+			e := "no error"
+			if p := firstErrs[k].Load(); p != nil {
+				e = *p
+			}
+			why[fmt.Sprintf("status %v, %s", cs[k].Status(), e)]++
+		}
+		r.Note = fmt.Sprintf("%d of %d connections never received a message in the subscribe phase; their events count as lost (%v)", int64(conns)-s, conns, why)
 	}
 	t0 := time.Now()
 	for i := range n {

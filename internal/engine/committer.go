@@ -19,6 +19,9 @@ type incarnation struct {
 	generation uint64
 	failed     atomic.Bool
 	nm         *nameMetrics // the actor name's metrics, nil if unknown
+	// requests indexes the request records (requestlog.go), read at
+	// the first tunnelled action; owned by the host's goroutine.
+	requests *requestLog
 }
 
 // Gate is the durability promise of a turn. A turn's result and the events

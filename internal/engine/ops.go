@@ -21,6 +21,12 @@ func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, param
 		h.countError(err)
 		return nil, h.lastGate(), nil, err
 	}
+	rid, once := requestIDOf(conn)
+	if once {
+		if out, g, ok, err := h.replayed(ctx, rid, name, rawArgs); ok {
+			return out, g, nil, err
+		}
+	}
 	var det *Detached
 	if conn == nil {
 		conn = NewStatelessConn(params, nil)
@@ -61,9 +67,15 @@ func (h *host) action(ctx context.Context, deadline time.Time, conn *Conn, param
 		out, err = encode(res)
 		return err
 	})
+	record := func() {}
+	if once && err == nil && det == nil {
+		record = h.recordRequest(t, rid, callFingerprint(name, rawArgs), out)
+	}
 	g, err := h.endTurn(t, err)
 	if err != nil {
 		det = nil
+	} else {
+		record()
 	}
 	if det != nil {
 		h.detach(det, conn)

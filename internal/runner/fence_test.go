@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -91,5 +92,61 @@ func TestWriteFenceShortThreshold(t *testing.T) {
 	clk.advance(200 * time.Millisecond)
 	if err := r.Writable(); !errors.Is(err, ErrWriteFenced) {
 		t.Fatalf("1.1 s after the init: %v, want ErrWriteFenced", err)
+	}
+}
+
+type stopRecorder struct{ stops chan string }
+
+func (stopRecorder) Start(context.Context, Actor) error { return nil }
+func (s stopRecorder) Stop(_ context.Context, id string, gen uint32, reason envoy.StopActorReason) error {
+	s.stops <- fmt.Sprintf("%s/%d/%v", id, gen, reason)
+	return nil
+}
+
+// TestStalledConnectionLosesActors: while the engine's pings arrive the
+// runner keeps its actors; once the last one is older than the engine's
+// lost threshold on a connection that never closed (a stall), the engine
+// has restarted the actors elsewhere without telling this runner, so it
+// stops them locally (reason Lost) and closes the connection to
+// reconnect.
+func TestStalledConnectionLosesActors(t *testing.T) {
+	clk := &fakeClock{now: time.Unix(1000, 0)}
+	rec := stopRecorder{stops: make(chan string, 4)}
+	r := New(Config{Now: clk.Now, Actors: rec})
+	ctx := context.Background()
+	r.handle(ctx, envoy.ToEnvoyInit{Metadata: envoy.ProtocolMetadata{EnvoyLostThreshold: 3000}})
+	r.mu.Lock()
+	r.mu.generation["a"] = 2
+	r.mu.Unlock()
+	closed := make(chan struct{})
+	done := make(chan struct{})
+	defer close(done)
+	go r.watchStall(func() { close(closed) }, done)
+
+	clk.advance(2900 * time.Millisecond)
+	r.handle(ctx, envoy.ToEnvoyPing{Ts: 1})
+	clk.advance(2900 * time.Millisecond) // 2.9 s after the last ping
+	if _, _, stalled := r.takeStalled(); stalled {
+		t.Fatal("stalled 2.9 s after a ping (threshold 3 s)")
+	}
+	if r.actorCount() != 1 {
+		t.Fatal("the actor was dropped before the threshold")
+	}
+	clk.advance(200 * time.Millisecond)
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the stalled connection was not closed")
+	}
+	select {
+	case got := <-rec.stops:
+		if want := fmt.Sprintf("a/2/%v", envoy.StopActorReasonLost); got != want {
+			t.Fatalf("stopped %s, want %s", got, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the actor was not stopped")
+	}
+	if r.actorCount() != 0 {
+		t.Fatalf("%d actors still held", r.actorCount())
 	}
 }

@@ -359,6 +359,9 @@ func (r *Runner) session(ctx context.Context) error {
 		_ = conn.Close(websocket.StatusNormalClosure, "envoy.shutdown")
 	})
 	defer stop()
+	watchDone := make(chan struct{})
+	defer close(watchDone)
+	go r.watchStall(func() { _ = conn.CloseNow() }, watchDone)
 
 	names := map[string]envoy.ActorName{}
 	for _, n := range r.cfg.Names {
@@ -640,9 +643,15 @@ func (r *Runner) lose() {
 	actors := r.mu.generation
 	r.mu.generation = map[string]uint32{}
 	r.mu.Unlock()
+	r.stopLost(actors, "engine unreachable past its lost threshold: stopping this runner's actors")
+}
+
+// stopLost stops actors (taken from r.mu.generation) locally, with
+// reason Lost, telling the engine nothing.
+func (r *Runner) stopLost(actors map[string]uint32, why string) {
 	r.signalDrain()
 	if len(actors) > 0 {
-		r.log.Warn("engine unreachable past its lost threshold: stopping this runner's actors", "actors", len(actors))
+		r.log.Warn(why, "actors", len(actors))
 	}
 	for id, gen := range actors {
 		r.run(id, func() {
@@ -651,6 +660,55 @@ func (r *Runner) lose() {
 			}
 		})
 	}
+}
+
+// watchStall closes the connection when the engine's messages stop arriving while
+// the socket stays open (a stalled connection: neither end sees a close)
+// for longer than the engine's lost threshold. By then the engine, whose
+// ping timeout is the same by default, has dropped this runner and
+// started its actors elsewhere without sending it a stop command
+// (docs/engine-runner.md §5 "Runner lost"): the runner stops them here,
+// as after a disconnection, so that it neither serves nor writes for
+// them after the connection heals, and a later drain does not wait for
+// stops the engine will never send. Then it reconnects.
+func (r *Runner) watchStall(closeConn func(), done <-chan struct{}) {
+	for {
+		r.mu.Lock()
+		every := max(r.mu.lostAfter/10, 50*time.Millisecond)
+		r.mu.Unlock()
+		t := time.NewTimer(every)
+		select {
+		case <-done:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		if age, actors, stalled := r.takeStalled(); stalled {
+			r.stopLost(actors, fmt.Sprintf("no message from the engine for %v (its lost threshold passed): the engine has given this runner's actors to others; stopping them here and reconnecting", age.Round(time.Millisecond)))
+			closeConn()
+			return
+		}
+	}
+}
+
+// takeStalled reports whether the runner is connected and initialized
+// and the engine's last ping (or init) is older than its lost
+// threshold; if so it takes the runner's actors (to stop them).
+func (r *Runner) takeStalled() (time.Duration, map[string]uint32, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	select {
+	case <-r.mu.ready:
+	default:
+		return 0, nil, false
+	}
+	age := r.cfg.Now().Sub(r.mu.pingAt)
+	if age <= r.mu.lostAfter {
+		return age, nil, false
+	}
+	actors := r.mu.generation
+	r.mu.generation = map[string]uint32{}
+	return age, actors, true
 }
 
 // stopRequestWait bounds how long a stop command waits for the actor's

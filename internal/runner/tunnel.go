@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/rivetgo/rivet/internal/engine"
 	"github.com/rivetgo/rivet/internal/envoy"
 )
 
@@ -94,6 +95,10 @@ func (r *Runner) tunnel(ctx context.Context, m envoy.ToEnvoyTunnelMessage) {
 func (r *Runner) serve(ctx context.Context, id envoy.MessageID, start envoy.ToEnvoyRequestStart, body []byte) {
 	k := requestKey(id)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	// The engine re-sends a request with the same ids when the runner
+	// it went to died before answering: an action applied by that
+	// runner is answered from its record (engine.WithRequestID).
+	rctx = engine.WithRequestID(rctx, engine.RequestID(k))
 	r.mu.Lock()
 	r.mu.serving[k] = cancel
 	r.mu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -435,4 +437,207 @@ func BenchmarkEngineCommit(b *testing.B) {
 func withID(c *rivetdriver.Commit, id string) *rivetdriver.Commit {
 	c.ActorID = id
 	return c
+}
+
+// BenchmarkEngineConcurrentCommits measures commits through the engine's
+// KV as the runtime makes them: 8 callers, each waiting for its commit
+// before the next (a turn's answer waits for its commit), and one
+// group-commit loop like the runtime's committer (internal/engine): it
+// hands everything queued to one Driver.Commit call, the next call
+// starting when that one returned. "8-actors": each caller on its own
+// actor; "1-actor": the 8 callers on one actor (its turns run one after
+// the other, their commits queue). Each commit is a state and one KV
+// put, the common turn. Reported: commits/s, commits per Commit call,
+// and engine KV requests per commit (the figure that does not depend on
+// the machine's load).
+func BenchmarkEngineConcurrentCommits(b *testing.B) {
+	f := newFixture(b)
+	ck := &countKV{kv: f.d.kv}
+	f.d.kv = ck
+	const callers = 8
+	for _, c := range []struct {
+		name   string
+		actors int
+	}{{"8-actors", 8}, {"1-actor", 1}} {
+		b.Run(c.name, func(b *testing.B) {
+			f.t = b
+			ids := make([]string, c.actors)
+			for i := range ids {
+				ids[i] = f.actor()
+			}
+			gc := startGroupCommit(f.d)
+			defer gc.close()
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			reqs := ck.n.Load()
+			b.ResetTimer()
+			for w := range callers {
+				wg.Go(func() {
+					id := ids[w%len(ids)]
+					for {
+						i := next.Add(1)
+						if i > int64(b.N) {
+							return
+						}
+						err := gc.commit(&rivetdriver.Commit{ActorID: id, Generation: 1, State: fmt.Appendf(nil, "s%d", i), KVPut: kvs(fmt.Sprintf("k%d", w), "v")})
+						if err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "commits/s")
+			b.ReportMetric(float64(b.N)/float64(gc.calls.Load()), "commits/call")
+			b.ReportMetric(float64(ck.n.Load()-reqs)/float64(b.N), "kvreqs/commit")
+		})
+	}
+}
+
+// groupCommit is the runtime's committer in miniature (see
+// BenchmarkEngineConcurrentCommits).
+type groupCommit struct {
+	d     *Driver
+	mu    sync.Mutex
+	queue []pendingCommit
+	wake  chan struct{}
+	done  chan struct{}
+	calls atomic.Int64
+}
+
+type pendingCommit struct {
+	c    *rivetdriver.Commit
+	done chan error
+}
+
+func startGroupCommit(d *Driver) *groupCommit {
+	g := &groupCommit{d: d, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go g.run()
+	return g
+}
+
+func (g *groupCommit) commit(c *rivetdriver.Commit) error {
+	p := pendingCommit{c: c, done: make(chan error, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+	return <-p.done
+}
+
+func (g *groupCommit) run() {
+	for {
+		select {
+		case <-g.wake:
+		case <-g.done:
+			return
+		}
+		for {
+			g.mu.Lock()
+			batch := g.queue
+			g.queue = nil
+			g.mu.Unlock()
+			if len(batch) == 0 {
+				break
+			}
+			cs := make([]*rivetdriver.Commit, len(batch))
+			for i, p := range batch {
+				cs[i] = p.c
+			}
+			g.calls.Add(1)
+			err := g.d.Commit(context.Background(), cs)
+			for _, p := range batch {
+				if err != nil {
+					p.done <- err
+				} else {
+					p.done <- p.c.Err
+				}
+			}
+		}
+	}
+}
+
+func (g *groupCommit) close() { close(g.done) }
+
+// countKV counts the KV requests a driver sends.
+type countKV struct {
+	kv KV
+	n  atomic.Int64
+}
+
+func (c *countKV) KV(ctx context.Context, actorID string, req envoy.KVRequestData) (envoy.KVResponseData, error) {
+	c.n.Add(1)
+	return c.kv.KV(ctx, actorID, req)
+}
+
+// TestEngineGroupCommitOneActor: the commits of one actor handed to one
+// Commit call that only write, and fit one engine request together, are
+// one KvPutRequest (a key written twice keeps the last value, a chunked
+// value among them); a commit with deletes, one that overwrites a chunked
+// value, and a stale generation are committed on their own, in order.
+func TestEngineGroupCommitOneActor(t *testing.T) {
+	f := newFixture(t)
+	id := f.actor()
+	ck := &countKV{kv: f.d.kv}
+	f.d.kv = ck
+	big := random(300 << 10)
+	batch := func(cs ...*rivetdriver.Commit) {
+		t.Helper()
+		for _, c := range cs {
+			c.ActorID = id
+			if c.Generation == 0 {
+				c.Generation = f.gen(id)
+			}
+		}
+		if err := f.d.Commit(f.ctx, cs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c1 := &rivetdriver.Commit{State: []byte("s1"), KVPut: kvs("a", "1", "b", "1")}
+	c2 := &rivetdriver.Commit{State: []byte("s2"), KVPut: kvs("a", "2")}
+	c3 := &rivetdriver.Commit{KVPut: []rivetdriver.KV{{Key: []byte("big"), Value: big}}}
+	batch(c1, c2, c3)
+	for i, c := range []*rivetdriver.Commit{c1, c2, c3} {
+		if c.Err != nil {
+			t.Fatalf("commit %d: %v", i+1, c.Err)
+		}
+	}
+	if n := ck.n.Load(); n != 1 {
+		t.Fatalf("three put-only commits of one actor took %d KV requests, want 1", n)
+	}
+	if got := f.kv(id, rivetdriver.ListOptions{}); got != fmt.Sprintf("a=2;b=1;big=<%d:%x>;", len(big), big[0]) {
+		t.Fatalf("after the merged commit: %s", got)
+	}
+
+	c4 := &rivetdriver.Commit{State: []byte("s4"), KVDelete: [][]byte{[]byte("b")}, KVPut: kvs("c", "1")}
+	c5 := &rivetdriver.Commit{KVPut: kvs("big", "x")} // drops the chunks: not merged
+	stale := &rivetdriver.Commit{Generation: f.gen(id) + 1, KVPut: kvs("z", "1")}
+	c6 := &rivetdriver.Commit{State: []byte("s6"), KVPut: kvs("d", "1")}
+	c7 := &rivetdriver.Commit{KVPut: kvs("a", "7")}
+	batch(c4, c5, stale, c6, c7)
+	for i, c := range []*rivetdriver.Commit{c4, c5, c6, c7} {
+		if c.Err != nil {
+			t.Fatalf("commit %d of the second batch: %v", i+1, c.Err)
+		}
+	}
+	if !errors.Is(stale.Err, rivetdriver.ErrFenced) {
+		t.Fatalf("a commit of another generation: %v, want ErrFenced", stale.Err)
+	}
+	if got := f.kv(id, rivetdriver.ListOptions{}); got != "a=7;big=x;c=1;d=1;" {
+		t.Fatalf("after the second batch: %s", got)
+	}
+	if st := f.restart(id); string(st) != "s6" {
+		t.Fatalf("state after restart %q, want s6", st)
+	}
+	if got := f.kv(id, rivetdriver.ListOptions{}); got != "a=7;big=x;c=1;d=1;" {
+		t.Fatalf("after restart: %s", got)
+	}
+	if raw := f.raw(id, pfxChunk, pfxChunkIdx+1); raw != "" {
+		t.Fatalf("chunks left after the chunked value was overwritten: %s", raw)
+	}
 }

@@ -50,6 +50,12 @@
 // replayed by whichever runner activates the actor next. A destroy is
 // one KvDropRequest.
 //
+// Group commit: Commit writes the actors of a batch concurrently, and
+// within one actor sends consecutive put-only commits that fit one
+// request together as one KvPutRequest (the last value of a key wins);
+// they are durable together, in order with the actor's other commits
+// (commitMerged).
+//
 // A key longer than the engine allows (2048 bytes counted as length + 2,
 // minus our one-byte space prefix: user keys up to MaxUserKeySize) fails
 // the commit with kv.invalid_key before anything is sent; the runtime
@@ -73,6 +79,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sort"
 	"sync"
 
@@ -655,13 +662,89 @@ func (d *Driver) Commit(ctx context.Context, batch []*rivetdriver.Commit) error 
 	var wg sync.WaitGroup
 	for _, id := range order {
 		wg.Go(func() {
-			for _, c := range byActor[id] {
-				c.Err = d.commit(ctx, c)
+			cs := byActor[id]
+			for len(cs) > 0 {
+				if n := d.commitMerged(ctx, cs); n > 0 {
+					cs = cs[n:]
+					continue
+				}
+				cs[0].Err = d.commit(ctx, cs[0])
+				cs = cs[1:]
 			}
 		})
 	}
 	wg.Wait()
 	return nil
+}
+
+// commitMerged is group commit within one actor: the actor's commits
+// queued together (its turns ran while an earlier write was in flight)
+// that only write, and whose writes fit one engine request together,
+// are sent as one KvPutRequest, which the engine applies atomically;
+// a key written by several gets the value of the last. They land
+// together or not at all, in order with the actor's other commits. It
+// returns how many of the leading commits of cs it wrote (their Err
+// set), 0 when fewer than two qualify (the caller commits the first
+// alone).
+func (d *Driver) commitMerged(ctx context.Context, cs []*rivetdriver.Commit) int {
+	if len(cs) < 2 {
+		return 0
+	}
+	p, err := d.placement(cs[0].ActorID)
+	if err != nil {
+		return 0
+	}
+	p.work.Lock()
+	defer p.work.Unlock()
+	p.mu.Lock()
+	destroyed, pending, chunks := p.mu.destroyed, p.mu.pending != nil, p.mu.chunks
+	p.mu.Unlock()
+	if destroyed || pending {
+		return 0
+	}
+	var puts []rivetdriver.KV
+	at := map[string]int{}
+	n := 0
+	for _, c := range cs {
+		if c.Generation != p.rec.Generation || c.Destroy {
+			break
+		}
+		o, next, err := plan(c, chunks)
+		if err != nil || len(o.ranges) > 0 || len(o.dels) > 0 {
+			break
+		}
+		merged := slices.Clone(puts)
+		idx := maps.Clone(at)
+		for _, kv := range o.puts {
+			if i, ok := idx[string(kv.Key)]; ok {
+				merged[i] = kv
+				continue
+			}
+			idx[string(kv.Key)] = len(merged)
+			merged = append(merged, kv)
+		}
+		if !fitsOnePut(merged) {
+			break
+		}
+		puts, at, chunks = merged, idx, next
+		n++
+	}
+	if n < 2 {
+		return 0
+	}
+	err = nil
+	if len(puts) > 0 {
+		err = d.put(ctx, cs[0].ActorID, puts)
+	}
+	if err == nil {
+		p.mu.Lock()
+		p.mu.chunks = chunks
+		p.mu.Unlock()
+	}
+	for _, c := range cs[:n] {
+		c.Err = err
+	}
+	return n
 }
 
 func (d *Driver) commit(ctx context.Context, c *rivetdriver.Commit) error {
