@@ -1,0 +1,128 @@
+package soak_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rivetgo/rivet/internal/enginetest"
+	"github.com/rivetgo/rivet/internal/soak"
+)
+
+// TestSoakChild is the server process the soak kills.
+func TestSoakChild(t *testing.T) {
+	if os.Getenv(soak.EnvMode) == "" {
+		t.Skip("the server process of TestCrashSoak")
+	}
+	soak.RunChild()
+}
+
+// kills is the number of kills per backend: SOAK_KILLS, or def (the short
+// form CI runs).
+func kills(t *testing.T, def int) int {
+	if v := os.Getenv("SOAK_KILLS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("SOAK_KILLS=%q: want a positive number", v)
+		}
+		return n
+	}
+	return def
+}
+
+func options(t *testing.T, n int) soak.Options {
+	var seed uint64
+	if v := os.Getenv("SOAK_SEED"); v != "" {
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
+	return soak.Options{
+		Kills: n,
+		Dir:   t.TempDir(),
+		Seed:  seed,
+		Log:   logWriter{t},
+		Command: func(env []string) *exec.Cmd {
+			cmd := exec.Command(os.Args[0], "-test.run=^TestSoakChild$", "-test.count=1")
+			cmd.Env = append(os.Environ(), env...)
+			cmd.Stderr = os.Stderr
+			return cmd
+		},
+	}
+}
+
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(b []byte) (int, error) {
+	if os.Getenv("SOAK_VERBOSE") != "" || !isRoundLine(b) {
+		w.t.Log(string(b))
+	}
+	return len(b), nil
+}
+
+func isRoundLine(b []byte) bool { return len(b) > 8 && string(b[:8]) == "  round " }
+
+func check(t *testing.T, r *soak.Report, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%v (so far: %v)", err, r)
+	}
+	t.Logf("SOAK %v", r)
+	if r.Violations() > 0 {
+		t.Errorf("%d violations:", r.Violations())
+		for _, e := range r.Examples {
+			t.Errorf("  %s", e)
+		}
+	}
+	if r.AlarmsPendingAtKill == 0 && r.Kills >= 3 {
+		t.Errorf("no alarm was pending at any kill: recovery of alarms went unexercised")
+	}
+}
+
+// TestCrashSoak runs mixed load (actions, connections with events, alarms,
+// queue sends and receives) against a server process on each backend,
+// kills it with SIGKILL at random points SOAK_KILLS times and restarts it,
+// then audits: no acknowledged write lost, no effect applied twice (alarms
+// are at least once), every acknowledged alarm fired, every actor answers
+// after each restart, nothing that was never sent appears. The short form
+// (a few kills per backend) runs in CI; `make soak` runs the long one.
+func TestCrashSoak(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes")
+	}
+	t.Run("embedded", func(t *testing.T) {
+		o := options(t, kills(t, 4))
+		r, err := soak.Run(context.Background(), soak.Backend{Name: "embedded", Mode: "embedded"}, o)
+		check(t, r, err)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv("SOAK_SKIP_POSTGRES") != "" {
+			t.Skip("SOAK_SKIP_POSTGRES")
+		}
+		db := enginetest.FreshDatabase(t)
+		o := options(t, kills(t, 3))
+		r, err := soak.Run(context.Background(), soak.Backend{Name: "postgres", Mode: "postgres", PostgresURL: db}, o)
+		check(t, r, err)
+	})
+	t.Run("engine", func(t *testing.T) {
+		if os.Getenv("SOAK_SKIP_ENGINE") != "" {
+			t.Skip("SOAK_SKIP_ENGINE")
+		}
+		n := kills(t, 2)
+		if v := os.Getenv("SOAK_ENGINE_KILLS"); v != "" {
+			n, _ = strconv.Atoi(v)
+		}
+		// Short runner thresholds: a dead runner's actors move in seconds.
+		eng := enginetest.Start(t, enginetest.Options{Pegboard: map[string]any{
+			"envoy_update_ping_interval": 1000,
+			"envoy_ping_timeout":         3000,
+			"envoy_lost_threshold":       3000,
+		}})
+		o := options(t, n)
+		o.Actors = 4 // the engine stalls creating more than a handful of actors
+		o.MaxAcks = 100
+		r, err := soak.Run(context.Background(), soak.Backend{Name: "engine", Mode: "engine", EngineURL: eng.GuardURL(), Timeout: 2 * time.Minute}, o)
+		check(t, r, err)
+	})
+}
