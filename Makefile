@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine bench bench-report bench-peer bench-engine run
+.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine bench bench-report bench-peer bench-engine run soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -78,3 +78,15 @@ bench-peer: ## RivetKit 2.3.19 side by side with rivet serve and the baseline (n
 
 bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners behind rivet-engine (needs `make engine`, node, npm; ~25 min)
 	bash bench/peer/run.sh -scenario engine -target engine
+
+# The crash soak's long form (docs/RELIABILITY.md, "Crash soak"): mixed
+# load against a server process killed with SIGKILL and restarted
+# SOAK_KILLS times per backend, then an audit. SOAK_FOR ends a backend's
+# kills early once that much time has passed (a kill through the engine
+# takes ~5-10 s); SOAK_SEED replays kill points; SOAK_SKIP_POSTGRES=1 and
+# SOAK_SKIP_ENGINE=1 leave a backend out. CI runs the short form (a few
+# kills each) in go test.
+SOAK_KILLS ?= 1000
+SOAK_FOR ?= 60m
+soak: ## crash soak: SOAK_KILLS (1000) kill -9s per backend (embedded, PostgreSQL, engine runner) under mixed load, then an audit; SOAK_FOR (60m) caps each backend
+	SOAK_KILLS=$(SOAK_KILLS) SOAK_FOR=$(SOAK_FOR) $(GO) test -count=1 -timeout 0 -v -run '^TestCrashSoak$$' ./internal/soak/

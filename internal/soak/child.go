@@ -9,11 +9,12 @@ import (
 	"time"
 
 	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
 )
 
 // Environment of the server process (RunChild).
 const (
-	EnvMode      = "RIVET_SOAK_MODE" // embedded, postgres or engine
+	EnvMode      = "RIVET_SOAK_MODE" // embedded, postgres, engine (or memory)
 	envDir       = "RIVET_SOAK_DIR"
 	envPostgres  = "RIVET_SOAK_POSTGRES_URL"
 	envEngine    = "RIVET_SOAK_ENGINE_URL"
@@ -53,9 +54,14 @@ func RunChild() {
 		fmt.Println("ready", os.Getenv(envEngine))
 		<-er.Done()
 		fail("runner", er.Err())
-	case "embedded", "postgres":
+	case "embedded", "postgres", "memory":
 		cfg.DataDir = os.Getenv(envDir)
 		cfg.PostgresURL = os.Getenv(envPostgres)
+		if mode == "memory" {
+			// Keeps nothing across a kill: the soak's own check that its
+			// audit sees lost writes.
+			cfg.Driver = rivetmem.New()
+		}
 		rt, err := rivet.Start(ctx, reg, cfg)
 		if err != nil {
 			fail("start", err)

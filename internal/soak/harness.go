@@ -57,6 +57,9 @@ type Options struct {
 	Command func(env []string) *exec.Cmd
 	// Seed makes the kill points reproducible (0: from the clock).
 	Seed uint64
+	// For, when positive, ends the kills early once that much time has
+	// passed (the audit still runs): a time budget for slow backends.
+	For time.Duration
 	// Log receives a line per round and the report.
 	Log io.Writer
 }
@@ -75,7 +78,9 @@ type Report struct {
 	// AlarmsPendingAtKill counts alarms acknowledged but not yet fired
 	// when the server was killed (recovery had to fire them).
 	AlarmsPendingAtKill int
-	Elapsed             time.Duration
+	// Armed counts alarms acknowledged.
+	Armed   int
+	Elapsed time.Duration
 
 	// Violations: each must be 0.
 	Lost            int      // acknowledged writes missing after restart
@@ -97,9 +102,9 @@ func (r *Report) Violations() int {
 }
 
 func (r *Report) String() string {
-	return fmt.Sprintf("%s: %d kills in %v, %d operations acknowledged (%d failed, %d events received, %d alarms pending at a kill); "+
+	return fmt.Sprintf("%s: %d kills in %v, %d operations acknowledged (%d failed, %d events received, %d alarms armed, %d pending at a kill); "+
 		"lost %d, doubled %d, alarms never fired %d, stuck %d, phantom %d; allowed: alarm repeats %d, applied but answer lost %d",
-		r.Backend, r.Kills, r.Elapsed.Round(time.Second), r.Acked, r.Failed, r.Events, r.AlarmsPendingAtKill,
+		r.Backend, r.Kills, r.Elapsed.Round(time.Second), r.Acked, r.Failed, r.Events, r.Armed, r.AlarmsPendingAtKill,
 		r.Lost, r.Doubled, r.AlarmsNeverFire, r.Stuck, r.Phantom, r.AlarmRepeats, r.AnswerLost)
 }
 
@@ -171,6 +176,10 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 	fmt.Fprintf(o.Log, "soak %s: %d kills, %d actors, seed %d\n", b.Name, o.Kills, o.Actors, o.Seed)
 	t0 := time.Now()
 	for round := range o.Kills {
+		if o.For > 0 && time.Since(t0) > o.For {
+			fmt.Fprintf(o.Log, "soak %s: time budget %v spent after %d kills\n", b.Name, o.For, round)
+			break
+		}
 		if err := s.round(ctx, round); err != nil {
 			return &s.rep, fmt.Errorf("round %d: %w", round, err)
 		}
@@ -183,10 +192,13 @@ func Run(ctx context.Context, b Backend, o Options) (*Report, error) {
 	defer srv.kill()
 	cl, closeClient := s.client(srv.endpoint)
 	defer closeClient()
+	t1 := time.Now()
 	s.checkStuck(ctx, cl, o.Kills)
+	t2 := time.Now()
 	if err := s.audit(ctx, cl); err != nil {
 		return &s.rep, err
 	}
+	fmt.Fprintf(o.Log, "  final start: every actor answered after %v; audit took %v\n", t2.Sub(t1).Round(time.Millisecond), time.Since(t2).Round(time.Millisecond))
 	s.rep.Elapsed = time.Since(t0)
 	fmt.Fprintln(o.Log, s.rep.String())
 	for _, e := range s.rep.Examples {
@@ -306,6 +318,9 @@ func (s *soak) end(id int, err error) bool {
 	}
 	s.ops[id].status = stAcked
 	s.rep.Acked++
+	if s.ops[id].kind == opArm {
+		s.rep.Armed++
+	}
 	return true
 }
 
@@ -317,6 +332,7 @@ func (s *soak) round(ctx context.Context, round int) error {
 		killAt = int64(s.rng.IntN(4)) // while recovering
 	}
 	seed := s.rng.Uint64()
+	started := time.Now()
 	srv, err := s.start(ctx)
 	if err != nil {
 		return err
@@ -325,6 +341,7 @@ func (s *soak) round(ctx context.Context, round int) error {
 	defer closeClient()
 	t0 := time.Now()
 	s.checkStuck(ctx, cl, round)
+	answered := time.Since(t0)
 	var acks atomic.Int64
 	lctx, stopLoad := context.WithCancel(ctx)
 	var killOnce sync.Once
@@ -360,7 +377,7 @@ func (s *soak) round(ctx context.Context, round int) error {
 		}
 	}
 	s.mu.Unlock()
-	fmt.Fprintf(s.o.Log, "  round %d: killed after %d acks (%v)\n", round, acks.Load(), time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(s.o.Log, "  round %d: ready after %v, every actor answered after %v, killed after %d acks (%v)\n", round, t0.Sub(started).Round(time.Millisecond), answered.Round(time.Millisecond), acks.Load(), time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
@@ -457,6 +474,7 @@ func (s *soak) worker(ctx context.Context, cl *rivetclient.Client, w, round int,
 				got, err = rivetclient.Call[int](c, cl.GetOrCreate(ActorName, s.keys[a]), "take")
 				return err
 			}) {
+				pace()
 				continue
 			}
 			if got >= 0 {
@@ -621,9 +639,16 @@ func (s *soak) audit(ctx context.Context, cl *rivetclient.Client) error {
 		}
 	}
 	for id := range s.event {
-		if o := s.ops[id]; o == nil || rec[o.actor][opApply][id] == 0 {
+		o := s.ops[id]
+		switch {
+		case o == nil:
 			r.Phantom++
-			r.violation("event of effect %d received, but the effect is not applied", id)
+			r.violation("event of effect %d received, but no such effect was sent", id)
+		case rec[o.actor][opApply][id] == 0 && o.status != stAcked:
+			// (Acknowledged ones are counted lost above.) A client saw
+			// the effect's event, so the effect must have committed.
+			r.Lost++
+			r.violation("round %d: event of effect %d received, but the effect is not applied", o.round, id)
 		}
 	}
 	return nil

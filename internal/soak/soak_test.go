@@ -38,8 +38,16 @@ func options(t *testing.T, n int) soak.Options {
 	if v := os.Getenv("SOAK_SEED"); v != "" {
 		seed, _ = strconv.ParseUint(v, 10, 64)
 	}
+	var budget time.Duration
+	if v := os.Getenv("SOAK_FOR"); v != "" {
+		var err error
+		if budget, err = time.ParseDuration(v); err != nil {
+			t.Fatalf("SOAK_FOR=%q: %v", v, err)
+		}
+	}
 	return soak.Options{
 		Kills: n,
+		For:   budget,
 		Dir:   t.TempDir(),
 		Seed:  seed,
 		Log:   logWriter{t},
@@ -109,7 +117,7 @@ func TestCrashSoak(t *testing.T) {
 		if os.Getenv("SOAK_SKIP_ENGINE") != "" {
 			t.Skip("SOAK_SKIP_ENGINE")
 		}
-		n := kills(t, 2)
+		n := kills(t, 1)
 		if v := os.Getenv("SOAK_ENGINE_KILLS"); v != "" {
 			n, _ = strconv.Atoi(v)
 		}
@@ -121,8 +129,32 @@ func TestCrashSoak(t *testing.T) {
 		}})
 		o := options(t, n)
 		o.Actors = 4 // the engine stalls creating more than a handful of actors
-		o.MaxAcks = 100
+		o.MaxAcks = 60
 		r, err := soak.Run(context.Background(), soak.Backend{Name: "engine", Mode: "engine", EngineURL: eng.GuardURL(), Timeout: 2 * time.Minute}, o)
 		check(t, r, err)
 	})
+}
+
+// TestCrashSoakSeesLoss runs the soak on the in-memory store, which keeps
+// nothing across a kill: the audit must report the acknowledged writes and
+// alarms as lost (and nothing as doubled or phantom), or it could not see
+// the failures it exists to find.
+func TestCrashSoakSeesLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills processes")
+	}
+	o := options(t, 2)
+	o.MaxAcks = 60
+	o.Seed = 7 // kill points with acknowledged writes before each kill
+	r, err := soak.Run(context.Background(), soak.Backend{Name: "memory", Mode: "memory", Timeout: 3 * time.Second}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%v", r)
+	if r.Lost == 0 || (r.Armed > 0 && r.AlarmsNeverFire == 0) {
+		t.Errorf("the in-memory store lost everything at each kill, but the audit reports %d writes lost and %d of %d alarms never fired", r.Lost, r.AlarmsNeverFire, r.Armed)
+	}
+	if r.Doubled != 0 || r.Phantom != 0 || r.Stuck != 0 {
+		t.Errorf("false alarms: doubled %d, phantom %d, stuck %d", r.Doubled, r.Phantom, r.Stuck)
+	}
 }
