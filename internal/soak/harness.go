@@ -33,6 +33,10 @@ type Backend struct {
 	// EngineURL is the engine's guard (engine mode): the runner connects
 	// to it and clients call through it.
 	EngineURL string
+	// Resends marks a backend that may deliver a request twice (the
+	// engine's gateway re-sends a request whose runner went away): effects
+	// applied twice are counted in Report.Resent, not Doubled.
+	Resends bool
 	// Timeout bounds how long an actor may take to answer after a restart
 	// before it counts as stuck (the engine needs its lost threshold to
 	// move actors off a dead runner).
@@ -94,6 +98,9 @@ type Report struct {
 	// answer the kill cut may still have been applied.
 	AlarmRepeats int
 	AnswerLost   int
+	// Resent counts effects applied twice on a backend that re-sends
+	// requests (Backend.Resends): at least once, as documented there.
+	Resent int
 }
 
 // Violations sums the counts that must be 0.
@@ -103,9 +110,9 @@ func (r *Report) Violations() int {
 
 func (r *Report) String() string {
 	return fmt.Sprintf("%s: %d kills in %v, %d operations acknowledged (%d failed, %d events received, %d alarms armed, %d pending at a kill); "+
-		"lost %d, doubled %d, alarms never fired %d, stuck %d, phantom %d; allowed: alarm repeats %d, applied but answer lost %d",
+		"lost %d, doubled %d, alarms never fired %d, stuck %d, phantom %d; allowed: alarm repeats %d, applied but answer lost %d, applied twice by a re-sent request %d",
 		r.Backend, r.Kills, r.Elapsed.Round(time.Second), r.Acked, r.Failed, r.Events, r.Armed, r.AlarmsPendingAtKill,
-		r.Lost, r.Doubled, r.AlarmsNeverFire, r.Stuck, r.Phantom, r.AlarmRepeats, r.AnswerLost)
+		r.Lost, r.Doubled, r.AlarmsNeverFire, r.Stuck, r.Phantom, r.AlarmRepeats, r.AnswerLost, r.Resent)
 }
 
 func (r *Report) violation(format string, args ...any) {
@@ -607,6 +614,11 @@ func (s *soak) audit(ctx context.Context, cl *rivetclient.Client) error {
 		switch {
 		case n > 1 && o.kind == opArm:
 			r.AlarmRepeats++
+		case n > 1 && s.b.Resends:
+			r.Resent++
+			if r.Resent <= 5 {
+				fmt.Fprintf(s.o.Log, "  round %d: %s %d (actor %d) applied %d times (a re-sent request)\n", o.round, name, id, o.actor, n)
+			}
 		case n > 1:
 			r.Doubled++
 			r.violation("round %d: %s %d (actor %d) applied %d times", o.round, name, id, o.actor, n)

@@ -45,12 +45,17 @@ func options(t *testing.T, n int) soak.Options {
 			t.Fatalf("SOAK_FOR=%q: %v", v, err)
 		}
 	}
+	maxAcks := 0
+	if v := os.Getenv("SOAK_MAX_ACKS"); v != "" {
+		maxAcks, _ = strconv.Atoi(v)
+	}
 	return soak.Options{
-		Kills: n,
-		For:   budget,
-		Dir:   t.TempDir(),
-		Seed:  seed,
-		Log:   logWriter{t},
+		Kills:   n,
+		For:     budget,
+		MaxAcks: maxAcks,
+		Dir:     t.TempDir(),
+		Seed:    seed,
+		Log:     logWriter{t},
 		Command: func(env []string) *exec.Cmd {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestSoakChild$", "-test.count=1")
 			cmd.Env = append(os.Environ(), env...)
@@ -83,7 +88,7 @@ func check(t *testing.T, r *soak.Report, err error) {
 			t.Errorf("  %s", e)
 		}
 	}
-	if r.AlarmsPendingAtKill == 0 && r.Kills >= 3 {
+	if r.AlarmsPendingAtKill == 0 && r.Armed >= 10 {
 		t.Errorf("no alarm was pending at any kill: recovery of alarms went unexercised")
 	}
 }
@@ -100,7 +105,7 @@ func TestCrashSoak(t *testing.T) {
 		t.Skip("kills processes")
 	}
 	t.Run("embedded", func(t *testing.T) {
-		o := options(t, kills(t, 4))
+		o := options(t, kills(t, 3))
 		r, err := soak.Run(context.Background(), soak.Backend{Name: "embedded", Mode: "embedded"}, o)
 		check(t, r, err)
 	})
@@ -109,7 +114,7 @@ func TestCrashSoak(t *testing.T) {
 			t.Skip("SOAK_SKIP_POSTGRES")
 		}
 		db := enginetest.FreshDatabase(t)
-		o := options(t, kills(t, 3))
+		o := options(t, kills(t, 2))
 		r, err := soak.Run(context.Background(), soak.Backend{Name: "postgres", Mode: "postgres", PostgresURL: db}, o)
 		check(t, r, err)
 	})
@@ -129,8 +134,10 @@ func TestCrashSoak(t *testing.T) {
 		}})
 		o := options(t, n)
 		o.Actors = 4 // the engine stalls creating more than a handful of actors
-		o.MaxAcks = 60
-		r, err := soak.Run(context.Background(), soak.Backend{Name: "engine", Mode: "engine", EngineURL: eng.GuardURL(), Timeout: 2 * time.Minute}, o)
+		if o.MaxAcks == 0 {
+			o.MaxAcks = 60
+		}
+		r, err := soak.Run(context.Background(), soak.Backend{Name: "engine", Mode: "engine", EngineURL: eng.GuardURL(), Resends: true, Timeout: 2 * time.Minute}, o)
 		check(t, r, err)
 	})
 }
@@ -143,7 +150,7 @@ func TestCrashSoakSeesLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills processes")
 	}
-	o := options(t, 2)
+	o := options(t, 1)
 	o.MaxAcks = 60
 	o.Seed = 7 // kill points with acknowledged writes before each kill
 	r, err := soak.Run(context.Background(), soak.Backend{Name: "memory", Mode: "memory", Timeout: 3 * time.Second}, o)
