@@ -104,12 +104,16 @@ func TestCrashSoak(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills processes")
 	}
+	// The backends soak side by side (separate stores, separate server
+	// processes): the short form's time is the slowest one's.
 	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
 		o := options(t, kills(t, 3))
 		r, err := soak.Run(context.Background(), soak.Backend{Name: "embedded", Mode: "embedded"}, o)
 		check(t, r, err)
 	})
 	t.Run("postgres", func(t *testing.T) {
+		t.Parallel()
 		if os.Getenv("SOAK_SKIP_POSTGRES") != "" {
 			t.Skip("SOAK_SKIP_POSTGRES")
 		}
@@ -119,6 +123,7 @@ func TestCrashSoak(t *testing.T) {
 		check(t, r, err)
 	})
 	t.Run("engine", func(t *testing.T) {
+		t.Parallel()
 		if os.Getenv("SOAK_SKIP_ENGINE") != "" {
 			t.Skip("SOAK_SKIP_ENGINE")
 		}
@@ -126,11 +131,14 @@ func TestCrashSoak(t *testing.T) {
 		if v := os.Getenv("SOAK_ENGINE_KILLS"); v != "" {
 			n, _ = strconv.Atoi(v)
 		}
-		// Short runner thresholds: a dead runner's actors move in seconds.
+		// Short runner thresholds: a dead runner's actors move in seconds,
+		// and an actor whose runner died while starting it is given up
+		// after 10 s rather than the default 30 s.
 		eng := enginetest.Start(t, enginetest.Options{Pegboard: map[string]any{
 			"envoy_update_ping_interval": 1000,
 			"envoy_ping_timeout":         3000,
 			"envoy_lost_threshold":       3000,
+			"actor_start_threshold":      10000,
 		}})
 		o := options(t, n)
 		o.Actors = 4 // the engine stalls creating more than a handful of actors
@@ -150,6 +158,7 @@ func TestCrashSoakSeesLoss(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills processes")
 	}
+	t.Parallel()
 	o := options(t, 1)
 	o.MaxAcks = 60
 	o.Seed = 7 // kill points with acknowledged writes before each kill
