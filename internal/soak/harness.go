@@ -595,6 +595,13 @@ func (s *soak) audit(ctx context.Context, cl *rivetclient.Client) error {
 		}
 		rec[a][opApply], rec[a][opConn], rec[a][opSend] = ap, ap, q
 	}
+	s.classify(rec)
+	return nil
+}
+
+// classify compares the actors' records (rec[actor][kind]: id -> times
+// applied) with the operations sent and acknowledged, and counts.
+func (s *soak) classify(rec [][numKinds]map[int]int) {
 	r := &s.rep
 	ids := slices.Sorted(maps.Keys(s.ops))
 	for _, id := range ids {
@@ -626,7 +633,7 @@ func (s *soak) audit(ctx context.Context, cl *rivetclient.Client) error {
 	}
 	// Effects no operation sent, queue receives acknowledged but not
 	// recorded, events of effects never applied.
-	for a := range s.keys {
+	for a := range rec {
 		for _, kind := range []int{opApply, opArm, opSend} {
 			for id := range rec[a][kind] {
 				if o := s.ops[id]; o == nil || o.actor != a || (o.kind != kind && !(kind == opApply && o.kind == opConn)) {
@@ -663,5 +670,4 @@ func (s *soak) audit(ctx context.Context, cl *rivetclient.Client) error {
 			r.violation("round %d: event of effect %d received, but the effect is not applied", o.round, id)
 		}
 	}
-	return nil
 }
