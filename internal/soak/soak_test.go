@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,11 +51,20 @@ func options(t *testing.T, n int) soak.Options {
 	if v := os.Getenv("SOAK_MAX_ACKS"); v != "" {
 		maxAcks, _ = strconv.Atoi(v)
 	}
+	dir := t.TempDir()
+	if v := os.Getenv("SOAK_DIR"); v != "" {
+		// Kept after the run: the server's log (store.log) explains a
+		// violation.
+		dir = filepath.Join(v, strings.ReplaceAll(t.Name(), "/", "-"))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return soak.Options{
 		Kills:   n,
 		For:     budget,
 		MaxAcks: maxAcks,
-		Dir:     t.TempDir(),
+		Dir:     dir,
 		Seed:    seed,
 		Log:     logWriter{t},
 		Command: func(env []string) *exec.Cmd {
