@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine bench bench-report bench-peer bench-engine run
+.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine bench bench-report bench-peer bench-engine run soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -83,3 +83,15 @@ bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners b
 FAULT_SEEDS ?= 100
 fault-long: ## fault-injected storage over memory, embedded and PostgreSQL with FAULT_SEEDS seeds each (docs/RELIABILITY.md; ~FAULT_SEEDS x 3 s)
 	RIVET_FAULT_SEEDS=$(FAULT_SEEDS) bash -o pipefail -c "$(GO) test -race -count=1 -timeout 0 -v -run 'TestFaults|TestEmbedded' ./rivetdriver/rivetfault/ | grep -E '^(---|ok|FAIL|PASS)|FAULTS|_test.go: '"
+
+# The crash soak's long form (docs/RELIABILITY.md, "Crash soak"): mixed
+# load against a server process killed with SIGKILL and restarted
+# SOAK_KILLS times per backend, then an audit. SOAK_FOR ends a backend's
+# kills early once that much time has passed (a kill through the engine
+# takes ~5-10 s); SOAK_SEED replays kill points; SOAK_SKIP_POSTGRES=1 and
+# SOAK_SKIP_ENGINE=1 leave a backend out. CI runs the short form (a few
+# kills each) in go test.
+SOAK_KILLS ?= 1000
+SOAK_FOR ?= 60m
+soak: ## crash soak: SOAK_KILLS (1000) kill -9s per backend (embedded, PostgreSQL, engine runner) under mixed load, then an audit; SOAK_FOR (60m) caps each backend
+	SOAK_KILLS=$(SOAK_KILLS) SOAK_FOR=$(SOAK_FOR) $(GO) test -count=1 -timeout 0 -v -run '^TestCrashSoak$$' ./internal/soak/
