@@ -65,6 +65,8 @@ type Metrics struct {
 	// those failed because they waited past MaxQueueTime.
 	Refused atomic.Uint64
 	Shed    atomic.Uint64
+	// Waiting counts the jobs waiting in actors' mailboxes.
+	Waiting atomic.Int64
 }
 
 // Engine runs actors: it activates them on demand, feeds them work one
@@ -154,6 +156,7 @@ func New(cfg Config) (*Engine, error) {
 	e.hibernate.Store(true)
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
 	e.prom = newPromMetrics(e.behaviors)
+	e.prom.engine = e.metrics
 	e.committer = newCommitter(e.driver, e.metrics)
 	e.committer.prom = e.prom
 	e.sched = newScheduler(e)
@@ -275,7 +278,7 @@ func (e *Engine) hostFor(id string) (*host, error) {
 	if e.mu.closing {
 		return nil, rivettype.ErrStopping
 	}
-	h := &host{e: e, id: id, mb: newMailbox(e.mailboxMax, e.maxWait), stopped: make(chan struct{})}
+	h := &host{e: e, id: id, mb: newMailbox(e.mailboxMax, e.maxWait, &e.metrics.Waiting), stopped: make(chan struct{})}
 	e.mu.hosts[id] = h
 	return h, nil
 }

@@ -55,10 +55,12 @@ type mailbox struct {
 	// it pops, in nanoseconds, jobs it skipped (their caller gone)
 	// included: the queue drains at about one job per perJob.
 	perJob atomic.Int64
+	// waiting counts the jobs waiting in every mailbox of the engine.
+	waiting *atomic.Int64
 }
 
-func newMailbox(limit int, maxWait time.Duration) *mailbox {
-	return &mailbox{limit: limit, maxWait: maxWait}
+func newMailbox(limit int, maxWait time.Duration, waiting *atomic.Int64) *mailbox {
+	return &mailbox{limit: limit, maxWait: maxWait, waiting: waiting}
 }
 
 type pushResult int
@@ -89,6 +91,7 @@ func (m *mailbox) push(j job) (res pushResult, start bool) {
 		j.queued = time.Now()
 	}
 	m.items = append(m.items, j)
+	m.waiting.Add(1)
 	if !m.running {
 		m.running = true
 		return pushed, true
@@ -140,6 +143,7 @@ func (m *mailbox) pop() (job, bool) {
 		return job{}, false
 	}
 	j := m.items[0]
+	m.waiting.Add(-1)
 	m.items[0] = job{}
 	m.items = m.items[1:]
 	if len(m.items) == 0 {
@@ -166,6 +170,7 @@ func (m *mailbox) close() []job {
 	defer m.mu.Unlock()
 	m.closed = true
 	rest := m.items
+	m.waiting.Add(-int64(len(rest)))
 	m.items = nil
 	return rest
 }
