@@ -110,6 +110,11 @@ type Config struct {
 	// way when its turn comes. Either way the call did not run, so it is
 	// safe to retry.
 	MaxQueueTime time.Duration
+	// MaxConnectionsPerActor bounds the connections one actor holds open
+	// (RivetKit connections: Connect, useActor; 0: no bound). Past it a
+	// new connection is refused with actor.too_many_connections.
+	// Hibernated connections of a sleeping actor count once it wakes.
+	MaxConnectionsPerActor int
 	// Gateway configures the HTTP/WebSocket gateway (Runtime.Handler).
 	Gateway GatewayConfig
 	// Inspector configures the admin inspector (/ui/ and /inspector/ on
@@ -225,7 +230,7 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 	}
 	e, err := engine.New(engine.Config{
 		Driver: rt.driver, Behaviors: reg.behaviors, Clock: cfg.Clock, Log: rt.log,
-		Region: cfg.Region, MailboxSize: cfg.MailboxSize, MaxQueueTime: maxQueueTime(cfg.MaxQueueTime), SyncTimers: sync,
+		Region: cfg.Region, MailboxSize: cfg.MailboxSize, MaxQueueTime: maxQueueTime(cfg.MaxQueueTime), MaxConnectionsPerActor: cfg.MaxConnectionsPerActor, SyncTimers: sync,
 		Inspect: !cfg.Inspector.Disabled,
 	})
 	if err == nil {

@@ -35,6 +35,10 @@ type Config struct {
 	// waited longer anyway fails the same way when its turn comes,
 	// without running.
 	MaxQueueTime time.Duration
+	// MaxConnectionsPerActor bounds the connections (Connect) one actor
+	// holds (0: no bound); past it Connect fails with
+	// actor.too_many_connections.
+	MaxConnectionsPerActor int
 	// SyncTimers makes timer callbacks (alarms, sleep) wait for the work
 	// they trigger. The test kit sets it with its fake clock so that
 	// advancing time is deterministic.
@@ -81,6 +85,7 @@ type Engine struct {
 	region     string
 	mailboxMax int
 	maxWait    time.Duration
+	maxConns   int
 	syncTimers bool
 	metrics    *Metrics
 	prom       *promMetrics
@@ -124,6 +129,7 @@ func New(cfg Config) (*Engine, error) {
 		region:     cfg.Region,
 		mailboxMax: cfg.MailboxSize,
 		maxWait:    max(0, cfg.MaxQueueTime),
+		maxConns:   cfg.MaxConnectionsPerActor,
 		syncTimers: cfg.SyncTimers,
 		metrics:    &Metrics{},
 		idle:       make(chan *host),
@@ -606,7 +612,13 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 func (e *Engine) Connect(ctx context.Context, id string, c *Conn) error {
 	var gate *Gate
 	var cerr error
-	err := e.do(ctx, id, func(h *host) { gate, cerr = h.connect(ctx, c) })
+	err := e.do(ctx, id, func(h *host) {
+		if e.maxConns > 0 && len(h.conns) >= e.maxConns {
+			cerr = rivettype.ErrTooManyConns.With("The actor has %d connections, the most max_connections_per_actor allows; close one or retry later.", e.maxConns)
+			return
+		}
+		gate, cerr = h.connect(ctx, c)
+	})
 	if err != nil {
 		return err
 	}

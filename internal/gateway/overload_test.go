@@ -166,3 +166,165 @@ func TestCallsOfGoneClientsAreDropped(t *testing.T) {
 		}
 	})
 }
+
+// MaxConnectionsPerActor: past the bound a new connection to the actor is
+// refused with an Error naming the setting and close 1011
+// actor.too_many_connections; other actors are not affected, and once a
+// connection closes the actor takes a new one.
+func TestConnectionsPerActor(t *testing.T) {
+	base := serveDefs(t, rivet.Config{MaxConnectionsPerActor: 2}, newGated().def("gated"))
+	ctx := context.Background()
+	connect := func(key string) *websocket.Conn {
+		c := dial(t, base, "/gateway/gated/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key="+key, "rivet", "rivet_encoding.json")
+		t.Cleanup(func() { _ = c.CloseNow() })
+		return c
+	}
+	opened := func(c *websocket.Conn) {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if _, b, err := c.Read(rctx); err != nil || !strings.Contains(string(b), `"Init"`) {
+			t.Fatalf("first message %s %v, want Init", b, err)
+		}
+	}
+	a, b := connect("k"), connect("k")
+	opened(a)
+	opened(b)
+	msg, code, reason := wsError(t, connect("k"))
+	if code != websocket.StatusInternalError || reason != "actor.too_many_connections" || !strings.Contains(msg, "max_connections_per_actor") {
+		t.Fatalf("third connection: %q, close %d %q; want an Error naming max_connections_per_actor, close 1011 actor.too_many_connections", msg, code, reason)
+	}
+	opened(connect("other")) // another actor has its own bound
+	_ = a.Close(websocket.StatusNormalClosure, "")
+	// The disconnect runs on the actor; retry until the slot is free.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c := connect("k")
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, m, err := c.Read(rctx)
+		cancel()
+		if err == nil && strings.Contains(string(m), `"Init"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no connection accepted after one closed: %s %v", m, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A client that stops reading is dropped (send_queue_bytes) without
+// slowing the others: while one connection of a chat actor reads nothing,
+// the other connections keep receiving every broadcast promptly, and the
+// stalled one is closed 1011 message.outgoing_queue_full.
+func TestSlowConsumerDoesNotSlowOthers(t *testing.T) {
+	room := rivet.NewActor("room", rivet.Opts[count]{}).
+		Action("say", func(c *rivet.Ctx[count], n int) int {
+			c.Broadcast("said", n, strings.Repeat("x", 64<<10))
+			return n
+		})
+	base := serveDefs(t, rivet.Config{Gateway: rivet.GatewayConfig{SendQueueBytes: 512 << 10}}, room)
+	ctx := context.Background()
+	const path = "/gateway/room/connect?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key=r"
+	subscribe := func(c *websocket.Conn) {
+		t.Helper()
+		if err := c.Write(ctx, websocket.MessageText, []byte(`{"body":{"tag":"SubscriptionRequest","val":{"eventName":"said","subscribe":true}}}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stalled := dial(t, base, path, "rivet", "rivet_encoding.json")
+	defer stalled.CloseNow()
+	subscribe(stalled)
+	const readers = 3
+	type got struct {
+		reader, n int
+		at        time.Time
+	}
+	events := make(chan got, 10000)
+	for r := range readers {
+		c := dial(t, base, path, "rivet", "rivet_encoding.json")
+		defer c.CloseNow()
+		subscribe(c)
+		go func() {
+			for {
+				_, b, err := c.Read(ctx)
+				if err != nil {
+					return
+				}
+				var n int
+				if i := strings.Index(string(b), `"args":[`); i >= 0 {
+					if _, err := fmt.Sscanf(string(b[i+len(`"args":[`):]), "%d", &n); err == nil {
+						events <- got{r, n, time.Now()}
+					}
+				}
+			}
+		}()
+	}
+	// Warm up: every reader sees an event (so every subscription is in).
+	say := func(n int) time.Time {
+		t.Helper()
+		s := time.Now()
+		code, body, err := postJSON(base, "room", "say", "r", fmt.Sprintf(`{"args":[%d]}`, n))
+		if err != nil || code != 200 {
+			t.Fatalf("say %d: %d %s %v", n, code, body, err)
+		}
+		return s
+	}
+	seen := map[int]bool{}
+	for len(seen) < readers {
+		say(-1)
+		timeout := time.After(time.Second)
+	drain:
+		for {
+			select {
+			case e := <-events:
+				seen[e.reader] = true
+			case <-timeout:
+				break drain
+			}
+			if len(seen) == readers {
+				break
+			}
+		}
+	}
+	// 150 events of 64 KiB: ~10 MiB for the stalled client, more than
+	// loopback socket buffers absorb, far past its 512 KiB bound.
+	const n = 150
+	sent := make([]time.Time, n)
+	for i := range n {
+		sent[i] = say(i)
+	}
+	// The stalled client is dropped (its close frame may not get
+	// through its full socket: the drop is counted).
+	waitMetric(t, base, "the stalled client dropped", eq(1), "rivet_errors_total", "code", "message.outgoing_queue_full")
+	count := map[int]int{}
+	var worst time.Duration
+	deadline := time.After(20 * time.Second)
+	for total := 0; total < readers*n; {
+		select {
+		case e := <-events:
+			if e.n < 0 {
+				continue
+			}
+			count[e.reader]++
+			total++
+			worst = max(worst, e.at.Sub(sent[e.n]))
+		case <-deadline:
+			t.Fatalf("readers got %v of %d events each", count, n)
+		}
+	}
+	t.Logf("every reader got all %d events; slowest delivery %s", n, worst)
+}
+
+// postJSON posts a body to an action and returns status and body.
+func postJSON(base, actor, action, key, body string) (int, string, error) {
+	req, _ := http.NewRequest("POST", base+"/gateway/"+actor+"/action/"+action+"?rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-key="+key, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
