@@ -321,4 +321,3 @@ func TestHotActorDoesNotStarveOthers(t *testing.T) {
 	slices.Sort(lats)
 	t.Logf("50 calls to 10 other actors while one actor had a backlog of ~%d CPU-bound calls: p50 %s, p99 %s, max %s", callers, lats[len(lats)/2], lats[len(lats)*99/100], lats[len(lats)-1])
 }
-
