@@ -100,6 +100,18 @@ var settings = []Setting{
 	{Name: "mailbox_size", Env: "RIVET_MAILBOX_SIZE", Field: "MailboxSize", Default: "10000",
 		Help: "Calls waiting for one actor before further calls fail with actor.overloaded.",
 		set:  func(c *Config, v string) error { return setSize(&c.MailboxSize, v, false) }},
+	{Name: "max_connections_per_actor", Env: "RIVET_MAX_CONNECTIONS_PER_ACTOR", Field: "MaxConnectionsPerActor", Default: "0 (no bound)",
+		Help: "Connections one actor holds open; a new connection past it is refused with actor.too_many_connections. The server-wide bound is max_connections.",
+		set:  func(c *Config, v string) error { return setSize(&c.MaxConnectionsPerActor, v, false) }},
+	{Name: "max_queue_time", Env: "RIVET_MAX_QUEUE_TIME", Field: "MaxQueueTime", Default: "30s",
+		Help: "Longest a call may wait for the calls ahead of it on one actor. A call that would wait longer (calls waiting × the actor's recent time per call) is refused at once with actor.overloaded, one that waited longer fails the same way when its turn comes; either way it did not run. 0 turns the bound off.",
+		set: func(c *Config, v string) error {
+			if d, err := time.ParseDuration(v); err == nil && d == 0 {
+				c.MaxQueueTime = -1
+				return nil
+			}
+			return setDuration(&c.MaxQueueTime, v)
+		}},
 	{Name: "allowed_origins", Env: "RIVET_ALLOWED_ORIGINS", Field: "Gateway.AllowedOrigins", Default: "none: see help",
 		Help: "Comma-separated browser origins allowed by CORS with credentials (https://app.example.com), or * for any; other origins are refused. " +
 			"Unset: this server's own pages and localhost get credentials, any other origin may call without them (its cookies are ignored).",

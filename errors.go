@@ -32,6 +32,8 @@ var (
 	ErrKVKeyInvalid     = rivettype.ErrKVKeyInvalid
 	ErrTooManySchedules = rivettype.ErrTooManySchedules
 	ErrOverloaded       = rivettype.ErrMailboxFull
+	// ErrTooManyConnections: the actor holds MaxConnectionsPerActor connections.
+	ErrTooManyConnections = rivettype.ErrTooManyConns
 )
 
 // UserError returns an error that reaches callers as is: group "user",

@@ -109,6 +109,19 @@ type Config struct {
 	// MailboxSize bounds each actor's queue of pending calls (default
 	// 10,000); past it calls fail with actor.overloaded.
 	MailboxSize int
+	// MaxQueueTime bounds the time a call (an action, a queue send) may
+	// wait for the calls ahead of it on one actor (default 30 s; negative:
+	// no bound). A call that would wait longer, estimated from the calls
+	// waiting and the actor's recent time per call, is refused at once
+	// with actor.overloaded; one that waited longer anyway fails the same
+	// way when its turn comes. Either way the call did not run, so it is
+	// safe to retry.
+	MaxQueueTime time.Duration
+	// MaxConnectionsPerActor bounds the connections one actor holds open
+	// (RivetKit connections: Connect, useActor; 0: no bound). Past it a
+	// new connection is refused with actor.too_many_connections.
+	// Hibernated connections of a sleeping actor count once it wakes.
+	MaxConnectionsPerActor int
 	// Gateway configures the HTTP/WebSocket gateway (Runtime.Handler).
 	Gateway GatewayConfig
 	// Inspector configures the admin inspector (/ui/ and /inspector/ on
@@ -224,7 +237,7 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 	}
 	e, err := engine.New(engine.Config{
 		Driver: rt.driver, Behaviors: reg.behaviors, Clock: cfg.Clock, Log: rt.log,
-		Region: cfg.Region, MailboxSize: cfg.MailboxSize, SyncTimers: sync,
+		Region: cfg.Region, MailboxSize: cfg.MailboxSize, MaxQueueTime: maxQueueTime(cfg.MaxQueueTime), MaxConnectionsPerActor: cfg.MaxConnectionsPerActor, SyncTimers: sync,
 		Inspect: !cfg.Inspector.Disabled, StoreTimeout: cfg.StoreTimeout,
 	})
 	if err == nil {
@@ -267,3 +280,18 @@ func (rt *Runtime) Stop(ctx context.Context) error {
 // Engine exposes the engine to the repository's own packages (gateway,
 // inspector, test kit). It is not part of the stable API.
 func (rt *Runtime) Engine() *engine.Engine { return rt.e }
+
+// DefaultMaxQueueTime is Config.MaxQueueTime's default.
+const DefaultMaxQueueTime = 30 * time.Second
+
+// maxQueueTime is the engine's bound for Config.MaxQueueTime d: the
+// default for 0, none (0) for a negative d.
+func maxQueueTime(d time.Duration) time.Duration {
+	switch {
+	case d == 0:
+		return DefaultMaxQueueTime
+	case d < 0:
+		return 0
+	}
+	return d
+}

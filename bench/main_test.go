@@ -19,7 +19,7 @@ func TestScenarios(t *testing.T) {
 		t.Run(target, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			endpoint, stop, err := start(ctx, target)
+			endpoint, stop, err := start(ctx, target, &options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -78,10 +78,12 @@ type result struct {
 	// EngineLost: the engine ran with this envoy_ping_timeout and
 	// envoy_lost_threshold (-engine-lost).
 	EngineLost string `json:"engine_lost,omitempty"`
-	Note       string `json:"note,omitempty"`
-	Error      string `json:"error,omitempty"`
-	Command    string `json:"command"`
-	Time       string `json:"time"`
+	// MaxQueueTime: the server's max_queue_time (overload; "" = default).
+	MaxQueueTime string `json:"max_queue_time,omitempty"`
+	Note         string `json:"note,omitempty"`
+	Error        string `json:"error,omitempty"`
+	Command      string `json:"command"`
+	Time         string `json:"time"`
 }
 
 // job is one row: a scenario with its parameters on one target.
@@ -100,16 +102,25 @@ type job struct {
 	// engineLost: the engine's envoy_ping_timeout and envoy_lost_threshold
 	// (engine targets; 0 = the engine's default).
 	engineLost time.Duration
+	// overload: the scenario's parameters, and the server's
+	// max_queue_time ("" = its default).
+	ov           overloadOpts
+	maxQueueTime string
 }
 
 // args are the flags that rerun this row alone.
 func (j job) args(target string) []string {
 	a := []string{"-scenario", j.scenario, "-target", target, "-encoding", j.enc}
 	switch j.scenario {
-	case "hot", "spread", "durability", "idle", "sleeping", "split-hot":
+	case "hot", "spread", "durability", "idle", "sleeping", "split-hot", "overload":
 		a = append(a, "-c", strconv.Itoa(j.c))
 	}
-	if j.scenario != "failover" {
+	if j.scenario == "overload" {
+		a = append(a, "-duration", j.ov.duration.String(), "-client-timeout", j.ov.clientTimeout.String(), "-work", j.ov.work.String(), "-backoff", j.ov.backoff.String())
+		if j.maxQueueTime != "" {
+			a = append(a, "-max-queue-time", j.maxQueueTime)
+		}
+	} else if j.scenario != "failover" {
 		a = append(a, "-n", strconv.Itoa(j.n))
 	}
 	if j.engineLost > 0 {
@@ -152,11 +163,13 @@ func supports(target, scenario string) bool {
 		return target == "serve" || target == "rivet"
 	case "sleeping":
 		return target == "serve"
+	case "overload":
+		return target == "rivet"
 	}
 	return false
 }
 
-var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping", "split", "split-id", "split-ws", "split-hot", "failover"}
+var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping", "split", "split-id", "split-ws", "split-hot", "failover", "overload"}
 
 // suite is the report run (-scenario all) for one target. The full
 // parameters run on every target but RivetKit; withPeer adds the capped
@@ -234,7 +247,7 @@ func main() {
 	scenario := flag.String("scenario", "hot", "comma-separated: "+strings.Join(allScenarios, ", ")+"; or all (the report run), or capped (only the rows with RivetKit's capped parameters), or engine (the engine plan: use with -target engine)")
 	target := flag.String("target", "serve", "comma-separated: baseline (its own process), baseline-inproc, rivet (in this process), serve (rivet serve child process), peer (RivetKit, needs -peer-dir), serve-engine and peer-engine (rivet serve's or RivetKit's runner behind a fresh rivet-engine), an http:// endpoint; both = serve,peer; all = baseline,serve,peer; engine = serve,serve-engine,peer-engine")
 	enc := flag.String("encoding", "json", "comma-separated: json, cbor, bare")
-	c := flag.Int("c", 64, "concurrent callers (hot, spread, durability, idle, sleeping)")
+	c := flag.Int("c", 64, "concurrent callers (hot, spread, durability, idle, sleeping, overload)")
 	n := flag.Int("n", 20000, "operations (actors for spread, cold, wake, wake-restart, idle, sleeping; acknowledged increments per round, at most, for durability)")
 	conns := flag.Int("conns", 100, "connections (fanout)")
 	rounds := flag.Int("rounds", 3, "kill -9 rounds (durability)")
@@ -248,6 +261,11 @@ func main() {
 	profile := flag.String("profile", "", "directory for CPU, allocs, mutex and block profiles (in-process -target rivet only)")
 	engineBin := flag.String("engine-bin", "", "rivet-engine binary for the engine targets (default: RIVET_ENGINE_BIN, else the one `make engine` installed)")
 	engineLost := flag.Duration("engine-lost", 0, "engine targets: set the engine's envoy_ping_timeout and envoy_lost_threshold (0: the engine's default, 15 s)")
+	ovDuration := flag.Duration("duration", 20*time.Second, "overload: how long the callers run")
+	ovClientTimeout := flag.Duration("client-timeout", 2*time.Second, "overload: each call's timeout on the caller's side")
+	ovWork := flag.Duration("work", 5*time.Millisecond, "overload: the slow actor's time per call (whole milliseconds)")
+	ovBackoff := flag.Duration("backoff", 100*time.Millisecond, "overload: a caller's pause after actor.overloaded")
+	maxQueueTime := flag.String("max-queue-time", "", "overload: the server's max_queue_time (default: the server's default; 0 turns it off)")
 	flag.Parse()
 
 	raiseFileLimit()
@@ -269,7 +287,8 @@ func main() {
 					encs = encs[:1]
 				}
 				for _, e := range encs {
-					jobs = append(jobs, job{scenario: s, enc: e, c: *c, n: *n, conns: *conns, rounds: *rounds, waitSleep: *waitSleep, nagle: !*noDelay, guardND: *guardND, readOnly: *readOnly, timeout: *timeout, engineLost: *engineLost})
+					jobs = append(jobs, job{scenario: s, enc: e, c: *c, n: *n, conns: *conns, rounds: *rounds, waitSleep: *waitSleep, nagle: !*noDelay, guardND: *guardND, readOnly: *readOnly, timeout: *timeout, engineLost: *engineLost,
+						ov: overloadOpts{duration: *ovDuration, clientTimeout: *ovClientTimeout, work: *ovWork, backoff: *ovBackoff}, maxQueueTime: *maxQueueTime})
 				}
 			}
 		}
@@ -346,7 +365,7 @@ func runJob(target string, j job, o *options, profileDir string) result {
 	r := result{Scenario: j.scenario, Target: target, Encoding: j.enc, N: j.n, NoDelay: !j.nagle, GuardNoDelay: j.guardND, ReadOnly: j.readOnly, Capped: j.capped,
 		Command: "go run ./bench " + strings.Join(j.args(target), " "), Time: time.Now().UTC().Format(time.RFC3339), Load: loadAvg()}
 	switch j.scenario {
-	case "hot", "spread", "durability", "idle", "sleeping", "split-hot":
+	case "hot", "spread", "durability", "idle", "sleeping", "split-hot", "overload":
 		r.C = j.c
 	case "fanout":
 		r.Conns = j.conns
@@ -363,6 +382,7 @@ func runJob(target string, j job, o *options, profileDir string) result {
 	oo.guardNoDelay = j.guardND
 	oo.withProxy = strings.HasPrefix(j.scenario, "split")
 	oo.engineLost = j.engineLost
+	oo.maxQueueTime = j.maxQueueTime
 	s, err := startServer(ctx, target, &oo)
 	if err != nil {
 		r.Error = err.Error()
@@ -431,6 +451,10 @@ func runScenario(ctx context.Context, s *server, o *options, j job, r *result) e
 		return splitHot(ctx, s, client, j.c, j.n, r)
 	case "failover":
 		return failover(ctx, s, o, j.enc, j.rounds, r)
+	case "overload":
+		r.C = j.c
+		r.MaxQueueTime = j.maxQueueTime
+		return overload(ctx, client, j.c, j.ov, r)
 	}
 	return fmt.Errorf("unknown scenario %q (%s)", j.scenario, strings.Join(allScenarios, ", "))
 }
@@ -495,6 +519,8 @@ func rowText(r result) string {
 		}
 		return fmt.Sprintf("ok=%d round trip p50=%s p90=%s; runner p50=%s p90=%s; engine p50=%s p90=%s; storage wait p50=%s (%.2f round trips/call) [load %s]",
 			r.OK, us(r.P50us), us(r.P90us), us(r.Runner.P50us), us(r.Runner.P90us), us(r.Engine.P50us), us(r.Engine.P90us), us(r.Storage.P50us), r.StoragePerCall, r.Load)
+	case "overload":
+		return fmt.Sprintf("%.0f successes/s p50=%s p99=%s; %s", r.PerSec, us(r.P50us), us(r.P99us), r.Note)
 	case "failover":
 		return fmt.Sprintf("%d of %d rounds answered: kill -9 → first answer p50=%s max=%s; %s [load %s]", r.OK, r.Rounds, us(r.P50us), us(r.P999us), r.Note, r.Load)
 	}
@@ -555,6 +581,9 @@ func params(r result) string {
 	}
 	if r.EngineLost != "" {
 		p = append(p, "engine-lost="+r.EngineLost)
+	}
+	if r.MaxQueueTime != "" {
+		p = append(p, "max_queue_time="+r.MaxQueueTime)
 	}
 	return strings.Join(p, " ")
 }

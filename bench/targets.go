@@ -77,6 +77,9 @@ type options struct {
 	// withProxy puts a timingProxy between an engine target's runner and
 	// the engine (the split scenarios).
 	withProxy bool
+	// maxQueueTime is the in-process runtime's max_queue_time ("" = its
+	// default).
+	maxQueueTime string
 }
 
 // startServer brings a target up on loopback.
@@ -86,7 +89,7 @@ func startServer(ctx context.Context, target string, o *options) (*server, error
 	}
 	switch target {
 	case "rivet", "baseline-inproc":
-		endpoint, stop, err := start(ctx, strings.TrimSuffix(target, "-inproc"))
+		endpoint, stop, err := start(ctx, strings.TrimSuffix(target, "-inproc"), o)
 		if err != nil {
 			return nil, err
 		}
@@ -121,7 +124,7 @@ func startServer(ctx context.Context, target string, o *options) (*server, error
 
 // start brings up an in-process target on loopback and returns its
 // endpoint.
-func start(ctx context.Context, target string) (string, func(), error) {
+func start(ctx context.Context, target string, o *options) (string, func(), error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", nil, err
@@ -135,7 +138,13 @@ func start(ctx context.Context, target string) (string, func(), error) {
 		if err != nil {
 			return "", nil, err
 		}
-		rt, err := rivet.Start(ctx, rivet.MustRegistry(demo.Definitions()...), &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)})
+		cfg := &rivet.Config{DataDir: dir, Logger: slog.New(slog.DiscardHandler)}
+		if o.maxQueueTime != "" {
+			if err := cfg.Set("max_queue_time", o.maxQueueTime); err != nil {
+				return "", nil, err
+			}
+		}
+		rt, err := rivet.Start(ctx, rivet.MustRegistry(append(demo.Definitions(), slowActor())...), cfg)
 		if err != nil {
 			return "", nil, err
 		}

@@ -65,6 +65,7 @@ var (
 	ErrTooManySchedules  = &Error{Group: "schedule", Code: "too_many", Message: "Too many scheduled events.", Public: true}
 	ErrMailboxFull       = &Error{Group: "actor", Code: "overloaded", Message: "The actor's mailbox is full.", Public: true}
 	ErrConnectionClosed  = &Error{Group: "connection", Code: "closed", Message: "The connection is closed.", Public: true}
+	ErrTooManyConns      = &Error{Group: "actor", Code: "too_many_connections", Message: "The actor has too many connections.", Public: true}
 	ErrUserErrorDefaults = &Error{Group: "user", Code: "user_error", Public: true}
 )
 

@@ -29,6 +29,17 @@ type Config struct {
 	// MailboxSize bounds each actor's queue of pending work (default
 	// 10,000); past it calls fail with actor.overloaded.
 	MailboxSize int
+	// MaxQueueTime bounds the time a call (an action, a queue send) may
+	// wait in an actor's mailbox (0: no bound). A call that would wait
+	// longer, by the estimate of the calls ahead times the actor's recent
+	// time per call, is refused at once with actor.overloaded; one that
+	// waited longer anyway fails the same way when its turn comes,
+	// without running.
+	MaxQueueTime time.Duration
+	// MaxConnectionsPerActor bounds the connections (Connect) one actor
+	// holds (0: no bound); past it Connect fails with
+	// actor.too_many_connections.
+	MaxConnectionsPerActor int
 	// SyncTimers makes timer callbacks (alarms, sleep) wait for the work
 	// they trigger. The test kit sets it with its fake clock so that
 	// advancing time is deterministic.
@@ -62,6 +73,13 @@ type Metrics struct {
 	// Connections counts open connections (raw WebSockets included,
 	// stateless calls' temporary ones not).
 	Connections atomic.Int64
+	// Refused counts calls refused with actor.overloaded as they
+	// arrived (mailbox full, or estimated wait past MaxQueueTime); Shed
+	// those failed because they waited past MaxQueueTime.
+	Refused atomic.Uint64
+	Shed    atomic.Uint64
+	// Waiting counts the jobs waiting in actors' mailboxes.
+	Waiting atomic.Int64
 }
 
 // Engine runs actors: it activates them on demand, feeds them work one
@@ -75,6 +93,8 @@ type Engine struct {
 	log        *slog.Logger
 	region     string
 	mailboxMax int
+	maxWait    time.Duration
+	maxConns   int
 	syncTimers bool
 	metrics    *Metrics
 	prom       *promMetrics
@@ -117,6 +137,8 @@ func New(cfg Config) (*Engine, error) {
 		log:        cfg.Log,
 		region:     cfg.Region,
 		mailboxMax: cfg.MailboxSize,
+		maxWait:    max(0, cfg.MaxQueueTime),
+		maxConns:   cfg.MaxConnectionsPerActor,
 		syncTimers: cfg.SyncTimers,
 		metrics:    &Metrics{},
 		idle:       make(chan *host),
@@ -149,6 +171,7 @@ func New(cfg Config) (*Engine, error) {
 	e.hibernate.Store(true)
 	e.ctx, e.cancel = context.WithCancelCause(context.Background())
 	e.prom = newPromMetrics(e.behaviors)
+	e.prom.engine = e.metrics
 	e.committer = newCommitter(e.driver, e.metrics)
 	e.committer.timeout = cmp.Or(cfg.StoreTimeout, DefaultStoreTimeout)
 	e.committer.prom = e.prom
@@ -271,7 +294,7 @@ func (e *Engine) hostFor(id string) (*host, error) {
 	if e.mu.closing {
 		return nil, rivettype.ErrStopping
 	}
-	h := &host{e: e, id: id, mb: newMailbox(e.mailboxMax), stopped: make(chan struct{})}
+	h := &host{e: e, id: id, mb: newMailbox(e.mailboxMax, e.maxWait, &e.metrics.Waiting), stopped: make(chan struct{})}
 	e.mu.hosts[id] = h
 	return h, nil
 }
@@ -297,7 +320,11 @@ func (e *Engine) push(ctx context.Context, id string, j job) error {
 		case pushed:
 			return nil
 		case pushFull:
-			return rivettype.ErrMailboxFull
+			e.metrics.Refused.Add(1)
+			return rivettype.ErrMailboxFull.With("The actor is overloaded: %d calls are already waiting (mailbox_size). The call did not run; retry later.", e.mailboxMax)
+		case pushBusy:
+			e.metrics.Refused.Add(1)
+			return rivettype.ErrMailboxFull.With("The actor is overloaded: the calls already waiting would keep this one waiting longer than max_queue_time (%s). The call did not run; retry later.", e.maxWait)
 		}
 		select {
 		case <-h.stopped:
@@ -327,7 +354,7 @@ func (e *Engine) pushSync(_ string, h *host, j job) {
 // do runs fn on the actor's loop and waits for it. A job refused because
 // the actor went to sleep is resubmitted to its next incarnation.
 func (e *Engine) do(ctx context.Context, id string, fn func(h *host)) error {
-	return e.doUntil(ctx, time.Time{}, id, fn)
+	return e.runOn(ctx, time.Time{}, id, false, fn)
 }
 
 // errAsleep: an idle job found its actor asleep.
@@ -364,7 +391,14 @@ var timerPool = sync.Pool{New: func() any {
 // A ctx from a turn of the actor itself, or of a turn waiting on the
 // actor through other calls, fails at once with actor.call_cycle: the
 // job could only run after that turn, which waits for it.
+//
+// doUntil is for calls (see job.call): they are subject to
+// MaxQueueTime.
 func (e *Engine) doUntil(ctx context.Context, deadline time.Time, id string, fn func(h *host)) error {
+	return e.runOn(ctx, deadline, id, true, fn)
+}
+
+func (e *Engine) runOn(ctx context.Context, deadline time.Time, id string, call bool, fn func(h *host)) error {
 	if err := callchain.Cycle(ctx, id); err != nil {
 		return err
 	}
@@ -393,7 +427,10 @@ func (e *Engine) doUntil(ctx context.Context, deadline time.Time, id string, fn 
 				fn(h)
 				errc <- nil
 			},
-			fail: func(err error) { errc <- err },
+			fail:     func(err error) { errc <- err },
+			ctx:      ctx,
+			deadline: deadline,
+			call:     call,
 		}
 		if err := ctx.Err(); err != nil {
 			return err // do not wake an actor for a caller that is gone
@@ -585,7 +622,13 @@ func (e *Engine) Call(ctx context.Context, id string, conn *Conn, params []byte,
 func (e *Engine) Connect(ctx context.Context, id string, c *Conn) error {
 	var gate *Gate
 	var cerr error
-	err := e.do(ctx, id, func(h *host) { gate, cerr = h.connect(ctx, c) })
+	err := e.do(ctx, id, func(h *host) {
+		if e.maxConns > 0 && len(h.conns) >= e.maxConns {
+			cerr = rivettype.ErrTooManyConns.With("The actor has %d connections, the most max_connections_per_actor allows; close one or retry later.", e.maxConns)
+			return
+		}
+		gate, cerr = h.connect(ctx, c)
+	})
 	if err != nil {
 		return err
 	}

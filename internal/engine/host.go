@@ -103,39 +103,73 @@ func (h *host) drain() {
 			}
 			continue
 		}
+		start := time.Now()
+		h.runJob(j, start)
+		h.mb.observe(time.Since(start))
+	}
+}
+
+// runJob runs one job popped from the mailbox at now, activating the
+// actor first if needed; a job whose caller is gone, is out of time or
+// waited past the mailbox's bound fails without running.
+func (h *host) runJob(j job, now time.Time) {
+	if err := h.shed(j, now); err != nil {
+		j.fail(err)
+		return
+	}
+	if h.exited {
+		j.fail(rivettype.ErrActorNotFound)
+		return
+	}
+	if !h.active && j.idle {
+		j.fail(errAsleep)
+		return
+	}
+	if !h.active {
+		if err := h.activate(); err != nil {
+			h.exit(err)
+			j.fail(err)
+			return
+		}
+	} else if h.inc.failed.Load() {
+		h.restart()
 		if h.exited {
-			j.fail(rivettype.ErrActorNotFound)
-			continue
-		}
-		if !h.active && j.idle {
-			j.fail(errAsleep)
-			continue
-		}
-		if !h.active {
-			if err := h.activate(); err != nil {
-				h.exit(err)
-				j.fail(err)
-				continue
-			}
-		} else if h.inc.failed.Load() {
-			h.restart()
-			if h.exited {
-				j.fail(rivettype.ErrCommitFailed)
-				continue
-			}
-		}
-		j.run(h)
-		if h.abandoned {
-			if !h.exited {
-				h.abandon()
-			}
-			continue
-		}
-		h.releaseHeld()
-		if !j.notWork {
-			h.lastWork = h.e.clock.Now()
+			j.fail(rivettype.ErrCommitFailed)
+			return
 		}
 	}
+	j.run(h)
+	if h.abandoned {
+		if !h.exited {
+			h.abandon()
+		}
+		return
+	}
+	h.releaseHeld()
+	if !j.notWork {
+		h.lastWork = h.e.clock.Now()
+	}
+}
+
+// shed reports why a job must not run: its caller is gone or out of
+// time, or it is a call that waited in the mailbox longer than
+// max_queue_time. Nil: run it.
+func (h *host) shed(j job, now time.Time) error {
+	if j.ctx != nil {
+		if err := j.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if !j.deadline.IsZero() && !now.Before(j.deadline) {
+		return errDeadline
+	}
+	if j.call && h.mb.maxWait > 0 && !j.queued.IsZero() {
+		if waited := now.Sub(j.queued); waited > h.mb.maxWait {
+			h.e.metrics.Shed.Add(1)
+			return rivettype.ErrMailboxFull.With("The actor is overloaded: this call waited %s for the calls ahead of it, longer than max_queue_time (%s). It did not run; retry later.", waited.Round(time.Millisecond), h.mb.maxWait)
+		}
+	}
+	return nil
 }
 
 // exit removes the host from the engine and fails every queued job.

@@ -35,6 +35,9 @@ type promMetrics struct {
 	commitSeconds prometheus.Histogram
 
 	names map[string]*nameMetrics
+	// engine holds the overload counters (Metrics.Waiting, Refused,
+	// Shed).
+	engine *Metrics
 	// counted is set once Start has counted the actors in the store, so
 	// that actors_sleeping can be exported.
 	counted atomic.Bool
@@ -91,6 +94,9 @@ func newPromMetrics(behaviors map[string]Behavior) *promMetrics {
 }
 
 var (
+	waitingDesc  = prometheus.NewDesc("rivet_mailbox_jobs", "Jobs waiting in actors' mailboxes (calls, connection changes, alarms), all actors together.", nil, nil)
+	refusedDesc  = prometheus.NewDesc("rivet_calls_refused_total", "Calls refused with actor.overloaded as they arrived: the actor's mailbox was full (mailbox_size) or the calls ahead would have kept them waiting longer than max_queue_time.", nil, nil)
+	shedDesc     = prometheus.NewDesc("rivet_calls_shed_total", "Calls failed with actor.overloaded without running because they waited longer than max_queue_time.", nil, nil)
 	awakeDesc    = prometheus.NewDesc("rivet_actors_awake", "Actors awake in memory, by actor name.", []string{"actor"}, nil)
 	sleepingDesc = prometheus.NewDesc("rivet_actors_sleeping", "Actors in the store that are not awake (created and not destroyed), by actor name.", []string{"actor"}, nil)
 )
@@ -107,6 +113,9 @@ func (p *promMetrics) Describe(ch chan<- *prometheus.Desc) {
 	p.commitSeconds.Describe(ch)
 	ch <- awakeDesc
 	ch <- sleepingDesc
+	ch <- waitingDesc
+	ch <- refusedDesc
+	ch <- shedDesc
 }
 
 // Collect implements prometheus.Collector.
@@ -119,6 +128,11 @@ func (p *promMetrics) Collect(ch chan<- prometheus.Metric) {
 	p.errors.Collect(ch)
 	p.batchSize.Collect(ch)
 	p.commitSeconds.Collect(ch)
+	if m := p.engine; m != nil {
+		ch <- prometheus.MustNewConstMetric(waitingDesc, prometheus.GaugeValue, float64(m.Waiting.Load()))
+		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(m.Refused.Load()))
+		ch <- prometheus.MustNewConstMetric(shedDesc, prometheus.CounterValue, float64(m.Shed.Load()))
+	}
 	counted := p.counted.Load()
 	for name, nm := range p.names {
 		awake := nm.awake.Load()

@@ -105,6 +105,12 @@ type wsConn struct {
 	ec      *engine.Conn
 	out     *sender
 	ctx     context.Context
+	// calls is the context of the connection's action calls: canceled
+	// when the read loop ends (the client closed the socket or was
+	// dropped), so that calls still waiting for the actor are dropped
+	// instead of run for a client that cannot get their answers.
+	calls       context.Context
+	cancelCalls context.CancelFunc
 	// subs are the connection's subscriptions (read loop only).
 	subs map[string]struct{}
 	// slots bound the actions under way (maxPendingActions).
@@ -227,6 +233,8 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 	}
 	wc := &wsConn{g: g, c: c, enc: enc, actorID: ref.ID, log: g.actorLog(ref), ctx: protocol.WithEncoding(ctx, enc),
 		subs: map[string]struct{}{}, slots: make(chan struct{}, maxPendingActions)}
+	wc.calls, wc.cancelCalls = context.WithCancel(wc.ctx)
+	defer wc.cancelCalls()
 	wc.out = g.newSender(c, wc.log, func(err error) { wc.log.Error("encode message", "err", err) })
 	wc.ec = engine.NewConn(engine.NewConnID(), params, ref.Auth, wc)
 	wc.ec.Request = r
@@ -273,6 +281,9 @@ func (g *Gateway) openFailed(c *websocket.Conn, enc protocol.Encoding, err error
 // disconnect reason.
 func (wc *wsConn) read(ref actorRef) string {
 	defer wc.actions.Wait()
+	// First (deferred last) drop the calls still waiting: nobody can
+	// receive their answers.
+	defer wc.cancelCalls()
 	timeout := wc.g.e.ActionTimeout(ref.Name)
 	for {
 		wc.reading.enter()
@@ -369,10 +380,10 @@ func (wc *wsConn) fail(err error) {
 
 // dispatch runs one action of the connection and queues its answer.
 func (wc *wsConn) dispatch(m protocol.ActionRequest, timeout time.Duration) {
-	out, err := wc.g.e.Call(wc.ctx, wc.actorID, wc.ec, nil, m.Name, m.Args, wc.g.encodeOutput(wc.enc), timeout)
+	out, err := wc.g.e.Call(wc.calls, wc.actorID, wc.ec, nil, m.Name, m.Args, wc.g.encodeOutput(wc.enc), timeout)
 	id := m.ID
 	if err != nil {
-		if wc.ctx.Err() != nil {
+		if wc.calls.Err() != nil {
 			return
 		}
 		e := public(err)

@@ -634,7 +634,7 @@ func status(e *rivettype.Error) int {
 		return http.StatusUnauthorized
 	case "auth.forbidden", "guard.forbidden_origin":
 		return http.StatusForbidden
-	case "actor.overloaded", "guard.rate_limit":
+	case "actor.overloaded", "actor.too_many_connections", "guard.rate_limit":
 		return http.StatusTooManyRequests
 	case "actor.stopping", "guard.service_unavailable", "actor.storage_error":
 		return http.StatusServiceUnavailable
