@@ -146,7 +146,7 @@ func (s *tunnelSocket) Received() uint16 {
 func (s *tunnelSocket) Turn(n uint16) (uint16, []uint16) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if after(n, s.w) {
+	if s.pending[n] && after(n, s.w) {
 		s.turned[n] = true
 	}
 	var handled []uint16
