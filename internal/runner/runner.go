@@ -573,7 +573,7 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		log.Debug("actor started")
 		// Its hibernatable sockets are back before Running (as RivetKit
 		// does); the engine then replays their unacknowledged messages.
-		r.Reopen(cp.ActorID, r.takeMissing(cp.ActorID, m.HibernatingRequests))
+		r.Reopen(cp.ActorID, m.HibernatingRequests, r.takeMissing(cp.ActorID, m.HibernatingRequests))
 		// Running, then the alarm: none, then the earliest if the actor
 		// has one (as RivetKit does after each start).
 		k := genKey{cp.ActorID, cp.Generation}

@@ -53,6 +53,9 @@ type tunnelSocket struct {
 	hibernatable bool
 	meta         engine.TunnelMeta
 	restore      *engine.ConnRecord // set for a socket restored in this process
+	// gen is the actor's generation here when the socket opened (0: not
+	// running).
+	gen uint32
 	in           chan envoy.ToEnvoyWebSocketMessage
 	once         sync.Once
 	done         chan struct{}
@@ -85,7 +88,10 @@ func (r *Runner) newSocket(id envoy.MessageID, actorID, path string, headers map
 	var tok [16]byte
 	_, _ = crand.Read(tok[:])
 	p, _, _ := strings.Cut(path, "?")
-	return &tunnelSocket{
+	r.mu.Lock()
+	gen := r.mu.generation[actorID]
+	r.mu.Unlock()
+	return &tunnelSocket{gen: gen,
 		r: r, id: envoy.MessageID{GatewayID: id.GatewayID, RequestID: id.RequestID}, actorID: actorID,
 		token: hex.EncodeToString(tok[:]), hibernatable: p == "/connect" || p == "connect",
 		meta: engine.TunnelMeta{Path: path, Headers: headers, GatewayID: bytes.Clone(id.GatewayID[:]), RequestID: bytes.Clone(id.RequestID[:])},
@@ -606,8 +612,17 @@ func (r *Runner) Restore(ctx context.Context, actorID string, reqs []envoy.Hiber
 			missing = append(missing, hr)
 		}
 	}
-	// Sockets of the actor the engine no longer lists are gone.
-	r.dropSockets(actorID, func(k [8]byte) bool { return want[k] })
+	// Sockets of the actor's earlier generations that the engine no
+	// longer lists are gone (not one opened for this generation).
+	r.mu.Lock()
+	gen := r.mu.generation[actorID]
+	r.mu.Unlock()
+	r.dropSockets(actorID, func(k [8]byte) bool {
+		r.mu.Lock()
+		s := r.mu.sockets[k]
+		r.mu.Unlock()
+		return want[k] || s == nil || s.gen == 0 || s.gen >= gen
+	})
 	r.mu.Lock()
 	r.mu.missing[actorID] = missing
 	r.mu.Unlock()
@@ -637,11 +652,12 @@ func (r *Runner) takeMissing(actorID string, reqs []envoy.HibernatingRequest) []
 // hibernatable sockets (each one's messages start again at index 0 with
 // the open; the engine then replays what was not acknowledged), and
 // closes the ones it could not restore.
-func (r *Runner) Reopen(actorID string, missing []envoy.HibernatingRequest) {
+func (r *Runner) Reopen(actorID string, listed, missing []envoy.HibernatingRequest) {
 	r.mu.Lock()
 	var socks []*tunnelSocket
-	for _, s := range r.mu.sockets {
-		if s.actorID == actorID && s.hibernatable {
+	for _, hr := range listed {
+		s := r.mu.sockets[requestKey(envoy.MessageID{GatewayID: hr.GatewayID, RequestID: hr.RequestID})]
+		if s != nil && s.actorID == actorID && s.hibernatable {
 			socks = append(socks, s)
 		}
 	}
