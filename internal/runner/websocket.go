@@ -55,11 +55,11 @@ type tunnelSocket struct {
 	restore      *engine.ConnRecord // set for a socket restored in this process
 	// gen is the actor's generation here when the socket opened (0: not
 	// running).
-	gen uint32
-	in           chan envoy.ToEnvoyWebSocketMessage
-	once         sync.Once
-	done         chan struct{}
-	opened       chan error // the gateway's Opened
+	gen    uint32
+	in     chan envoy.ToEnvoyWebSocketMessage
+	once   sync.Once
+	done   chan struct{}
+	opened chan error // the gateway's Opened
 
 	mu   sync.Mutex
 	ws   *websocket.Conn // nil until the gateway accepted
@@ -542,11 +542,12 @@ func (r *Runner) closeSockets() {
 // dropSockets closes, on this side only, the sockets of an actor that
 // left this runner (lost, or moved): the engine keeps them for the
 // actor's next runner, which restores them from their records.
-func (r *Runner) dropSockets(actorID string, keep func(k [8]byte) bool) {
+// keep (called with r.mu held) spares some.
+func (r *Runner) dropSockets(actorID string, keep func(k [8]byte, s *tunnelSocket) bool) {
 	r.mu.Lock()
 	var socks []*tunnelSocket
 	for k, s := range r.mu.sockets {
-		if s.actorID == actorID && (keep == nil || !keep(k)) {
+		if s.actorID == actorID && (keep == nil || !keep(k, s)) {
 			socks = append(socks, s)
 			delete(r.mu.sockets, k)
 		}
@@ -617,11 +618,8 @@ func (r *Runner) Restore(ctx context.Context, actorID string, reqs []envoy.Hiber
 	r.mu.Lock()
 	gen := r.mu.generation[actorID]
 	r.mu.Unlock()
-	r.dropSockets(actorID, func(k [8]byte) bool {
-		r.mu.Lock()
-		s := r.mu.sockets[k]
-		r.mu.Unlock()
-		return want[k] || s == nil || s.gen == 0 || s.gen >= gen
+	r.dropSockets(actorID, func(k [8]byte, s *tunnelSocket) bool {
+		return want[k] || s.gen == 0 || s.gen >= gen
 	})
 	r.mu.Lock()
 	r.mu.missing[actorID] = missing
