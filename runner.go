@@ -89,9 +89,11 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 		return nil, err
 	}
 	er.rt = rt
-	// Connections keep their actor awake in runner mode: the engine's
-	// hibernatable WebSockets are not served yet.
-	rt.e.SetHibernation(false)
+	// Actors sleep with connections open: the engine keeps the clients'
+	// sockets (hibernatable WebSockets), and only the engine starts
+	// actors, so a client leaving a sleeping actor does not wake it here
+	// (its record is dropped at the actor's next start).
+	rt.e.SetParkedCloseWakes(false)
 	er.r = runner.New(runner.Config{
 		Endpoint: ec.URL, Namespace: ec.Namespace, Pool: ec.Runner, Key: ec.RunnerKey, Token: ec.Token,
 		Names: reg.Names(), Actors: (*engineActors)(er), Handler: rt.Handler(), Log: rt.log,
@@ -288,6 +290,22 @@ func (a *engineActors) Start(ctx context.Context, act runner.Actor) error {
 		ID: act.ID, Namespace: a.ns, Name: act.Name, Key: key, Input: act.Input,
 		CreatedAt: time.UnixMilli(act.CreateTs), Generation: uint64(act.Generation),
 	})
+	// The WebSockets the engine kept for the actor: their connections are
+	// rebuilt from their records at activation (no connect hooks).
+	var recs []engine.ConnRecord
+	if len(act.Hibernating) > 0 {
+		rows, err := a.drv.KVList(ctx, act.ID, rivetdriver.ListOptions{Prefix: engine.ConnRecordPrefix()})
+		if err != nil {
+			a.drv.Release(act.ID, uint64(act.Generation))
+			return fmt.Errorf("load connection records: %w", err)
+		}
+		for _, row := range rows {
+			if r, err := engine.DecodeConnRecord(row.Key, row.Value); err == nil && r.Tunnel != nil {
+				recs = append(recs, r)
+			}
+		}
+	}
+	a.r.Restore(ctx, act.ID, act.Hibernating, recs)
 	// An empty turn activates the actor (create or load, start hooks) and
 	// returns once that is durable.
 	if err := a.rt.e.Enter(ctx, act.ID, func(*engine.Turn) error { return nil }); err != nil {
@@ -351,4 +369,11 @@ func setEngineURL(c *Config, v string) error {
 	}
 	c.Engine.URL = u.String()
 	return nil
+}
+
+// runnerMode reports whether e is the engine of a runtime serving as a
+// runner of a Rivet Engine.
+func runnerMode(e *engine.Engine) bool {
+	_, ok := remotes.Load(e)
+	return ok
 }

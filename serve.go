@@ -485,6 +485,12 @@ func (a *Actor[S, C, V]) serveWebSocket(ctx context.Context, e *engine.Engine, i
 	if f := a.opts.CanHibernateWebSocketFunc; f != nil {
 		conn.Hibernatable = f(r)
 	}
+	if conn.Hibernatable && runnerMode(e) {
+		// Through the Rivet Engine a raw WebSocket is not hibernatable
+		// (its handlers live in this process, its record does not
+		// exist): it keeps its actor awake.
+		conn.Hibernatable = false
+	}
 	if err := e.ConnectRaw(ctx, id, conn); err != nil {
 		return err
 	}

@@ -150,7 +150,7 @@ matrix("Actor Sleep", (t) => {
 		await afterIdle(SLEEP_TIMEOUT, () => client.sleep.getOrCreate(k).getCounts(), sleptOnce);
 	});
 
-	t.test("an open connection does not keep the actor awake", { engineTodo: "runner mode does not hibernate WebSockets yet (canHibernate=false): through the engine an open connection keeps its actor awake (docs/engine-runner.md §13)" }, async ({ client }) => {
+	t.test("an open connection does not keep the actor awake", async ({ client }) => {
 		// Not upstream (RivetKit 2.3 keeps a connected actor awake): a Go
 		// actor sleeps with its connections open, and the connection's
 		// next call wakes it (conn-hibernation.test.mjs has the details;

@@ -67,6 +67,8 @@ type Conn struct {
 	// Tunnel describes a socket the Rivet Engine holds; it is persisted
 	// in the connection's record (runner mode).
 	Tunnel *TunnelMeta
+	// Link is the runner's side of such a socket (nil otherwise).
+	Link TunnelLink
 	// Hibernatable lets a raw WebSocket (ConnectRaw) sleep with its actor:
 	// it then does not keep the actor awake, and is re-attached when the
 	// actor wakes (it has no record: its handlers live with the socket).

@@ -55,7 +55,74 @@ type TunnelMeta struct {
 	// client.
 	ClientIndex uint16 `cbor:"5,keyasint"`
 	ServerIndex uint16 `cbor:"6,keyasint"`
+	// Handled lists the client messages after ClientIndex whose turns are
+	// committed too (messages of one connection may finish out of order):
+	// after a restore, a replayed message at or below ClientIndex or in
+	// Handled is dropped.
+	Handled []uint16 `cbor:"7,keyasint,omitempty"`
 }
+
+// TunnelLink is the runner's side of a connection whose socket the Rivet
+// Engine holds (a hibernatable WebSocket): it numbers the client's
+// messages as the engine does, tells the turns what to persist, and
+// acknowledges each message to the engine once its turn is durable.
+// Implementations are safe for concurrent use.
+type TunnelLink interface {
+	// Meta is the socket's description for the connection's record.
+	Meta() *TunnelMeta
+	// Restore is the record of the connection to rebuild (the socket
+	// survived the actor's move to this process), nil for a new
+	// connection.
+	Restore() *ConnRecord
+	// Opened reports that the connection joined its actor (or was
+	// adopted for a restore), or why it could not.
+	Opened(err error)
+	// Received returns the engine's index of the next client message
+	// read from the socket (messages are read in the order they came).
+	Received() uint16
+	// Turn notes that client message n is handled by the turn being
+	// committed and returns what the connection's record stores: every
+	// message up to last is finished, and those in handled as well.
+	Turn(n uint16) (last uint16, handled []uint16)
+	// Done reports that message n is finished: its turn is durable, or
+	// it caused none.
+	Done(n uint16)
+}
+
+type clientMessageKey struct{}
+
+// WithClientMessage marks ctx as serving the client message with the
+// engine's index n: the turn it causes records n in the connection's
+// record (see TunnelLink).
+func WithClientMessage(ctx context.Context, n uint16) context.Context {
+	return context.WithValue(ctx, clientMessageKey{}, n)
+}
+
+func clientMessage(ctx context.Context) (uint16, bool) {
+	if ctx == nil {
+		return 0, false
+	}
+	n, ok := ctx.Value(clientMessageKey{}).(uint16)
+	return n, ok
+}
+
+type tunnelLinkKey struct{}
+
+// WithTunnelLink returns ctx carrying l (set by the runner on the
+// requests of a tunnelled WebSocket).
+func WithTunnelLink(ctx context.Context, l TunnelLink) context.Context {
+	return context.WithValue(ctx, tunnelLinkKey{}, l)
+}
+
+// TunnelLinkFrom returns the TunnelLink of ctx, nil if none.
+func TunnelLinkFrom(ctx context.Context) TunnelLink {
+	l, _ := ctx.Value(tunnelLinkKey{}).(TunnelLink)
+	return l
+}
+
+// ConnRecordPrefix is the key prefix of the connection records in an
+// actor's key/value space.
+func ConnRecordPrefix() []byte { return bytes.Clone(connRecordPrefix) }
 
 func connRecordKey(id string) []byte {
 	return append(bytes.Clone(connRecordPrefix), id...)
@@ -137,6 +204,13 @@ func (h *host) persistConns(t *Turn) ([]recordUpdate, error) {
 		}
 		if _, ok := h.conns[c.ID]; !ok {
 			return nil
+		}
+		if c == t.Conn && c.Link != nil && c.Tunnel != nil {
+			if n, ok := clientMessage(t.ctx); ok {
+				tm := *c.Tunnel
+				tm.ClientIndex, tm.Handled = c.Link.Turn(n)
+				c.Tunnel = &tm
+			}
 		}
 		enc, err := h.record(c)
 		if err != nil {

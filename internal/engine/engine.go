@@ -106,6 +106,9 @@ type Engine struct {
 	// hibernate: an actor may sleep with connections open, the gateway
 	// keeping their sockets (see SetHibernation).
 	hibernate atomic.Bool
+	// parkedStay: a parked connection whose client leaves does not wake
+	// its actor (see SetParkedCloseWakes).
+	parkedStay atomic.Bool
 
 	ctx       context.Context
 	cancel    context.CancelCauseFunc
@@ -644,9 +647,55 @@ func (e *Engine) Connect(ctx context.Context, id string, c *Conn) error {
 func (e *Engine) Disconnect(c *Conn, id, reason string) {
 	c.gone.Store(true)
 	e.doIdle(id, func(h *host) { h.disconnect(c, reason) })
-	if e.isParked(id, c) {
+	if e.isParked(id, c) && !e.unpark(id, c) {
 		_ = e.do(e.ctx, id, func(h *host) { h.disconnect(c, reason) })
 	}
+}
+
+// SetParkedCloseWakes chooses what happens when the client of a
+// connection parked with its sleeping actor leaves: wake the actor to
+// run onDisconnect (on, the default), or drop the socket and leave the
+// record, which the actor's next start finds without a socket and
+// disconnects then (off: runner mode, where only the Rivet Engine starts
+// actors).
+func (e *Engine) SetParkedCloseWakes(on bool) { e.parkedStay.Store(!on) }
+
+// unpark drops a parked connection without waking its actor, when
+// SetParkedCloseWakes is off; it reports whether it did.
+func (e *Engine) unpark(id string, c *Conn) bool {
+	if !e.parkedStay.Load() {
+		return false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cs := e.mu.parked[id]
+	i := slices.Index(cs, c)
+	if i < 0 {
+		return false
+	}
+	e.mu.parked[id] = slices.Delete(cs, i, i+1)
+	if len(e.mu.parked[id]) == 0 {
+		delete(e.mu.parked, id)
+	}
+	return true
+}
+
+// Adopt parks c, a connection whose record is in the actor's store and
+// whose socket reached this process while the actor is not running here
+// (the Rivet Engine kept it while the actor moved): the actor's next
+// activation rebuilds it from the record, without connect hooks. It
+// fails when the actor is running here.
+func (e *Engine) Adopt(id string, c *Conn) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if _, ok := e.mu.hosts[id]; ok {
+		return fmt.Errorf("rivet: actor %s is running: a connection cannot be adopted", id)
+	}
+	if c.subs == nil {
+		c.subs = map[string]struct{}{}
+	}
+	e.mu.parked[id] = append(e.mu.parked[id], c)
+	return nil
 }
 
 // Subscribe adds or removes an event subscription of a connection, in a
@@ -812,7 +861,7 @@ func (e *Engine) runTurn(ctx context.Context, id string, c *Conn, prepare func(h
 func (e *Engine) Detach(id string, c *Conn, fn func(t *Turn) error) {
 	c.gone.Store(true)
 	e.doIdle(id, func(h *host) { h.detachConn(c, fn) })
-	if e.isParked(id, c) {
+	if e.isParked(id, c) && !e.unpark(id, c) {
 		_ = e.do(e.ctx, id, func(h *host) { h.detachConn(c, fn) })
 	}
 }

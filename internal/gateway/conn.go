@@ -103,8 +103,10 @@ type wsConn struct {
 	actorID string
 	log     *slog.Logger // carries actor, key and actor_id
 	ec      *engine.Conn
-	out     *sender
-	ctx     context.Context
+	// link is set for a socket the Rivet Engine holds (runner mode).
+	link engine.TunnelLink
+	out  *sender
+	ctx  context.Context
 	// calls is the context of the connection's action calls: canceled
 	// when the read loop ends (the client closed the socket or was
 	// dropped), so that calls still waiting for the actor are dropped
@@ -238,12 +240,39 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 	wc.out = g.newSender(c, wc.log, func(err error) { wc.log.Error("encode message", "err", err) })
 	wc.ec = engine.NewConn(engine.NewConnID(), params, ref.Auth, wc)
 	wc.ec.Request = r
-	if err := g.e.Connect(ctx, ref.ID, wc.ec); err != nil {
-		g.openFailed(c, enc, err)
-		return
+	// A socket the Rivet Engine holds (runner mode): its messages carry
+	// the engine's indexes, and a restored one rejoins under its old id.
+	wc.link = engine.TunnelLinkFrom(r.Context())
+	var restore *engine.ConnRecord
+	if wc.link != nil {
+		wc.ec.Link, wc.ec.Tunnel = wc.link, wc.link.Meta()
+		restore = wc.link.Restore()
 	}
-	// Init goes first, ahead of anything the connect hooks emitted.
-	wc.out.pushFront(frame{build: wc.message(protocol.Init{ActorID: ref.ID, ConnectionID: wc.ec.ID}, nil)})
+	if restore != nil {
+		// The client has its Init already; the actor's next start
+		// rebuilds the connection from its record.
+		wc.ec.ID = restore.ID
+		for _, s := range restore.Subs {
+			wc.subs[s] = struct{}{}
+		}
+		err = g.e.Adopt(ref.ID, wc.ec)
+		wc.link.Opened(err)
+		if err != nil {
+			_ = c.Close(websocket.StatusInternalError, "rivetgo.restore_failed")
+			return
+		}
+	} else {
+		err := g.e.Connect(ctx, ref.ID, wc.ec)
+		if wc.link != nil {
+			wc.link.Opened(err)
+		}
+		if err != nil {
+			g.openFailed(c, enc, err)
+			return
+		}
+		// Init goes first, ahead of anything the connect hooks emitted.
+		wc.out.pushFront(frame{build: wc.message(protocol.Init{ActorID: ref.ID, ConnectionID: wc.ec.ID}, nil)})
+	}
 	go wc.out.run(ctx)
 	stop := g.keepAlive(ctx, c, wc.out, &wc.reading, func() {
 		wc.log.Info("websocket client did not answer a ping: disconnected", "ping_timeout", g.cfg.PingTimeout)
@@ -311,8 +340,17 @@ func (wc *wsConn) read(ref actorRef) string {
 			return "incoming message too long"
 		}
 		_ = typ
+		// The engine's index of this message: the turn it causes
+		// records it, and it is acknowledged once finished.
+		ctx, done := wc.calls, func() {}
+		if wc.link != nil {
+			n := wc.link.Received()
+			ctx = engine.WithClientMessage(ctx, n)
+			done = func() { wc.link.Done(n) }
+		}
 		msg, err := protocol.DecodeToServer(wc.enc, data)
 		if err != nil {
+			done()
 			wc.fail(errInvalidRequest.With("%v", err))
 			return "invalid message"
 		}
@@ -323,26 +361,32 @@ func (wc *wsConn) read(ref actorRef) string {
 			select {
 			case wc.slots <- struct{}{}:
 			case <-wc.ctx.Done():
+				done()
 				return "connection lost"
 			}
 			wc.startAction()
 			wc.actions.Go(func() {
 				defer func() { <-wc.slots }()
 				defer wc.endAction()
-				wc.dispatch(m, timeout)
+				defer done()
+				wc.dispatch(ctx, m, timeout)
 			})
 		case protocol.SubscriptionRequest:
-			if err := wc.subscribe(m); err != nil {
+			err := wc.subscribe(ctx, m)
+			done()
+			if err != nil {
 				wc.fail(err)
 				return "subscription failed"
 			}
+		default:
+			done()
 		}
 	}
 }
 
 // subscribe applies a subscription request within the connection's
 // limits on event names and subscriptions.
-func (wc *wsConn) subscribe(m protocol.SubscriptionRequest) error {
+func (wc *wsConn) subscribe(ctx context.Context, m protocol.SubscriptionRequest) error {
 	_, had := wc.subs[m.EventName]
 	if m.Subscribe && !had {
 		if len(m.EventName) > maxEventName {
@@ -355,7 +399,7 @@ func (wc *wsConn) subscribe(m protocol.SubscriptionRequest) error {
 	if !m.Subscribe && !had {
 		return nil
 	}
-	if err := wc.g.e.Subscribe(wc.ctx, wc.actorID, wc.ec, m.EventName, m.Subscribe); err != nil {
+	if err := wc.g.e.Subscribe(ctx, wc.actorID, wc.ec, m.EventName, m.Subscribe); err != nil {
 		return err
 	}
 	if m.Subscribe {
@@ -379,8 +423,8 @@ func (wc *wsConn) fail(err error) {
 }
 
 // dispatch runs one action of the connection and queues its answer.
-func (wc *wsConn) dispatch(m protocol.ActionRequest, timeout time.Duration) {
-	out, err := wc.g.e.Call(wc.calls, wc.actorID, wc.ec, nil, m.Name, m.Args, wc.g.encodeOutput(wc.enc), timeout)
+func (wc *wsConn) dispatch(ctx context.Context, m protocol.ActionRequest, timeout time.Duration) {
+	out, err := wc.g.e.Call(ctx, wc.actorID, wc.ec, nil, m.Name, m.Args, wc.g.encodeOutput(wc.enc), timeout)
 	id := m.ID
 	if err != nil {
 		if wc.calls.Err() != nil {

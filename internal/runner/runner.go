@@ -83,6 +83,10 @@ type Actor struct {
 	Generation uint32
 	Input      []byte
 	CreateTs   int64
+	// Hibernating lists the WebSockets the engine kept open for the
+	// actor; Actors.Start calls Runner.Restore with them before the
+	// actor activates.
+	Hibernating []envoy.HibernatingRequest
 }
 
 // ErrNotConnected fails KV requests while the engine connection is down:
@@ -133,8 +137,14 @@ type Runner struct {
 		// before that, sent right after Running.
 		alarms   map[genKey]*alarmState
 		draining bool
-		// actorRequests counts tunnelled requests in flight per actor.
+		// actorRequests counts tunnelled requests (and client messages
+		// of hibernatable WebSockets) in flight per actor.
 		actorRequests map[string]int
+		// stopping: a stop command is being carried out for the actor.
+		stopping map[string]bool
+		// missing: per actor starting, the hibernating requests Restore
+		// found no socket for.
+		missing map[string][]envoy.HibernatingRequest
 	}
 	// evMu keeps an actor's events in index order on the wire: the
 	// engine drops an event whose index is not above the last it took.
@@ -189,6 +199,8 @@ func New(cfg Config) *Runner {
 	r.mu.generation = map[string]uint32{}
 	r.mu.alarms = map[genKey]*alarmState{}
 	r.mu.actorRequests = map[string]int{}
+	r.mu.stopping = map[string]bool{}
+	r.mu.missing = map[string][]envoy.HibernatingRequest{}
 	r.mu.requests = map[[8]byte]*pendingRequest{}
 	r.mu.serving = map[[8]byte]context.CancelFunc{}
 	r.mu.sockets = map[[8]byte]*tunnelSocket{}
@@ -540,12 +552,16 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		if m.Config.Input != nil {
 			a.Input = *m.Config.Input
 		}
+		a.Hibernating = m.HibernatingRequests
 		r.mu.Lock()
 		r.mu.generation[cp.ActorID] = cp.Generation
+		delete(r.mu.stopping, cp.ActorID)
 		r.mu.Unlock()
 		log := r.log.With("actor_id", a.ID, "actor", a.Name, "generation", a.Generation)
 		if err := r.cfg.Actors.Start(ctx, a); err != nil {
 			log.Warn("actor start failed", "err", err)
+			r.takeMissing(cp.ActorID, nil)
+			r.dropSockets(cp.ActorID, nil)
 			r.mu.Lock()
 			if r.mu.generation[cp.ActorID] == cp.Generation {
 				delete(r.mu.generation, cp.ActorID)
@@ -558,6 +574,9 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 			return
 		}
 		log.Debug("actor started")
+		// Its hibernatable sockets are back before Running (as RivetKit
+		// does); the engine then replays their unacknowledged messages.
+		r.Reopen(cp.ActorID, m.HibernatingRequests, r.takeMissing(cp.ActorID, m.HibernatingRequests))
 		// Running, then the alarm: none, then the earliest if the actor
 		// has one (as RivetKit does after each start).
 		k := genKey{cp.ActorID, cp.Generation}
@@ -581,6 +600,9 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		r.evMu.Unlock()
 	case envoy.CommandStopActor:
 		log := r.log.With("actor_id", cp.ActorID, "generation", cp.Generation, "reason", m.Reason.String())
+		r.mu.Lock()
+		r.mu.stopping[cp.ActorID] = true
+		r.mu.Unlock()
 		if m.Reason != envoy.StopActorReasonLost {
 			// Requests the engine sent before the stop are answered by
 			// this incarnation; the engine holds later ones until the
@@ -613,7 +635,12 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 			delete(r.mu.generation, cp.ActorID)
 		}
 		delete(r.mu.alarms, genKey{cp.ActorID, cp.Generation})
+		delete(r.mu.stopping, cp.ActorID)
 		r.mu.Unlock()
+		if m.Reason == envoy.StopActorReasonGoingAway || m.Reason == envoy.StopActorReasonLost {
+			// The engine keeps the actor's sockets for its next runner.
+			r.dropSockets(cp.ActorID, nil)
+		}
 		if m.Reason == envoy.StopActorReasonDestroy || m.Reason == envoy.StopActorReasonStopIntent {
 			// Gone for good: no alarm may wake it (as RivetKit does).
 			r.event(ctx, cp.ActorID, cp.Generation, envoy.EventActorSetAlarm{})
@@ -658,6 +685,7 @@ func (r *Runner) stopLost(actors map[string]uint32, why string) {
 			if err := r.cfg.Actors.Stop(context.Background(), id, gen, envoy.StopActorReasonLost); err != nil {
 				r.log.Debug("stop lost actor", "actor_id", id, "err", err)
 			}
+			r.dropSockets(id, nil)
 		})
 	}
 }
