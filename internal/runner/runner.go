@@ -135,6 +135,10 @@ type Runner struct {
 		draining bool
 		// actorRequests counts tunnelled requests in flight per actor.
 		actorRequests map[string]int
+		// stoppingActors: actors whose stop command is being carried
+		// out; a request for one that arrives meanwhile is left to the
+		// engine, which sends it again to the actor's next instance.
+		stoppingActors map[string]bool
 	}
 	// evMu keeps an actor's events in index order on the wire: the
 	// engine drops an event whose index is not above the last it took.
@@ -151,6 +155,10 @@ type Runner struct {
 type alarmState struct {
 	running bool
 	pending *time.Time
+	// intent is a sleep or stop intent made before Running was sent,
+	// sent right after it (the engine ignores an intent of an actor it
+	// has not seen running).
+	intent envoy.ActorIntent
 }
 
 type kvResult struct {
@@ -189,6 +197,7 @@ func New(cfg Config) *Runner {
 	r.mu.generation = map[string]uint32{}
 	r.mu.alarms = map[genKey]*alarmState{}
 	r.mu.actorRequests = map[string]int{}
+	r.mu.stoppingActors = map[string]bool{}
 	r.mu.requests = map[[8]byte]*pendingRequest{}
 	r.mu.serving = map[[8]byte]context.CancelFunc{}
 	r.mu.sockets = map[[8]byte]*tunnelSocket{}
@@ -566,8 +575,8 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 			r.mu.alarms[k] = st
 		}
 		st.running = true
-		pending := st.pending
-		st.pending = nil
+		pending, intent := st.pending, st.intent
+		st.pending, st.intent = nil, nil
 		r.mu.Unlock()
 		r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorStateUpdate{State: envoy.ActorStateRunning{}})
 		r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorSetAlarm{})
@@ -575,9 +584,20 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 			ts := pending.UnixMilli()
 			r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorSetAlarm{AlarmTs: &ts})
 		}
+		if intent != nil {
+			r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorIntent{Intent: intent})
+		}
 		r.evMu.Unlock()
 	case envoy.CommandStopActor:
 		log := r.log.With("actor_id", cp.ActorID, "generation", cp.Generation, "reason", m.Reason.String())
+		r.mu.Lock()
+		r.mu.stoppingActors[cp.ActorID] = true
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			delete(r.mu.stoppingActors, cp.ActorID)
+			r.mu.Unlock()
+		}()
 		if m.Reason != envoy.StopActorReasonLost {
 			// Requests the engine sent before the stop are answered by
 			// this incarnation; the engine holds later ones until the
@@ -723,19 +743,37 @@ func (r *Runner) actorCount() int {
 }
 
 // Intent tells the engine that the actor wants to sleep (or stop for
-// good); the engine answers with a stop command.
+// good); the engine answers with a stop command. An intent made while
+// the actor starts (its run handler asking at once) is sent right after
+// the actor's Running event.
 func (r *Runner) Intent(id string, sleep bool) {
-	r.mu.Lock()
-	gen, ok := r.mu.generation[id]
-	r.mu.Unlock()
-	if !ok {
-		return
-	}
 	var in envoy.ActorIntent = envoy.ActorIntentSleep{}
 	if !sleep {
 		in = envoy.ActorIntentStop{}
 	}
-	r.event(context.Background(), id, gen, envoy.EventActorIntent{Intent: in})
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	r.mu.Lock()
+	gen, ok := r.mu.generation[id]
+	if !ok {
+		r.mu.Unlock()
+		return
+	}
+	k := genKey{id, gen}
+	st := r.mu.alarms[k]
+	if st == nil {
+		st = &alarmState{}
+		r.mu.alarms[k] = st
+	}
+	if !st.running {
+		if _, stop := st.intent.(envoy.ActorIntentStop); !stop {
+			st.intent = in // a stop outranks a sleep
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.eventLocked(context.Background(), id, gen, envoy.EventActorIntent{Intent: in})
 }
 
 // Generation is the generation the engine started the actor with, if it
