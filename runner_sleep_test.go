@@ -39,13 +39,14 @@ var napperDef = rivet.NewActor("napper", rivet.Opts[napperState]{
 	Action("get", func(c *rivet.Ctx[napperState]) napperState { return *c.State })
 
 // TestEngineRunnerSelfSleepStopsOnce: an actor that asks to sleep sleeps
-// exactly once, whether it asks while starting (its run handler) or from
-// an action while calls keep arriving. Through the engine a sleep is an
-// intent answered by a stop command. The runner used to stop the actor
-// before telling the engine, and to send the intent of a starting actor
-// before its Running event, which the engine does not act on: a call then
-// woke the actor here, and it slept a second time later (the conformance
-// suite saw sleepCount 2).
+// exactly once and is woken by the next call, whether it asks while
+// starting (its run handler) or from an action while calls keep arriving.
+// Through the engine a sleep is an intent answered by a stop command; the
+// actor serves calls until then. It fails if the intent of a starting
+// actor goes out before its Running event (the engine does not act on it:
+// the actor never sleeps), if a call that reaches the runner during the
+// stop is answered actor.not_found instead of being left to the engine,
+// or if the actor sleeps twice.
 func TestEngineRunnerSelfSleepStopsOnce(t *testing.T) {
 	eng := enginetest.Start(t, enginetest.Options{})
 	startRunnerOf(t, eng, napperDef)
