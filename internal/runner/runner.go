@@ -135,10 +135,8 @@ type Runner struct {
 		draining bool
 		// actorRequests counts tunnelled requests in flight per actor.
 		actorRequests map[string]int
-		// stoppingActors: actors whose stop command is being carried
-		// out; a request for one that arrives meanwhile is left to the
-		// engine, which sends it again to the actor's next instance.
-		stoppingActors map[string]bool
+		// stopping: a stop command is being carried out for the actor.
+		stopping map[string]bool
 	}
 	// evMu keeps an actor's events in index order on the wire: the
 	// engine drops an event whose index is not above the last it took.
@@ -197,7 +195,7 @@ func New(cfg Config) *Runner {
 	r.mu.generation = map[string]uint32{}
 	r.mu.alarms = map[genKey]*alarmState{}
 	r.mu.actorRequests = map[string]int{}
-	r.mu.stoppingActors = map[string]bool{}
+	r.mu.stopping = map[string]bool{}
 	r.mu.requests = map[[8]byte]*pendingRequest{}
 	r.mu.serving = map[[8]byte]context.CancelFunc{}
 	r.mu.sockets = map[[8]byte]*tunnelSocket{}
@@ -548,6 +546,7 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 		}
 		r.mu.Lock()
 		r.mu.generation[cp.ActorID] = cp.Generation
+		delete(r.mu.stopping, cp.ActorID)
 		r.mu.Unlock()
 		log := r.log.With("actor_id", a.ID, "actor", a.Name, "generation", a.Generation)
 		if err := r.cfg.Actors.Start(ctx, a); err != nil {
@@ -591,13 +590,8 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 	case envoy.CommandStopActor:
 		log := r.log.With("actor_id", cp.ActorID, "generation", cp.Generation, "reason", m.Reason.String())
 		r.mu.Lock()
-		r.mu.stoppingActors[cp.ActorID] = true
+		r.mu.stopping[cp.ActorID] = true
 		r.mu.Unlock()
-		defer func() {
-			r.mu.Lock()
-			delete(r.mu.stoppingActors, cp.ActorID)
-			r.mu.Unlock()
-		}()
 		if m.Reason != envoy.StopActorReasonLost {
 			// Requests the engine sent before the stop are answered by
 			// this incarnation; the engine holds later ones until the
@@ -630,6 +624,7 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 			delete(r.mu.generation, cp.ActorID)
 		}
 		delete(r.mu.alarms, genKey{cp.ActorID, cp.Generation})
+		delete(r.mu.stopping, cp.ActorID)
 		r.mu.Unlock()
 		if m.Reason == envoy.StopActorReasonDestroy || m.Reason == envoy.StopActorReasonStopIntent {
 			// Gone for good: no alarm may wake it (as RivetKit does).

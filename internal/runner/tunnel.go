@@ -94,7 +94,7 @@ func (r *Runner) tunnel(ctx context.Context, m envoy.ToEnvoyTunnelMessage) {
 func (r *Runner) serve(ctx context.Context, id envoy.MessageID, start envoy.ToEnvoyRequestStart, body []byte) {
 	k := requestKey(id)
 	r.mu.Lock()
-	if r.mu.stoppingActors[start.ActorID] {
+	if r.mu.stopping[start.ActorID] {
 		// The engine sent it after the stop command (its router and the
 		// actor's stop race): answered here it would fail with
 		// actor.not_found; left open, the engine sends it again to the
