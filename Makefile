@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine bench bench-report bench-peer bench-engine run soak
+.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine conformance-engine-cell bench bench-report bench-peer bench-engine run soak
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -66,6 +66,10 @@ CONFORMANCE_ENGINE_CELLS ?= 2.3.19/bare
 conformance-engine: engine clients ## the conformance suite through rivet-engine, rivet serve as its runner (needs node, npm)
 	cd conformance && CONFORMANCE_TARGET=engine \
 	  RIVET_CONFORMANCE_ONLY=$(if $(filter all,$(CONFORMANCE_ENGINE_CELLS)),,$(CONFORMANCE_ENGINE_CELLS)) npm test
+
+CONFORMANCE_ENGINE_CELL ?= 2.3.19/bare
+conformance-engine-cell: engine clients ## one cell of the suite through ONE shared rivet-engine and runner (CONFORMANCE_ENGINE_CELL, default 2.3.19/bare)
+	cd conformance && RIVET_CONFORMANCE_ONLY=$(CONFORMANCE_ENGINE_CELL) node engine-cell.mjs
 
 bench: ## the in-process benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ ./rivetdriver/...

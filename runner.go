@@ -99,14 +99,11 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 		Names: reg.Names(), Actors: (*engineActors)(er), Handler: rt.Handler(), Log: rt.log,
 	})
 	kv.r = er.r
-	rt.e.OnSleep(func(id string) {
-		er.mu.Lock()
-		stopping := er.stopping[id]
-		er.mu.Unlock()
-		if !stopping {
-			er.r.Intent(id, true)
-		}
-	})
+	// An actor that would sleep asks the engine, which answers with a
+	// stop command; it keeps serving the requests the engine routes to
+	// it until then (stopping first, it would be woken here by them and
+	// stopped once more).
+	rt.e.SleepThrough(func(id string) { er.r.Intent(id, true) })
 	rt.e.OnDestroy(func(id string) {
 		er.mu.Lock()
 		stopping := er.stopping[id]

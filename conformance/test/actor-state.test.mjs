@@ -76,10 +76,6 @@ matrix("Actor State", (t) => {
 
 		t.test(
 			"Zod coercion preserves values after mutation and wake",
-			{
-				engineSkip:
-					"runner mode: timed out after 60 s in both cells (sleep on its own via triggerSleep, then calls that wake it through the engine); the similar test above passes; not investigated yet",
-			},
 			async ({ client }) => {
 			const actor = client.stateZodCoercionActor.getOrCreate([`zod-mutate-wake-${randomUUID()}`]);
 			await actor.setCount(99);
@@ -97,10 +93,6 @@ matrix("Actor State", (t) => {
 	t.describe("State across sleep", () => {
 		t.test(
 			"actor sleep persists state",
-			{
-				engineTodo:
-					"through the engine on a loaded machine the first call reached the new actor more than its 1 s sleep timeout after the engine started it: it had slept and restarted twice ({sleepCount: 2, startCount: 3})",
-			},
 			async ({ client }) => {
 			// The sleep fixture counts wakes (startCount) and sleeps.
 			const sleepActor = client.sleep.getOrCreate([`state-sleep-${randomUUID()}`]);

@@ -180,7 +180,7 @@ matrix("Manager Driver", (t) => {
 	});
 
 	t.describe("Multiple Actor Instances", () => {
-		t.test("creates multiple actor instances of the same type", { engineTodo: "timed out after 60 s in one of two cells on the engine target; not investigated" }, async ({ client }) => {
+		t.test("creates multiple actor instances of the same type", async ({ client }) => {
 			await client.counter.getOrCreate(["multi-1"]).increment(1);
 			await client.counter.getOrCreate(["multi-2"]).increment(2);
 			await client.counter.getOrCreate(["multi-3"]).increment(3);

@@ -24,11 +24,15 @@ function bytes(data) {
 }
 
 // On the engine target raw sockets were closed under the tests
-// (1011 actor.not_found, or 1000 "actor stopped") in 16 of 32 cells (two
-// cells run), across most tests of this file: every test is todo there.
-// Not investigated yet.
+// (1011 actor.not_found, or 1000 "actor stopped"): 16 of 32 cells in the
+// first run, 8 of 16 (2.3.19/bare) on 2026-12-03 after the sleep-intent
+// fix. 1011 actor.not_found is the runner's answer to a socket open for an
+// actor it no longer holds (the engine sent the open while the actor was
+// being stopped); the reply that makes the engine route it again is not
+// built (docs/engine-runner.md §13, part of the WebSocket hibernation
+// work). Every test is todo there.
 const ENGINE_RAW_WS =
-	"through the engine the raw socket was closed under the test in some cells (1011 actor.not_found or 1000 actor stopped); not investigated yet";
+	"through the engine the raw socket was closed under the test in some cells (1011 actor.not_found: the open reached the runner while the actor was being stopped; 1000 actor stopped)";
 
 matrix("Raw Websocket", (t) => {
 	t.test("should establish raw WebSocket connection", async (ctx) => {

@@ -100,9 +100,12 @@ type Engine struct {
 	prom       *promMetrics
 	insp       *inspectState // nil unless Config.Inspect
 	onSleep    func(id string)
-	onAlarm    func(id string, generation uint64, at time.Time)
-	onDestroy  func(id string)
-	maxKey     int // longest KV key: MaxKVKeySize or the driver's limit
+	// sleepThrough, when set, is asked to stop an actor that would
+	// sleep on its own (see SleepThrough).
+	sleepThrough func(id string)
+	onAlarm      func(id string, generation uint64, at time.Time)
+	onDestroy    func(id string)
+	maxKey       int // longest KV key: MaxKVKeySize or the driver's limit
 	// hibernate: an actor may sleep with connections open, the gateway
 	// keeping their sockets (see SetHibernation).
 	hibernate atomic.Bool
@@ -909,7 +912,7 @@ func (e *Engine) Sleep(ctx context.Context, id string) error {
 		return nil
 	}
 	done := make(chan struct{})
-	if e.pushTo(h, job{run: func(h *host) { defer close(done); h.trySleep(true) }, fail: func(error) { close(done) }}) != pushed {
+	if e.pushTo(h, job{run: func(h *host) { defer close(done); h.sleepNow(true) }, fail: func(error) { close(done) }}) != pushed {
 		<-h.stopped
 		return nil
 	}
@@ -1005,6 +1008,16 @@ func (e *Engine) ListActors(ctx context.Context, opts rivetdriver.ListActorsOpti
 // (idle, or asked by its code): runner mode tells the Rivet Engine. Set it
 // before the engine serves anything.
 func (e *Engine) OnSleep(fn func(id string)) { e.onSleep = fn }
+
+// SleepThrough makes actors that would sleep on their own (idle, or asked
+// by their code) ask fn instead of stopping: fn is called once per
+// incarnation, from the actor's goroutine (it must not block on the
+// actor), and the actor keeps serving until Sleep stops it. Runner mode
+// sets it: the Rivet Engine answers a sleep intent with a stop command,
+// and an actor that stopped before that command would be woken here by a
+// request the engine still routes to it, then stopped a second time.
+// Set it before the engine serves anything.
+func (e *Engine) SleepThrough(fn func(id string)) { e.sleepThrough = fn }
 
 // OnDestroy sets a function called after an actor was destroyed and its
 // data deleted (by its own code or through Destroy): runner mode tells

@@ -65,6 +65,10 @@ type host struct {
 	events      *eventRing // recent broadcasts, kept when the engine inspects
 	lastWork    time.Time
 	sleepT      clock.Timer
+	// sleepAsked: this incarnation asked Engine.SleepThrough's function
+	// to stop it and waits for Sleep (runner mode: the engine's stop
+	// command).
+	sleepAsked bool
 
 	// Metrics and logging: nm is resolved once per activation; infoLog
 	// is info.Log (actor, key, actor_id), readable from any goroutine;
@@ -780,7 +784,7 @@ func (h *host) canSleep() bool {
 
 // armSleep starts the idle timer when the actor has become idle.
 func (h *host) armSleep() {
-	if h.sleepT != nil || !h.active || !h.canSleep() {
+	if h.sleepT != nil || !h.active || h.sleepAsked || !h.canSleep() {
 		return
 	}
 	d := h.opts.SleepTimeout - h.e.clock.Now().Sub(h.lastWork)
@@ -791,7 +795,8 @@ func (h *host) armSleep() {
 }
 
 // trySleep puts the actor to sleep if it is (still) idle, or at once when
-// requested by the actor itself.
+// requested by the actor itself. With Engine.SleepThrough set it asks
+// instead, once, and the actor stops when Sleep is called.
 func (h *host) trySleep(requested bool) {
 	if h.exited || !h.active {
 		return
@@ -803,6 +808,23 @@ func (h *host) trySleep(requested bool) {
 		if h.e.clock.Now().Sub(h.lastWork) < h.opts.SleepTimeout {
 			return // work happened since the timer was armed; drain re-arms
 		}
+	}
+	if fn := h.e.sleepThrough; fn != nil {
+		if !h.sleepAsked {
+			h.sleepAsked = true
+			h.log().Debug("actor asks to sleep")
+			fn(h.id)
+		}
+		return
+	}
+	h.sleepNow(requested)
+}
+
+// sleepNow stops the actor for sleep: at once when requested (queued
+// jobs go to the next incarnation), else only if its mailbox is empty.
+func (h *host) sleepNow(requested bool) {
+	if h.exited || !h.active {
+		return
 	}
 	if !h.mb.closeIfEmpty() {
 		if !requested {

@@ -161,6 +161,10 @@ type Runner struct {
 type alarmState struct {
 	running bool
 	pending *time.Time
+	// intent is a sleep or stop intent made before Running was sent,
+	// sent right after it (the engine ignores an intent of an actor it
+	// has not seen running).
+	intent envoy.ActorIntent
 }
 
 type kvResult struct {
@@ -588,14 +592,17 @@ func (r *Runner) command(ctx context.Context, c envoy.CommandWrapper) {
 			r.mu.alarms[k] = st
 		}
 		st.running = true
-		pending := st.pending
-		st.pending = nil
+		pending, intent := st.pending, st.intent
+		st.pending, st.intent = nil, nil
 		r.mu.Unlock()
 		r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorStateUpdate{State: envoy.ActorStateRunning{}})
 		r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorSetAlarm{})
 		if pending != nil {
 			ts := pending.UnixMilli()
 			r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorSetAlarm{AlarmTs: &ts})
+		}
+		if intent != nil {
+			r.eventLocked(ctx, cp.ActorID, cp.Generation, envoy.EventActorIntent{Intent: intent})
 		}
 		r.evMu.Unlock()
 	case envoy.CommandStopActor:
@@ -809,19 +816,37 @@ func (r *Runner) actorCount() int {
 }
 
 // Intent tells the engine that the actor wants to sleep (or stop for
-// good); the engine answers with a stop command.
+// good); the engine answers with a stop command. An intent made while
+// the actor starts (its run handler asking at once) is sent right after
+// the actor's Running event.
 func (r *Runner) Intent(id string, sleep bool) {
-	r.mu.Lock()
-	gen, ok := r.mu.generation[id]
-	r.mu.Unlock()
-	if !ok {
-		return
-	}
 	var in envoy.ActorIntent = envoy.ActorIntentSleep{}
 	if !sleep {
 		in = envoy.ActorIntentStop{}
 	}
-	r.event(context.Background(), id, gen, envoy.EventActorIntent{Intent: in})
+	r.evMu.Lock()
+	defer r.evMu.Unlock()
+	r.mu.Lock()
+	gen, ok := r.mu.generation[id]
+	if !ok {
+		r.mu.Unlock()
+		return
+	}
+	k := genKey{id, gen}
+	st := r.mu.alarms[k]
+	if st == nil {
+		st = &alarmState{}
+		r.mu.alarms[k] = st
+	}
+	if !st.running {
+		if _, stop := st.intent.(envoy.ActorIntentStop); !stop {
+			st.intent = in // a stop outranks a sleep
+		}
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	r.eventLocked(context.Background(), id, gen, envoy.EventActorIntent{Intent: in})
 }
 
 // Generation is the generation the engine started the actor with, if it

@@ -94,6 +94,17 @@ func (r *Runner) tunnel(ctx context.Context, m envoy.ToEnvoyTunnelMessage) {
 // client went away) cancels the request's context.
 func (r *Runner) serve(ctx context.Context, id envoy.MessageID, start envoy.ToEnvoyRequestStart, body []byte) {
 	k := requestKey(id)
+	r.mu.Lock()
+	if r.mu.stopping[start.ActorID] {
+		// The engine sent it after the stop command (its router and the
+		// actor's stop race): answered here it would fail with
+		// actor.not_found; left open, the engine sends it again to the
+		// actor's next instance once this one is reported stopped.
+		r.mu.Unlock()
+		r.log.Debug("request for a stopping actor left to the engine", "actor_id", start.ActorID)
+		return
+	}
+	r.mu.Unlock()
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	// The engine re-sends a request with the same ids when the runner
 	// it went to died before answering: an action applied by that
