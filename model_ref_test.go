@@ -51,10 +51,12 @@ type modelOp struct {
 
 func (o modelOp) String() string {
 	switch o.Kind {
-	case "add", "sleep", "qlen", "pending", "kvDelAll", "destroy", "qtake":
+	case "add", "sleep", "qlen", "pending", "kvDelAll", "destroy", "qtake", "qtakeFail":
 		return fmt.Sprintf("%s actor=%d n=%d", o.Kind, o.Actor, o.N)
 	case "fail", "bcast", "kvGet":
 		return fmt.Sprintf("%s actor=%d n=%d s=%q", o.Kind, o.Actor, o.N, o.S)
+	case "kvTx":
+		return fmt.Sprintf("kvTx actor=%d %q", o.Actor, o.Keys)
 	case "kvPut", "kvDel":
 		return fmt.Sprintf("%s actor=%d keys=%v v=%d", o.Kind, o.Actor, o.Keys, o.N)
 	case "kvList":
@@ -80,9 +82,9 @@ var modelKinds = []struct {
 	weight int
 }{
 	{"add", 6}, {"fail", 3}, {"bcast", 5},
-	{"kvPut", 8}, {"kvGet", 6}, {"kvDel", 4}, {"kvDelAll", 1}, {"kvList", 6},
+	{"kvPut", 8}, {"kvTx", 4}, {"kvGet", 6}, {"kvDel", 4}, {"kvDelAll", 1}, {"kvList", 6},
 	{"sched", 5}, {"schedAt", 2}, {"cancel", 3}, {"pending", 2},
-	{"qsend", 4}, {"qtake", 4}, {"qlen", 1},
+	{"qsend", 4}, {"qtake", 4}, {"qtakeFail", 1}, {"qlen", 1},
 	{"connect", 3}, {"close", 2}, {"sub", 1}, {"unsub", 1}, {"bump", 3},
 	{"sleep", 2}, {"advance", 5}, {"advanceNext", 2}, {"destroy", 1}, {"restart", 1}, {"check", 2},
 }
@@ -135,6 +137,22 @@ func genModelOps(seed uint64, n int) []modelOp {
 			op.Keys, op.N = keys(3), rng.IntN(100)
 		case "kvGet":
 			op.S = key()
+		case "kvTx":
+			op.Keys = make([]string, 1+rng.IntN(5))
+			for j := range op.Keys {
+				switch r := rng.IntN(10); {
+				case r < 4:
+					op.Keys[j] = fmt.Sprintf("p %s %d", key(), rng.IntN(100))
+				case r < 6:
+					op.Keys[j] = "d " + key()
+				case r < 7:
+					op.Keys[j] = "D"
+				case r < 9:
+					op.Keys[j] = "g " + key()
+				default:
+					op.Keys[j] = "l"
+				}
+			}
 		case "kvDel":
 			op.Keys = keys(2)
 		case "kvList":
@@ -167,7 +185,7 @@ func genModelOps(seed uint64, n int) []modelOp {
 			for j := range op.Ns {
 				op.Ns[j] = i*10 + j
 			}
-		case "qtake":
+		case "qtake", "qtakeFail":
 			op.N = 1 + rng.IntN(3)
 		case "connect":
 			op.S = fmt.Sprint("c", i)
@@ -433,6 +451,35 @@ func stepModel(s *modelSUT, w *modelWorld, i int, op modelOp) error {
 		want := append([]int{}, a.queue[:k]...)
 		a.queue = a.queue[k:]
 		return expect(s.call(op.Actor, "qtake", op.N), want)
+	case "qtakeFail":
+		return expectErr(s.call(op.Actor, "qtakeFail", op.N), "user.model_fail")
+	case "kvTx":
+		out := []string{}
+		for _, st := range op.Keys {
+			f := strings.Fields(st)
+			switch f[0] {
+			case "p":
+				a.kv[f[1]], _ = strconv.Atoi(f[2])
+			case "d":
+				delete(a.kv, f[1])
+			case "D":
+				clear(a.kv)
+			case "g":
+				if v, ok := a.kv[f[1]]; ok {
+					out = append(out, fmt.Sprint(v))
+				} else {
+					out = append(out, "-")
+				}
+			case "l":
+				var ks []string
+				for _, e := range a.list(modelOp{}) {
+					k, _, _ := strings.Cut(e, "=")
+					ks = append(ks, k)
+				}
+				out = append(out, strings.Join(ks, ","))
+			}
+		}
+		return expect(s.call(op.Actor, "kvTx", op.Keys), out)
 	case "qlen":
 		return expect(s.call(op.Actor, "qlen"), len(a.queue))
 	case "connect":
@@ -485,6 +532,9 @@ func stepModel(s *modelSUT, w *modelWorld, i int, op modelOp) error {
 			return nil
 		}
 		c.count++
+		if c.subscribed {
+			c.want = append(c.want, fmt.Sprintf("bump:%d", c.count))
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		return expect(modelResult(s.conns[num].c.Call(ctx, "bump")), fmt.Sprintf("%s:%d", c.name, c.count))

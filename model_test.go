@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rivetgo/rivet"
+	"github.com/rivetgo/rivet/internal/enginetest"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivetdriver/rivetembed"
 	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
@@ -144,7 +145,7 @@ func TestModel(t *testing.T) {
 				run := func(ops []modelOp) error {
 					s := st.open(t)
 					defer s.drop()
-					return runModel(s, ops)
+					return runModel(&modelSUT{store: s}, ops)
 				}
 				if err := run(ops); err != nil {
 					reportModelFailure(t, st.name, seed, ops, err, run)
@@ -276,6 +277,45 @@ var modelDef = rivet.NewActor("model", rivet.Options[mState, mConnState, rivet.N
 		return c.KV().DeleteBatch(ks...)
 	}).
 	Action("kvDelAll", func(c *mCtx) error { return c.KV().DeleteAll() }).
+	Action("kvTx", func(c *mCtx, steps []string) ([]string, error) {
+		// Several KV operations in one turn, each seeing the ones before
+		// it: "p key v" puts, "d key" deletes, "D" deletes all, "g key"
+		// and "l" read.
+		out := []string{}
+		for _, st := range steps {
+			f := strings.Fields(st)
+			var err error
+			switch f[0] {
+			case "p":
+				v, _ := strconv.Atoi(f[2])
+				err = c.KV().Put(mKey(f[1]), v)
+			case "d":
+				err = c.KV().Delete(mKey(f[1]))
+			case "D":
+				err = c.KV().DeleteAll()
+			case "g":
+				var v int
+				var ok bool
+				if ok, err = c.KV().Get(mKey(f[1]), &v); ok {
+					out = append(out, fmt.Sprint(v))
+				} else {
+					out = append(out, "-")
+				}
+			case "l":
+				var es []rivet.KVEntry
+				es, err = c.KV().List(rivet.KVListOptions{})
+				ks := []string{}
+				for _, e := range es {
+					ks = append(ks, mKeyString(e.Key))
+				}
+				out = append(out, strings.Join(ks, ","))
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		return out, nil
+	}).
 	Action("kvList", func(c *mCtx, prefix, start, end string, reverse bool, limit int) ([]string, error) {
 		o := rivet.KVListOptions{Reverse: reverse, Limit: limit}
 		if prefix != "" {
@@ -338,11 +378,20 @@ var modelDef = rivet.NewActor("model", rivet.Options[mState, mConnState, rivet.N
 		return out, err
 	}).
 	Action("qlen", func(c *mCtx) (int, error) { return c.Queue().Len() }).
+	Action("qtakeFail", func(c *mCtx, count int) error {
+		if _, err := mQueue.NextBatch(c, count); err != nil {
+			return err
+		}
+		return rivet.UserError("refused", rivet.WithCode("model_fail"))
+	}).
 	Action("bump", func(c *mCtx) (string, error) {
 		if c.Conn == nil {
 			return "", errors.New("bump needs a connection")
 		}
 		c.Conn.State.Count++
+		if err := c.Conn.Send("ev", fmt.Sprintf("bump:%d", c.Conn.State.Count)); err != nil {
+			return "", err
+		}
 		return fmt.Sprintf("%s:%d", c.Conn.State.Name, c.Conn.State.Count), nil
 	}).
 	Action("sleep", func(c *mCtx) { c.Sleep() })
@@ -350,11 +399,14 @@ var modelDef = rivet.NewActor("model", rivet.Options[mState, mConnState, rivet.N
 // The system under test: the runtime on a store, restarted on demand.
 
 type modelSUT struct {
-	store modelStore
-	drv   rivetdriver.Driver
-	rt    *rivet.Runtime
-	clk   *rivettest.Clock
-	conns map[int]*modelConn // by the model's connection number
+	store   modelStore
+	drv     rivetdriver.Driver
+	eng     *enginetest.Engine // runner mode: the runtime is a runner of eng
+	er      *rivet.EngineRunner
+	rt      *rivet.Runtime
+	clk     *rivettest.Clock
+	conns   map[int]*modelConn // by the model's connection number
+	handles map[int]*rivet.Handle
 }
 
 type modelConn struct {
@@ -373,6 +425,10 @@ func (m *modelConn) events() []string {
 var modelStart = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func (s *modelSUT) start(now time.Time) error {
+	s.conns, s.handles = map[int]*modelConn{}, map[int]*rivet.Handle{}
+	if s.eng != nil {
+		return s.startRunner(now)
+	}
 	d, err := s.store.open()
 	if err != nil {
 		return fmt.Errorf("open store: %w", err)
@@ -391,7 +447,30 @@ func (s *modelSUT) start(now time.Time) error {
 		s.store.close(d)
 		return fmt.Errorf("start runtime: %w", err)
 	}
-	s.conns = map[int]*modelConn{}
+	return nil
+}
+
+func (s *modelSUT) startRunner(now time.Time) error {
+	s.clk = rivettest.NewClock(now)
+	reg, err := rivet.NewRegistry(modelDef)
+	if err != nil {
+		return err
+	}
+	s.er, err = rivet.StartEngineRunner(context.Background(), reg, &rivet.Config{
+		Clock:  s.clk,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Engine: rivet.EngineConfig{URL: s.eng.GuardURL()},
+	})
+	if err != nil {
+		return fmt.Errorf("start runner: %w", err)
+	}
+	s.rt = s.er.Runtime()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := s.er.Ready(ctx); err != nil {
+		_ = s.stop()
+		return fmt.Errorf("runner not connected: %w", err)
+	}
 	return nil
 }
 
@@ -401,6 +480,11 @@ func (s *modelSUT) stop() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	if s.er != nil {
+		err := s.er.Stop(ctx)
+		s.rt, s.er = nil, nil
+		return err
+	}
 	err := s.rt.Stop(ctx)
 	s.store.close(s.drv)
 	s.rt, s.drv = nil, nil
@@ -414,8 +498,15 @@ func (s *modelSUT) advance(d time.Duration) {
 	s.clk.Advance(d)
 }
 
+// handle is actor's handle, kept across calls as a client would keep it
+// (it remembers the actor's id).
 func (s *modelSUT) handle(actor int) *rivet.Handle {
-	return s.rt.Client().GetOrCreate("model", rivet.Key{fmt.Sprint("m", actor)})
+	if h := s.handles[actor]; h != nil {
+		return h
+	}
+	h := s.rt.Client().GetOrCreate("model", rivet.Key{fmt.Sprint("m", actor)})
+	s.handles[actor] = h
+	return h
 }
 
 // result renders an action's outcome for comparison: its JSON, or
@@ -480,8 +571,7 @@ func (s *modelSUT) waitEvents(mc *modelConn, n int) []string {
 
 // runModel runs ops on a fresh store and on the model, returning the
 // first disagreement.
-func runModel(store modelStore, ops []modelOp) (err error) {
-	s := &modelSUT{store: store}
+func runModel(s *modelSUT, ops []modelOp) (err error) {
 	if err := s.start(modelStart); err != nil {
 		return err
 	}
@@ -491,8 +581,14 @@ func runModel(store modelStore, ops []modelOp) (err error) {
 		}
 	}()
 	w := newModelWorld(modelStart)
+	trace := os.Getenv("MODEL_TRACE") != ""
 	for i, op := range ops {
-		if err := stepModel(s, w, i, op); err != nil {
+		t0 := time.Now()
+		err := stepModel(s, w, i, op)
+		if trace {
+			fmt.Fprintf(os.Stderr, "model: %3d %-60s %v\n", i, op, time.Since(t0).Round(time.Millisecond))
+		}
+		if err != nil {
 			return fmt.Errorf("op %d %s: %w", i, op, err)
 		}
 	}
@@ -510,4 +606,74 @@ func modelJSON(v any) string {
 		return "unencodable " + err.Error()
 	}
 	return string(b)
+}
+
+// Runner mode: the engine's KV as the store.
+
+// modelEngineKinds are the operations run through the engine. Left out:
+// advancing time (the engine keeps its own time for alarms: alarms are
+// scheduled, listed and cancelled, and persist, but do not fire here;
+// firing is covered on the other drivers and in runner_alarm_test.go),
+// connections (the in-process client's connections do not go through
+// the engine), and destroy (engine 2.3.19 stops placing new actors after
+// about ten creations, docs/engine-runner.md §12).
+var modelEngineKinds = map[string]bool{
+	"add": true, "fail": true, "bcast": true,
+	"kvPut": true, "kvTx": true, "kvGet": true, "kvDel": true, "kvDelAll": true, "kvList": true,
+	"sched": true, "schedAt": true, "cancel": true, "pending": true,
+	"qsend": true, "qtake": true, "qtakeFail": true, "qlen": true,
+	"sleep": true, "restart": true, "check": true,
+}
+
+// engineModelOps keeps the operations the engine run supports, with
+// alarms a day later than drawn so that none falls due in the engine's
+// real time while the sequence runs.
+func engineModelOps(ops []modelOp) []modelOp {
+	var out []modelOp
+	for _, op := range ops {
+		if !modelEngineKinds[op.Kind] {
+			continue
+		}
+		switch op.Kind {
+		case "sched", "schedAt":
+			op.N += int((24 * time.Hour).Milliseconds())
+		case "restart":
+			op.N = 0
+		}
+		out = append(out, op)
+	}
+	return out
+}
+
+// TestModelEngine runs TestModel's sequences with a runner on a real
+// engine, each seed on a fresh engine (MODEL_ENGINE_SEEDS, default 1;
+// MODEL_OPS as for TestModel). Failures are not shrunk: every attempt
+// would need an engine of its own.
+func TestModelEngine(t *testing.T) {
+	seeds, n := modelSettings(t)
+	if v := os.Getenv("MODEL_ENGINE_SEEDS"); v != "" && *modelSeedFlag == 0 && os.Getenv("MODEL_SEED") == "" {
+		k, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("MODEL_ENGINE_SEEDS=%q: %v", v, err)
+		}
+		seeds = seeds[:0]
+		for i := range k {
+			seeds = append(seeds, uint64(i+1))
+		}
+	} else if len(seeds) > 1 {
+		seeds = seeds[:1]
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
+			ops := engineModelOps(genModelOps(seed, n))
+			s := &modelSUT{eng: enginetest.Start(t, enginetest.Options{})}
+			if err := runModel(s, ops); err != nil {
+				var b strings.Builder
+				for i, op := range ops {
+					fmt.Fprintf(&b, "\n  %3d %s", i, op)
+				}
+				t.Fatalf("model disagreement on the engine, seed %d: %v\nops:%s\nreplay: go test -run 'TestModelEngine' -seed=%d .", seed, err, b.String(), seed)
+			}
+		})
+	}
 }
