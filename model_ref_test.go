@@ -566,7 +566,6 @@ func stepModel(s *modelSUT, w *modelWorld, i int, op modelOp) error {
 					return err
 				}
 				delete(w.conns, num)
-				delete(s.conns, num)
 			}
 		}
 		w.actors[op.Actor] = &refActor{kv: map[string]int{}}
@@ -575,6 +574,15 @@ func stepModel(s *modelSUT, w *modelWorld, i int, op modelOp) error {
 		if err := s.handle(op.Actor).Destroy(ctx); err != nil {
 			return fmt.Errorf("destroy: %w", err)
 		}
+		// Its connections close.
+		for num, mc := range s.conns {
+			if _, open := w.conns[num]; !open {
+				if err := s.waitClosed(mc); err != nil {
+					return fmt.Errorf("connection #%d of the destroyed actor: %w", num, err)
+				}
+				delete(s.conns, num)
+			}
+		}
 		return nil
 	case "restart":
 		if err := checkConns(s, w); err != nil {
@@ -582,8 +590,14 @@ func stepModel(s *modelSUT, w *modelWorld, i int, op modelOp) error {
 		}
 		// The stop closes every connection.
 		clear(w.conns)
+		conns := s.conns
 		if err := s.stop(); err != nil {
 			return fmt.Errorf("stop: %w", err)
+		}
+		for num, mc := range conns {
+			if err := s.waitClosed(mc); err != nil {
+				return fmt.Errorf("connection #%d at the runtime's stop: %w", num, err)
+			}
 		}
 		w.advance(w.now.Add(time.Duration(op.N) * time.Millisecond))
 		if err := s.start(w.now); err != nil {

@@ -410,10 +410,11 @@ type modelSUT struct {
 }
 
 type modelConn struct {
-	c     *rivet.Connection
-	unsub func()
-	mu    sync.Mutex
-	got   []string
+	c      *rivet.Connection
+	unsub  func()
+	closed chan struct{} // closed by the connection's OnClose
+	mu     sync.Mutex
+	got    []string
 }
 
 func (m *modelConn) events() []string {
@@ -540,7 +541,8 @@ func (s *modelSUT) connect(actor, num int, name string) error {
 	if err != nil {
 		return err
 	}
-	mc := &modelConn{c: c}
+	mc := &modelConn{c: c, closed: make(chan struct{})}
+	c.OnClose(func(string) { close(mc.closed) })
 	s.conns[num] = mc
 	s.subscribe(mc)
 	return nil
@@ -554,6 +556,16 @@ func (s *modelSUT) subscribe(mc *modelConn) {
 		mc.got = append(mc.got, v)
 		mc.mu.Unlock()
 	})
+}
+
+// waitClosed waits until the connection has seen its close.
+func (s *modelSUT) waitClosed(mc *modelConn) error {
+	select {
+	case <-mc.closed:
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("the connection was not closed")
+	}
 }
 
 // waitEvents waits until conn has received at least n events (or a
