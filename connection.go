@@ -30,11 +30,11 @@ type Connection struct {
 	// only to the handlers registered when the actor sent it.
 	handlerSeq uint64
 	queue      []queuedEvent
-	closed   bool
-	reason   string
-	onClose  []func(reason string)
-	wake     chan struct{}
-	done     chan struct{}
+	closed     bool
+	reason     string
+	onClose    []func(reason string)
+	wake       chan struct{}
+	done       chan struct{}
 }
 
 type eventHandler struct {
