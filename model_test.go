@@ -674,7 +674,7 @@ func engineModelOps(ops []modelOp) []modelOp {
 
 // TestModelEngine runs TestModel's sequences with a runner on a real
 // engine, each seed on a fresh engine (MODEL_ENGINE_SEEDS, default 1;
-// MODEL_OPS as for TestModel). Failures are not shrunk: every attempt
+// MODEL_OPS as for TestModel, default 40 here). Failures are not shrunk: every attempt
 // would need an engine of its own.
 func TestModelEngine(t *testing.T) {
 	seeds, n := modelSettings(t)
@@ -689,6 +689,9 @@ func TestModelEngine(t *testing.T) {
 		}
 	} else if len(seeds) > 1 {
 		seeds = seeds[:1]
+	}
+	if os.Getenv("MODEL_OPS") == "" && *modelOpsFlag == 0 {
+		n = 40 // the short form: each call crosses the engine
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
