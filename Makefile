@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine clients test-race lint fuzz conformance conformance-engine conformance-engine-cell bench bench-report bench-peer bench-engine run soak
+.PHONY: help test deps engine clients test-race lint fuzz model conformance conformance-engine conformance-engine-cell bench bench-report bench-peer bench-engine run soak fault-long
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,17 @@ fuzz: ## run every Fuzz target in the module for FUZZTIME executions each
 	  $(GO) test -run '^$$' -fuzz "^$$fn$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 200x $$pkg; \
 	done
 
+# The model-based tests' long form (docs/RELIABILITY.md, "Model-based
+# tests"); go test runs a few seeds of each by default. MODEL_SEEDS
+# sequences of MODEL_OPS operations on memory, embedded and PostgreSQL,
+# MODEL_ENGINE_SEEDS on a real engine (a fresh engine each, ~15 s).
+MODEL_SEEDS ?= 200
+MODEL_OPS ?= 400
+MODEL_ENGINE_SEEDS ?= 20
+model: ## the model-based tests' long run: MODEL_SEEDS random sequences per driver against the reference model (~40 min)
+	MODEL_SEEDS=$(MODEL_SEEDS) MODEL_OPS=$(MODEL_OPS) MODEL_ENGINE_SEEDS=$(MODEL_ENGINE_SEEDS) \
+	  $(GO) test -count=1 -timeout 4h -run '^TestModel(Engine)?$$' .
+
 # npm install, not npm ci: npm ci rejects this lockfile because npm leaves
 # the other platforms' optional binaries of rivetkit out of it; install
 # still takes every version from the lockfile.
@@ -83,7 +94,6 @@ bench-peer: ## RivetKit 2.3.19 side by side with rivet serve and the baseline (n
 bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners behind rivet-engine (needs `make engine`, node, npm; ~25 min)
 	bash bench/peer/run.sh -scenario engine -target engine
 
-.PHONY: fault-long
 FAULT_SEEDS ?= 100
 fault-long: ## fault-injected storage over memory, embedded and PostgreSQL with FAULT_SEEDS seeds each (docs/RELIABILITY.md; ~FAULT_SEEDS x 3 s)
 	RIVET_FAULT_SEEDS=$(FAULT_SEEDS) bash -o pipefail -c "$(GO) test -race -count=1 -timeout 0 -v -run 'TestFaults|TestEmbedded' ./rivetdriver/rivetfault/ | grep -E '^(---|ok|FAIL|PASS)|FAULTS|_test.go: '"

@@ -26,23 +26,29 @@ type Connection struct {
 
 	mu       sync.Mutex
 	handlers map[string][]*eventHandler
-	queue    []queuedEvent
-	closed   bool
-	reason   string
-	onClose  []func(reason string)
-	wake     chan struct{}
-	done     chan struct{}
+	// handlerSeq numbers handlers as On registers them: an event goes
+	// only to the handlers registered when the actor sent it.
+	handlerSeq uint64
+	queue      []queuedEvent
+	closed     bool
+	reason     string
+	onClose    []func(reason string)
+	wake       chan struct{}
+	done       chan struct{}
 }
 
 type eventHandler struct {
 	fn   func(Args)
 	once bool
+	seq  uint64
 }
 
 type queuedEvent struct {
 	name string
 	args []byte
 	gate *engine.Gate
+	// handlerSeq is the connection's handlerSeq when the event was sent.
+	handlerSeq uint64
 }
 
 // Connect opens a connection. The actor's onBeforeConnect,
@@ -86,7 +92,7 @@ func (c *Connection) event(name string, args []byte, gate *engine.Gate) {
 		go c.h.c.e.Disconnect(c.ec, c.id, "")
 		return
 	}
-	c.queue = append(c.queue, queuedEvent{name: name, args: args, gate: gate})
+	c.queue = append(c.queue, queuedEvent{name: name, args: args, gate: gate, handlerSeq: c.handlerSeq})
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
@@ -149,11 +155,19 @@ func (c *Connection) deliver() {
 		if err != nil {
 			continue
 		}
+		// The handlers registered when the actor sent the event (and
+		// still registered): one registered after it, while the event
+		// waited here, must not receive what was sent before it
+		// subscribed.
 		c.mu.Lock()
-		hs := c.handlers[ev.name]
-		keep := hs[:0:0]
-		for _, eh := range hs {
-			if !eh.once {
+		var hs []*eventHandler
+		keep := c.handlers[ev.name][:0:0]
+		for _, eh := range c.handlers[ev.name] {
+			due := eh.seq <= ev.handlerSeq
+			if due {
+				hs = append(hs, eh)
+			}
+			if !due || !eh.once {
 				keep = append(keep, eh)
 			}
 		}
@@ -178,8 +192,9 @@ func (c *Connection) Once(event string, fn func(args Args)) (unsubscribe func())
 }
 
 func (c *Connection) on(event string, fn func(Args), once bool) func() {
-	eh := &eventHandler{fn: fn, once: once}
 	c.mu.Lock()
+	c.handlerSeq++
+	eh := &eventHandler{fn: fn, once: once, seq: c.handlerSeq}
 	first := len(c.handlers[event]) == 0
 	c.handlers[event] = append(c.handlers[event], eh)
 	c.mu.Unlock()
