@@ -52,6 +52,9 @@ type host struct {
 	// (releaseHeld), or before the host waits for its own commits.
 	held   *Gate
 	alarms map[string]rivetdriver.Alarm
+	// alarmRetries counts, per alarm, the runs that failed because the
+	// store did (runAlarm retries those).
+	alarmRetries map[string]int
 	// alarmAt is the earliest alarm last reported to Engine.OnAlarm
 	// (zero: none); reset by each activation.
 	alarmAt   time.Time

@@ -192,10 +192,26 @@ func (h *host) runAlarm(id string) {
 		if !Reported(err) {
 			h.log().Warn("scheduled action failed", "action", a.Action, "alarm", id, "err", err)
 		}
-		if !errors.Is(err, rivettype.ErrCommitFailed) {
+		switch {
+		case errors.Is(err, rivettype.ErrCommitFailed):
+			// The actor restarts from durable state, the alarm with it.
+		case t.storeFailed.Load() || errors.Is(err, rivettype.ErrStorage):
+			// The store, not the action, failed: the alarm stays and
+			// runs again after a pause growing to a minute.
+			n := h.alarmRetries[id]
+			if h.alarmRetries == nil {
+				h.alarmRetries = map[string]int{}
+			}
+			h.alarmRetries[id] = n + 1
+			delay := min(time.Second<<min(n, 6), time.Minute)
+			h.log().Warn("scheduled action retried: the store failed", "action", a.Action, "alarm", id, "retry_in", delay)
+			h.e.sched.add(now.Add(delay), h.id, id)
+			return
+		default:
 			t := newTurn(h, h.e.ctx, nil)
 			t.CancelAlarm(id)
 			_, _ = h.endTurn(t, nil)
 		}
 	}
+	delete(h.alarmRetries, id)
 }

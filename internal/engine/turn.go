@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/rivetgo/rivet/internal/callchain"
@@ -45,16 +46,20 @@ type Turn struct {
 	// start is when the turn began, for the turn duration metric.
 	start time.Time
 
-	kv        kvLayer
-	alarmPut  map[string]rivetdriver.Alarm
-	alarmDel  map[string]struct{}
-	events    []outEvent
-	bg        []bgTask
-	initial   bool
-	sleep     bool
-	destroy   bool
-	stateSeen bool
-	queue     *turnQueue // what the turn did to the actor's queue
+	kv kvLayer
+	// storeFailed: a read from the store failed during the turn, so
+	// whatever the turn's code made of it, its failure may be the
+	// store's and not the code's (runAlarm retries such an alarm).
+	storeFailed atomic.Bool
+	alarmPut    map[string]rivetdriver.Alarm
+	alarmDel    map[string]struct{}
+	events      []outEvent
+	bg          []bgTask
+	initial     bool
+	sleep       bool
+	destroy     bool
+	stateSeen   bool
+	queue       *turnQueue // what the turn did to the actor's queue
 	// allConns: the turn listed the connections, so any of their states
 	// may have changed (their records are checked at flush).
 	allConns bool
@@ -290,6 +295,7 @@ func (t *Turn) KVGet(keys [][]byte) ([][]byte, error) {
 	if len(miss) > 0 {
 		vals, err := h.e.driver.KVGet(t.ctx, h.info.ID, miss)
 		if err != nil {
+			t.storeFailed.Store(true)
 			return nil, fmt.Errorf("kv get: %w", err)
 		}
 		for j, v := range vals {
@@ -382,6 +388,7 @@ func (t *Turn) KVList(opts rivetdriver.ListOptions) ([]rivetdriver.KV, error) {
 		}
 		base, err := h.e.driver.KVList(t.ctx, h.info.ID, o)
 		if err != nil {
+			t.storeFailed.Store(true)
 			return nil, fmt.Errorf("kv list: %w", err)
 		}
 		for _, kv := range base {
