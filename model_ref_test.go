@@ -7,20 +7,16 @@ package rivet_test
 import (
 	"cmp"
 	"context"
-	crand "crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/rivetgo/rivet/internal/pgtest"
 )
 
 // Limits the model actor is defined with (modelDef).
@@ -674,45 +670,7 @@ func jsonMarshal(v any) ([]byte, error) {
 
 // PostgreSQL for TestModel: a schema of its own per sequence.
 
-var modelPG struct {
-	once sync.Once
-	err  error
-}
-
 func pgTestSchema(t *testing.T) (url, schema string) {
 	t.Helper()
-	url = cmp.Or(os.Getenv("RIVET_TEST_POSTGRES_URL"), "postgres://postgres@127.0.0.1:5432/test")
-	modelPG.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, url)
-		if err == nil {
-			err = c.Ping(ctx)
-			_ = c.Close(ctx)
-		}
-		modelPG.err = err
-	})
-	if modelPG.err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL at RIVET_TEST_POSTGRES_URL (%s) is unreachable and CI is set: %v", url, modelPG.err)
-		}
-		t.Skipf("PostgreSQL unreachable (set RIVET_TEST_POSTGRES_URL): %v", modelPG.err)
-	}
-	var b [6]byte
-	_, _ = crand.Read(b[:])
-	return url, "rivet_model_" + hex.EncodeToString(b[:])
-}
-
-func pgDropSchema(t *testing.T, url, schema string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Errorf("drop schema %s: %v", schema, err)
-		return
-	}
-	defer c.Close(ctx)
-	if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-		t.Errorf("drop schema %s: %v", schema, err)
-	}
+	return pgtest.URL(t), pgtest.SchemaName("rivet_model_")
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/rivetgo/rivet"
 	"github.com/rivetgo/rivet/internal/enginetest"
+	"github.com/rivetgo/rivet/internal/pgtest"
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivetdriver/rivetembed"
 	"github.com/rivetgo/rivet/rivetdriver/rivetmem"
@@ -117,7 +118,7 @@ func modelPGStore(t *testing.T) modelStore {
 			return d, nil
 		},
 		close: func(d rivetdriver.Driver) { _ = d.Close() },
-		drop:  func() { pgDropSchema(t, url, schema) },
+		drop:  func() { pgtest.DropSchema(t, url, schema) },
 	}
 }
 

@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rivetgo/rivet/internal/pgtest"
 )
 
 // Version is the engine version the npm directory pins; GET /health
@@ -520,21 +521,7 @@ func (e *Engine) EnsureRunnerConfig(t testing.TB, namespace, pool string) {
 // it when CI is set.
 func PostgresURL(t testing.TB) string {
 	t.Helper()
-	u := os.Getenv("RIVET_TEST_POSTGRES_URL")
-	if u == "" {
-		u = "postgres://postgres@127.0.0.1:5432/test"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := pgx.Connect(ctx, u)
-	if err == nil {
-		err = c.Ping(ctx)
-		_ = c.Close(ctx)
-	}
-	if err != nil {
-		skipOrFail(t, "PostgreSQL unreachable (set RIVET_TEST_POSTGRES_URL): %v", err)
-	}
-	return u
+	return pgtest.URL(t)
 }
 
 // NATS returns the NATS address for tests (RIVET_TEST_NATS, default

@@ -2,71 +2,21 @@ package rivetpg_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rivetgo/rivet/internal/pgtest"
 	"github.com/rivetgo/rivet/rivetdriver/rivetpg"
 )
 
-// testURL returns the test database's URL. When the database cannot be
-// reached the test is skipped, or fails if the CI environment variable is
-// set.
-func testURL(t testing.TB) string {
-	t.Helper()
-	url := os.Getenv("RIVET_TEST_POSTGRES_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test"
-	}
-	reach.once.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, url)
-		if err == nil {
-			err = c.Ping(ctx)
-			_ = c.Close(ctx)
-		}
-		reach.err = err
-	})
-	if reach.err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL at RIVET_TEST_POSTGRES_URL (%s) is unreachable and CI is set: %v", url, reach.err)
-		}
-		t.Skipf("PostgreSQL unreachable (set RIVET_TEST_POSTGRES_URL): %v", reach.err)
-	}
-	return url
-}
-
-var reach struct {
-	once sync.Once
-	err  error
-}
+// testURL returns the test database's URL (see internal/pgtest).
+func testURL(t testing.TB) string { return pgtest.URL(t) }
 
 // freshSchema returns the name of a schema that does not exist yet and is
 // dropped, with everything in it, when the test ends.
 func freshSchema(t testing.TB) string {
-	t.Helper()
-	url := testURL(t)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "rivet_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	_, schema := pgtest.Schema(t)
 	return schema
 }
 
