@@ -85,34 +85,10 @@ func TestEngineRunnerHibernation(t *testing.T) {
 	cl := rivetclient.New(eng.GuardURL(), rivetclient.WithEncoding("bare"))
 	defer cl.Close()
 	h := cl.GetOrCreate("enghib", rivet.Key{"h"}, rivetclient.WithParams("ada"))
-	conn := h.Connect()
-	defer conn.Close()
-	var mu sync.Mutex
-	var news []int
-	var statuses []rivetclient.Status
-	conn.OnStatus(func(s rivetclient.Status) { mu.Lock(); statuses = append(statuses, s); mu.Unlock() })
-	conn.On("news", func(args rivet.Args) {
-		var v int
-		if args.Decode(0, &v) == nil {
-			mu.Lock()
-			news = append(news, v)
-			mu.Unlock()
-		}
-	})
-	bump := func(want int) {
-		t.Helper()
-		v, err := conn.Call(ctx, "bump")
-		if err != nil {
-			t.Fatalf("bump: %v", err)
-		}
-		var got hibConnState
-		if err := v.Decode(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got != (hibConnState{Name: "ada", Bumps: want}) {
-			t.Fatalf("bump = %+v, want Bumps %d (each bump handled once, state kept)", got, want)
-		}
-	}
+	c := connectHib(h, "ada")
+	defer c.Close()
+	conn := c.Connection
+	bump := func(want int) { t.Helper(); c.bump(ctx, t, want) }
 	bump(1)
 	connID := conn.ID()
 	id, _ := engineActorIDOf(t, eng, "enghib", "h")
@@ -137,9 +113,9 @@ func TestEngineRunnerHibernation(t *testing.T) {
 		t.Fatalf("ping: %v", out)
 	}
 	waitEngine(t, "the event on the hibernated connection", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(news) == 1 && news[0] == 1
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.news) == 1 && c.news[0] == 1
 	})
 	bump(2)
 
@@ -165,9 +141,9 @@ func TestEngineRunnerHibernation(t *testing.T) {
 		t.Fatalf("ping on B: %v", out)
 	}
 	waitEngine(t, "the event on the connection restored by B", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(news) == 2 && news[1] == 2
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return len(c.news) == 2 && c.news[1] == 2
 	})
 	bump(5)
 
@@ -177,9 +153,9 @@ func TestEngineRunnerHibernation(t *testing.T) {
 	if c, d := n.connect.Load(), n.disconnect.Load(); c != 1 || d != 0 {
 		t.Fatalf("onConnect ran %d times and onDisconnect %d times, want 1 and 0", c, d)
 	}
-	mu.Lock()
-	t.Logf("connection statuses %v; onStart ran %d times, onSleep %d", statuses, n.start.Load(), n.sleep.Load())
-	mu.Unlock()
+	c.mu.Lock()
+	t.Logf("connection statuses %v; onStart ran %d times, onSleep %d", c.statuses, n.start.Load(), n.sleep.Load())
+	c.mu.Unlock()
 }
 
 // hibRunnerEnv makes the test binary a runner process of engHibDef
@@ -277,34 +253,10 @@ func TestEngineRunnerHibernationKill9(t *testing.T) {
 
 	cl := rivetclient.New(eng.GuardURL(), rivetclient.WithEncoding("cbor"))
 	defer cl.Close()
-	conn := cl.GetOrCreate("enghib", rivet.Key{"k9"}, rivetclient.WithParams("bob")).Connect()
-	defer conn.Close()
-	var mu sync.Mutex
-	var news []int
-	var statuses []rivetclient.Status
-	conn.OnStatus(func(s rivetclient.Status) { mu.Lock(); statuses = append(statuses, s); mu.Unlock() })
-	conn.On("news", func(args rivet.Args) {
-		var v int
-		if args.Decode(0, &v) == nil {
-			mu.Lock()
-			news = append(news, v)
-			mu.Unlock()
-		}
-	})
-	bump := func(want int) {
-		t.Helper()
-		v, err := conn.Call(ctx, "bump")
-		if err != nil {
-			t.Fatalf("bump: %v", err)
-		}
-		var got hibConnState
-		if err := v.Decode(&got); err != nil {
-			t.Fatal(err)
-		}
-		if got != (hibConnState{Name: "bob", Bumps: want}) {
-			t.Fatalf("bump = %+v, want Bumps %d (each bump handled once, state kept)", got, want)
-		}
-	}
+	c := connectHib(cl.GetOrCreate("enghib", rivet.Key{"k9"}, rivetclient.WithParams("bob")), "bob")
+	defer c.Close()
+	conn := c.Connection
+	bump := func(want int) { t.Helper(); c.bump(ctx, t, want) }
 	bump(1)
 	bump(2)
 	connID := conn.ID()
@@ -333,21 +285,62 @@ func TestEngineRunnerHibernationKill9(t *testing.T) {
 		t.Fatalf("ping on B: %v", out)
 	}
 	waitEngine(t, "the event on the connection restored by B", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Contains(news, 1)
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Contains(c.news, 1)
 	})
 	bump(4)
 	if got := conn.ID(); got != connID {
-		mu.Lock()
-		t.Logf("statuses %v", statuses)
-		mu.Unlock()
+		c.mu.Lock()
+		t.Logf("statuses %v", c.statuses)
+		c.mu.Unlock()
 		t.Fatalf("connection id %q after the kill, want %q", got, connID)
 	}
 	if c, d := n.connect.Load(), n.disconnect.Load(); c != 0 || d != 0 {
 		t.Fatalf("on runner B onConnect ran %d times and onDisconnect %d times, want 0 and 0", c, d)
 	}
-	mu.Lock()
-	t.Logf("MEASURED: the action sent after kill -9 of the runner was answered by the other runner %v later; connection statuses %v", moved.Round(time.Millisecond), statuses)
-	mu.Unlock()
+	c.mu.Lock()
+	t.Logf("MEASURED: the action sent after kill -9 of the runner was answered by the other runner %v later; connection statuses %v", moved.Round(time.Millisecond), c.statuses)
+	c.mu.Unlock()
+}
+
+// hibConn is a connection of the hibernation tests to an enghib actor:
+// it records the "news" events and the statuses it sees.
+type hibConn struct {
+	*rivetclient.Connection
+	name     string
+	mu       sync.Mutex
+	news     []int
+	statuses []rivetclient.Status
+}
+
+func connectHib(h *rivetclient.Handle, name string) *hibConn {
+	c := &hibConn{Connection: h.Connect(), name: name}
+	c.OnStatus(func(s rivetclient.Status) { c.mu.Lock(); c.statuses = append(c.statuses, s); c.mu.Unlock() })
+	c.On("news", func(args rivet.Args) {
+		var v int
+		if args.Decode(0, &v) == nil {
+			c.mu.Lock()
+			c.news = append(c.news, v)
+			c.mu.Unlock()
+		}
+	})
+	return c
+}
+
+// bump calls bump and checks that the connection's state counts want
+// bumps: each handled once, the state kept across sleeps and moves.
+func (c *hibConn) bump(ctx context.Context, t *testing.T, want int) {
+	t.Helper()
+	v, err := c.Call(ctx, "bump")
+	if err != nil {
+		t.Fatalf("bump: %v", err)
+	}
+	var got hibConnState
+	if err := v.Decode(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got != (hibConnState{Name: c.name, Bumps: want}) {
+		t.Fatalf("bump = %+v, want Bumps %d (each bump handled once, state kept)", got, want)
+	}
 }
