@@ -233,3 +233,81 @@ func TestRequestRecordEncoding(t *testing.T) {
 		t.Fatal("fingerprint ignores where the name ends")
 	}
 }
+
+// ackLost applies commits, then reports the next ones failed as if the
+// store's answer was lost (the runner's engine connection dropped after
+// the engine applied the commit: "not connected").
+type ackLost struct {
+	rivetdriver.Driver
+	lose atomic.Bool
+}
+
+var errAckLost = errors.New("runner: not connected to the engine")
+
+func (d *ackLost) Commit(ctx context.Context, batch []*rivetdriver.Commit) error {
+	if err := d.Driver.Commit(ctx, batch); err != nil {
+		return err
+	}
+	if d.lose.Swap(false) {
+		return errAckLost
+	}
+	return nil
+}
+
+// A commit applied by the store whose acknowledgement was lost fails the
+// call (its outcome unknown to the client) and restarts the actor from
+// durable state, which has the increment and its record: the engine's
+// re-send of that request is answered from the record, not applied a
+// second time.
+func TestRequestRecordAckLost(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inner, err := rivetembed.Open(t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &ackLost{Driver: inner}
+	e, err := New(Config{Driver: d, Behaviors: []Behavior{tally{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = e.Stop(ctx); _ = inner.Close() }()
+	rec, _, err := e.Create(ctx, "default", "tally", []string{"x"}, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	call := func(id *RequestID) (uint64, error) {
+		conn := NewStatelessConn(nil, nil)
+		req := httptest.NewRequest("POST", "/action/inc", nil)
+		if id != nil {
+			req = req.WithContext(WithRequestID(req.Context(), *id))
+		}
+		conn.Request = req
+		out, err := e.Call(ctx, rec.ID, conn, nil, "inc", nil, codec.Marshal, 0)
+		if err != nil {
+			return 0, err
+		}
+		var n uint64
+		err = codec.Unmarshal(out, &n)
+		return n, err
+	}
+	a, b := RequestID{1}, RequestID{2}
+	if n, err := call(&a); n != 1 || err != nil {
+		t.Fatalf("first call: %d %v", n, err)
+	}
+	d.lose.Store(true)
+	if _, err := call(&b); !errors.Is(err, errAckLost) {
+		t.Fatalf("call whose acknowledgement was lost: %v", err)
+	}
+	for range 2 {
+		if n, err := call(&b); n != 2 || err != nil {
+			t.Fatalf("re-send: %d %v, want 2 from the record", n, err)
+		}
+	}
+	if n, err := call(nil); n != 3 || err != nil {
+		t.Fatalf("next call: %d %v, want 3", n, err)
+	}
+}
