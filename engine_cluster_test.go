@@ -258,14 +258,18 @@ func (c *cluster) sigtermRunner(t *testing.T) {
 	mu.Unlock()
 	t.Logf("MEASURED graceful handover: runner exited %v after SIGTERM; first successful call on each of its actors %v after SIGTERM; slowest call meanwhile %v; %d failed calls; the connection reconnected %d time(s) and heard the event %v after the increment",
 		exitedAfter.Round(time.Millisecond), handover.Round(time.Millisecond), slowest.Round(time.Millisecond), l.failed(), reconnects, time.Since(after).Round(time.Millisecond))
-	if f, moved := l.failedOther(); f > 0 {
+	if f := l.failed(); f > 0 {
 		t.Errorf("%d calls failed during a graceful stop; first errors: %v", f, l.firstErrors())
-	} else if moved > 0 {
-		t.Logf("KNOWN GAP: %d calls reached the stopping runner after their actor left it (actor.not_found); %v", moved, l.firstErrors())
 	}
 	// Replays are possible here too: during a drain the engine sometimes
 	// stops an actor as lost (CommandStopActor{Lost}, seen on 2.3.19 with
 	// the shortened thresholds) and re-sends its open requests elsewhere.
+	// Still open: in one run here (2026-12-03 19:33 UTC) the SIGTERM
+	// handover applied 1 of 196 increments twice with no call failed,
+	// on an actor with 24 increments (so not a reused record) and no
+	// "answered from its record" line (docs/engine-runner.md). Counted
+	// and logged, not failed, until explained.
+	l.doublesKnown = true
 	l.check(t, c.client(0))
 	if reconnects > 1 {
 		t.Errorf("the connection reconnected %d times, want at most once (statuses %v)", reconnects, statuses)
@@ -387,8 +391,10 @@ type load struct {
 	fails  map[string]int // calls that failed: applied or not, unknown
 	errs   []string
 	nfail  int
-	nmoved int // failed with actor.not_found from the old runner
 	slow   []callTime
+	// doublesKnown: an increment applied twice is logged (MEASURED), not
+	// failed (the graceful handover's open case).
+	doublesKnown bool
 }
 
 type ack struct {
@@ -427,10 +433,6 @@ func startLoad(t *testing.T, clients []*rivetclient.Client, keys []string) *load
 					if err != nil {
 						l.nfail++
 						l.fails[k]++
-						var e *rivet.Error
-						if errors.As(err, &e) && e.Group == "actor" && e.Code == "not_found" {
-							l.nmoved++
-						}
 						if len(l.errs) < 5 {
 							l.errs = append(l.errs, k+": "+err.Error())
 						}
@@ -463,15 +465,6 @@ func (l *load) failed() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.nfail
-}
-
-// failedOther is failed minus the calls that reached the old runner after
-// their actor left it (actor.not_found): a known gap of the graceful
-// handover (docs/scaling.md), which the tests log rather than fail on.
-func (l *load) failedOther() (other, moved int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.nfail - l.nmoved, l.nmoved
 }
 
 func (l *load) firstErrors() []string {
@@ -541,17 +534,13 @@ func (l *load) slowestSince(since time.Time) time.Duration {
 // acknowledged plus the calls that failed, whose outcome the client does
 // not know). The engine's gateway re-sends a request whose runner died
 // before answering; the runner that gets it answers from the record the
-// first one committed with the increment (docs/scaling.md). An increment
-// applied twice is logged and counted, not failed: with the records,
-// runs here apply none twice almost always, but one CI run of the merged
-// code saw 1 of 182 (graceful stop) and 2 of 827 (connection cut, both on
-// actors whose commit failed as the connection dropped), not explained
-// yet, so the guarantee stays "at least once" (docs/scaling.md).
+// first one committed with the increment, kept for 5 minutes
+// (docs/scaling.md).
 func (l *load) check(t *testing.T, cl *rivetclient.Client) {
 	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	acked, tried, failed, twice := 0, 0, 0, 0
+	acked, tried, failed := 0, 0, 0
 	for _, k := range l.keys {
 		final := callInt(t, cl, k, "getCount") - l.base[k]
 		seen := map[int]bool{}
@@ -569,15 +558,17 @@ func (l *load) check(t *testing.T, cl *rivetclient.Client) {
 			t.Errorf("%s: %d increments applied < %d acknowledged", k, final, n)
 		}
 		if final > n+l.fails[k] {
-			// Not a failure (yet): see the comment above.
-			t.Logf("MEASURED %s: %d increments applied > %d acknowledged + %d failed calls: an increment was applied twice", k, final, n, l.fails[k])
-			twice += final - n - l.fails[k]
+			if l.doublesKnown {
+				t.Logf("MEASURED KNOWN GAP %s: %d increments applied > %d acknowledged + %d failed calls: an increment was applied twice", k, final, n, l.fails[k])
+			} else {
+				t.Errorf("%s: %d increments applied > %d acknowledged + %d failed calls: an increment was applied twice", k, final, n, l.fails[k])
+			}
 		}
 		acked += n
 		tried += l.tried[k]
 		failed += l.fails[k]
 	}
-	t.Logf("%d increments attempted, %d acknowledged, %d failed; none lost; %d applied twice", tried, acked, failed, twice)
+	t.Logf("MEASURED %d increments attempted, %d acknowledged, %d failed", tried, acked, failed)
 }
 
 // buildRivet builds ./cmd/rivet into the test's temporary directory.
@@ -814,10 +805,8 @@ func TestEngineRunnerStopDrains(t *testing.T) {
 	t.Logf("runner A stopped in %v", time.Since(stopped).Round(time.Millisecond))
 	l.waitAckedAfter(t, keys, stopped, 60*time.Second)
 	l.stop()
-	if f, moved := l.failedOther(); f > 0 {
+	if f := l.failed(); f > 0 {
 		t.Errorf("%d calls failed while a runner stopped; first errors: %v", f, l.firstErrors())
-	} else if moved > 0 {
-		t.Logf("KNOWN GAP: %d calls reached the stopping runner after their actor left it (actor.not_found); %v", moved, l.firstErrors())
 	}
 	// The runner reports Stopped before the last answers have left (the
 	// engine then re-sends those requests), and the engine may declare

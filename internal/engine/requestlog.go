@@ -2,11 +2,14 @@ package engine
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/rivetgo/rivet/rivetdriver"
 	"github.com/rivetgo/rivet/rivettype"
@@ -23,32 +26,50 @@ import (
 //
 // A tunnelled action that succeeds therefore writes, in the commit of its
 // own turn, a record: the request id, a fingerprint of the call (action
-// name and arguments), and the encoded output. The actor keeps the last
-// requestLogSize records, in as many slots reused in turn, so that a
-// record costs one more put in a commit that writes anyway, never a
-// delete (a commit with deletes takes the engine driver's slower journal
-// path). A request whose id and fingerprint match a record is answered
-// from it, after the record is durable, without running the action
-// again. The records of an actor are read once per incarnation, at its
-// first tunnelled action.
+// name and arguments), the time, and the encoded output. A record must
+// outlive every re-send of its request: the gateway waits up to its
+// response-start timeout (5 minutes by default) and its tunnel ping
+// timeout (30 s) before an attempt fails, and guard makes up to 7
+// attempts. So a slot is reused only once its record is older than
+// requestLogRetention; while every slot holds a younger record, the actor
+// takes a new slot, up to requestLogMaxSlots (an actor serving more
+// tunnelled actions than that within the retention reuses its oldest
+// record early, and says so in its log). A record is one more put in a
+// commit that writes anyway, never a delete (a commit with deletes takes
+// the engine driver's slower journal path). A request whose id and
+// fingerprint match a record is answered from it, after the record is
+// durable, without running the action again. The records of an actor are
+// read once per incarnation, at its first tunnelled action.
 //
-//	ff 72 <slot, 1 byte>  version 0x01, sequence (u64, big endian),
-//	                      request id (8 bytes), fingerprint (8 bytes),
-//	                      flags (1 byte: 1 = output not kept), output
+//	ff 72 <slot, u16 big endian>  version 0x02, sequence (u64, big
+//	                              endian), time (Unix ms, u64), request
+//	                              id (8 bytes), fingerprint (8 bytes),
+//	                              flags (1 byte: 1 = output not kept),
+//	                              output
+//
+// Version 1 (slot 1 byte, no time; only 32 slots, reused in turn, so a
+// re-send arriving after 32 later calls ran again) is dropped when read.
 var requestLogPrefix = []byte{0xff, 'r'}
 
 const (
-	requestLogVersion = 1
-	// requestLogSize is how many records an actor keeps: the engine
-	// re-sends a request within its own request timeout, while the
-	// actor serves at most a few requests a millisecond.
+	requestLogVersion = 2
+	// requestLogSize is how many slots an actor uses at least (an idle
+	// actor reuses them in turn).
 	requestLogSize = 32
-	// requestLogMaxOutput bounds the output kept in a record. A larger
-	// output is not kept; a re-sent request of that call fails with
-	// actor.request_replayed instead of running the action again.
-	requestLogMaxOutput = 64 << 10
-	requestLogHeader    = 1 + 8 + 8 + 8 + 1
-	flagOutputDropped   = 1
+	// requestLogMaxSlots bounds the slots of one actor.
+	requestLogMaxSlots = 4096
+	// requestLogRetention is how long a record is kept at least (while
+	// the actor has fewer than requestLogMaxSlots of them).
+	requestLogRetention = 5 * time.Minute
+	// requestLogMaxOutput bounds the output kept in a record of the
+	// first requestLogSize slots, requestLogMaxGrownOutput in the
+	// others (so that a busy actor's records stay within 2 MiB + 16
+	// MiB). A larger output is not kept; a re-send of that call fails
+	// with actor.request_replayed instead of running the action again.
+	requestLogMaxOutput      = 64 << 10
+	requestLogMaxGrownOutput = 4 << 10
+	requestLogHeader         = 1 + 8 + 8 + 8 + 8 + 1
+	flagOutputDropped        = 1
 )
 
 // ErrRequestReplayed answers a re-sent request whose action was applied
@@ -88,23 +109,31 @@ func requestIDOf(conn *Conn) (RequestID, bool) {
 // requestLog is the in-memory index of an incarnation's records.
 type requestLog struct {
 	byID  map[RequestID]requestLogEntry // the newest record of each id
-	slots [requestLogSize]requestLogSlot
-	next  uint64 // the next record's sequence
+	slots []requestLogSlot              // by slot number
+	// fifo lists the used slots, oldest record first; free lists slots
+	// with no record (below len(slots)).
+	fifo []uint16
+	free []uint16
+	next uint64 // the next record's sequence
+	// warned: the early reuse of a record was logged.
+	warned bool
 }
 
 type requestLogEntry struct {
-	seq uint64
-	fp  [8]byte
+	seq  uint64
+	fp   [8]byte
+	slot uint16
 }
 
 type requestLogSlot struct {
 	used bool
 	seq  uint64
+	at   int64 // Unix ms
 	id   RequestID
 }
 
-func requestLogKey(seq uint64) []byte {
-	return append(bytes.Clone(requestLogPrefix), byte(seq%requestLogSize))
+func requestLogKey(slot uint16) []byte {
+	return binary.BigEndian.AppendUint16(bytes.Clone(requestLogPrefix), slot)
 }
 
 func callFingerprint(name string, args []byte) [8]byte {
@@ -120,7 +149,9 @@ func callFingerprint(name string, args []byte) [8]byte {
 var errRequestLog = errors.New("rivet: malformed request record")
 
 type requestRecord struct {
+	slot    uint16
 	seq     uint64
+	at      int64
 	id      RequestID
 	fp      [8]byte
 	dropped bool
@@ -130,23 +161,27 @@ type requestRecord struct {
 // decodeRequestRecord parses a record stored under key.
 func decodeRequestRecord(key, val []byte) (requestRecord, error) {
 	var r requestRecord
-	if len(key) != len(requestLogPrefix)+1 || !bytes.HasPrefix(key, requestLogPrefix) ||
-		len(val) < requestLogHeader || val[0] != requestLogVersion || val[25] > flagOutputDropped {
+	if len(key) != len(requestLogPrefix)+2 || !bytes.HasPrefix(key, requestLogPrefix) ||
+		len(val) < requestLogHeader || val[0] != requestLogVersion || val[33] > flagOutputDropped {
+		return r, errRequestLog
+	}
+	r.slot = binary.BigEndian.Uint16(key[len(requestLogPrefix):])
+	if r.slot >= requestLogMaxSlots {
 		return r, errRequestLog
 	}
 	r.seq = binary.BigEndian.Uint64(val[1:9])
-	if !bytes.Equal(requestLogKey(r.seq), key) {
-		return r, errRequestLog
-	}
-	copy(r.id[:], val[9:17])
-	copy(r.fp[:], val[17:25])
-	r.dropped = val[25] == flagOutputDropped
+	r.at = int64(binary.BigEndian.Uint64(val[9:17]))
+	copy(r.id[:], val[17:25])
+	copy(r.fp[:], val[25:33])
+	r.dropped = val[33] == flagOutputDropped
 	r.out = val[requestLogHeader:]
 	return r, nil
 }
 
-func encodeRequestRecord(seq uint64, id RequestID, fp [8]byte, out []byte) []byte {
-	dropped := len(out) > requestLogMaxOutput
+// encodeRequestRecord encodes a record; an output longer than max is
+// not kept.
+func encodeRequestRecord(seq uint64, at int64, id RequestID, fp [8]byte, out []byte, max int) []byte {
+	dropped := len(out) > max
 	n := requestLogHeader
 	if !dropped {
 		n += len(out)
@@ -154,13 +189,64 @@ func encodeRequestRecord(seq uint64, id RequestID, fp [8]byte, out []byte) []byt
 	v := make([]byte, requestLogHeader, n)
 	v[0] = requestLogVersion
 	binary.BigEndian.PutUint64(v[1:9], seq)
-	copy(v[9:17], id[:])
-	copy(v[17:25], fp[:])
+	binary.BigEndian.PutUint64(v[9:17], uint64(at))
+	copy(v[17:25], id[:])
+	copy(v[25:33], fp[:])
 	if dropped {
-		v[25] = flagOutputDropped
+		v[33] = flagOutputDropped
 		return v
 	}
 	return append(v, out...)
+}
+
+// maxOutput is how much output a record in slot keeps.
+func maxOutput(slot uint16) int {
+	if slot < requestLogSize {
+		return requestLogMaxOutput
+	}
+	return requestLogMaxGrownOutput
+}
+
+// take picks the slot of the next record, at now: a free one, a new one
+// while the actor has fewer than requestLogSize, the oldest record's if
+// that is past the retention (or the actor has requestLogMaxSlots), else
+// a new one. It changes nothing; commit does.
+func (l *requestLog) take(now time.Time) (slot uint16, early bool) {
+	switch {
+	case len(l.free) > 0:
+		return l.free[len(l.free)-1], false
+	case len(l.slots) < requestLogSize || len(l.fifo) == 0:
+		return uint16(len(l.slots)), false
+	}
+	oldest := l.fifo[0]
+	if now.UnixMilli()-l.slots[oldest].at >= requestLogRetention.Milliseconds() {
+		return oldest, false
+	}
+	if len(l.slots) < requestLogMaxSlots {
+		return uint16(len(l.slots)), false
+	}
+	return oldest, true
+}
+
+// commit records that the record seq of id is now in slot.
+func (l *requestLog) commit(slot uint16, seq uint64, at int64, id RequestID, fp [8]byte) {
+	switch {
+	case len(l.free) > 0 && l.free[len(l.free)-1] == slot:
+		l.free = l.free[:len(l.free)-1]
+	case int(slot) == len(l.slots):
+		l.slots = append(l.slots, requestLogSlot{})
+	case len(l.fifo) > 0 && l.fifo[0] == slot:
+		l.fifo = l.fifo[1:]
+		if old := l.slots[slot]; old.used {
+			if e, ok := l.byID[old.id]; ok && e.seq == old.seq {
+				delete(l.byID, old.id)
+			}
+		}
+	}
+	l.slots[slot] = requestLogSlot{used: true, seq: seq, at: at, id: id}
+	l.fifo = append(l.fifo, slot)
+	l.byID[id] = requestLogEntry{seq: seq, fp: fp, slot: slot}
+	l.next = seq + 1
 }
 
 // loadRequestLog reads the actor's records, once per incarnation, through
@@ -174,17 +260,30 @@ func (h *host) loadRequestLog(t *Turn) (*requestLog, error) {
 		return nil, fmt.Errorf("load request records of actor %s: %w", h.id, err)
 	}
 	l := &requestLog{byID: make(map[RequestID]requestLogEntry, len(rows))}
+	var recs []requestRecord
 	for _, row := range rows {
 		r, err := decodeRequestRecord(row.Key, row.Value)
 		if err != nil {
-			h.log().Error("request record unreadable; dropped", "key", fmt.Sprintf("%x", row.Key), "err", err)
+			if len(row.Key) == len(requestLogPrefix)+1 {
+				h.log().Info("request record of an earlier version dropped", "key", fmt.Sprintf("%x", row.Key))
+			} else {
+				h.log().Error("request record unreadable; dropped", "key", fmt.Sprintf("%x", row.Key), "err", err)
+			}
 			t.kvDelete(row.Key)
 			continue
 		}
-		l.slots[r.seq%requestLogSize] = requestLogSlot{used: true, seq: r.seq, id: r.id}
-		if e, ok := l.byID[r.id]; !ok || e.seq < r.seq {
-			l.byID[r.id] = requestLogEntry{seq: r.seq, fp: r.fp}
+		recs = append(recs, r)
+	}
+	slices.SortFunc(recs, func(a, b requestRecord) int { return cmp.Compare(a.seq, b.seq) })
+	for _, r := range recs {
+		for int(r.slot) >= len(l.slots) {
+			l.free = append(l.free, uint16(len(l.slots)))
+			l.slots = append(l.slots, requestLogSlot{})
 		}
+		l.free = slices.DeleteFunc(l.free, func(s uint16) bool { return s == r.slot })
+		l.slots[r.slot] = requestLogSlot{used: true, seq: r.seq, at: r.at, id: r.id}
+		l.fifo = append(l.fifo, r.slot)
+		l.byID[r.id] = requestLogEntry{seq: r.seq, fp: r.fp, slot: r.slot}
 		l.next = max(l.next, r.seq+1)
 	}
 	h.inc.requests = l
@@ -217,11 +316,11 @@ func (h *host) replayed(ctx context.Context, id RequestID, name string, args []b
 	if !found || e.fp != callFingerprint(name, args) {
 		return nil, nil, false, nil
 	}
-	vals, err := t.KVGet([][]byte{requestLogKey(e.seq)})
+	vals, err := t.KVGet([][]byte{requestLogKey(e.slot)})
 	if err != nil {
 		return nil, h.lastGate(), true, err
 	}
-	r, derr := decodeRequestRecord(requestLogKey(e.seq), vals[0])
+	r, derr := decodeRequestRecord(requestLogKey(e.slot), vals[0])
 	if derr != nil || r.seq != e.seq {
 		return nil, h.lastGate(), true, fmt.Errorf("request record of actor %s: %w", h.id, errRequestLog)
 	}
@@ -233,27 +332,26 @@ func (h *host) replayed(ctx context.Context, id RequestID, name string, args []b
 }
 
 // recordRequest writes the record of a request whose action succeeded
-// into its turn t, in the slot of the oldest record. The in-memory index
-// changes only once the turn ends without error (commit).
+// into its turn t, in the slot take picks. The in-memory index changes
+// only once the turn ends without error (commit).
 func (h *host) recordRequest(t *Turn, id RequestID, fp [8]byte, out []byte) (commit func()) {
 	l := h.inc.requests
 	if l == nil {
 		return func() {}
 	}
-	seq := l.next
-	t.kvPut(requestLogKey(seq), encodeRequestRecord(seq, id, fp, out))
+	now := h.e.clock.Now()
+	slot, early := l.take(now)
+	seq, at := l.next, now.UnixMilli()
+	t.kvPut(requestLogKey(slot), encodeRequestRecord(seq, at, id, fp, out, maxOutput(slot)))
 	return func() {
 		if h.inc == nil || h.inc.requests != l {
 			return
 		}
-		slot := &l.slots[seq%requestLogSize]
-		if slot.used {
-			if e, ok := l.byID[slot.id]; ok && e.seq == slot.seq {
-				delete(l.byID, slot.id)
-			}
+		if early && !l.warned {
+			l.warned = true
+			h.log().Warn("more tunnelled actions than request records kept; the oldest record is reused before its retention, so a late re-send of its request would run again",
+				"records", requestLogMaxSlots, "retention", requestLogRetention)
 		}
-		*slot = requestLogSlot{used: true, seq: seq, id: id}
-		l.byID[id] = requestLogEntry{seq: seq, fp: fp}
-		l.next = seq + 1
+		l.commit(slot, seq, at, id, fp)
 	}
 }

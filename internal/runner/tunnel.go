@@ -104,7 +104,17 @@ func (r *Runner) serve(ctx context.Context, id envoy.MessageID, start envoy.ToEn
 		r.log.Debug("request for a stopping actor left to the engine", "actor_id", start.ActorID)
 		return
 	}
+	_, held := r.mu.generation[start.ActorID]
 	r.mu.Unlock()
+	if !held {
+		// The actor left this runner (stopped, lost, given up after a
+		// stall) before the engine's route caught up: the answer makes
+		// guard resolve the route again and re-send the request, which
+		// did not run here.
+		r.log.Debug("request for an actor not held here sent back to the engine", "actor_id", start.ActorID)
+		r.respond(ctx, id, http.StatusServiceUnavailable, notHeldHeader(), notHeldBody)
+		return
+	}
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	// The engine re-sends a request with the same ids when the runner
 	// it went to died before answering: an action applied by that
@@ -138,6 +148,23 @@ func (r *Runner) serve(ctx context.Context, id envoy.MessageID, start envoy.ToEn
 		}
 		r.newTunnelResponse(context.WithoutCancel(ctx), id, start.ResponseStream).serve(r.cfg.Handler, req, r.log)
 	}()
+}
+
+// notHeldCode is the answer to a request for an actor this runner does
+// not hold, in the x-rivet-error header of a 503: guard (engine 2.3.19,
+// guard-core utils.rs should_retry_request_inner) re-resolves the route
+// and re-sends a request answered 503 or 504 whose x-rivet-error is one
+// of its own retryable errors (guard.service_unavailable,
+// guard.actor_stopped_while_waiting, …); any other answer reaches the
+// client. RivetKit's TypeScript runner answers 503
+// runner.actor_not_found, which engines before May 2026 retried (any
+// x-rivet-error) and 2.3.19 no longer does.
+const notHeldCode = "guard.actor_stopped_while_waiting"
+
+var notHeldBody = []byte(`{"group":"guard","code":"actor_stopped_while_waiting","message":"The actor is no longer on this runner; the engine routes the request again.","metadata":{}}`)
+
+func notHeldHeader() http.Header {
+	return http.Header{"Content-Type": {"application/json"}, "X-Rivet-Error": {notHeldCode}}
 }
 
 // httpRequest builds the request the gateway sees: the actor-local path

@@ -1,12 +1,16 @@
 package runner
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/rivetgo/rivet/internal/envoy"
 )
@@ -119,5 +123,64 @@ func TestTunnelResponseAbort(t *testing.T) {
 	<-done
 	if s := next(t, msgs).(envoy.ToRivetResponseStart); s.Status != 500 {
 		t.Fatalf("got %+v, want a 500", s)
+	}
+}
+
+// TestRequestForActorNotHeld: a request that reaches the runner for an
+// actor it does not hold (it left before the engine's route caught up)
+// is not served: it is answered 503 with an x-rivet-error guard retries
+// (re-resolving the route), not actor.not_found, which reaches the
+// client.
+func TestRequestForActorNotHeld(t *testing.T) {
+	got := make(chan []byte, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		c, err := websocket.Accept(w, req, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		_, b, err := c.Read(req.Context())
+		if err == nil {
+			got <- b
+		}
+		_, _, _ = c.Read(req.Context())
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	served := make(chan struct{}, 1)
+	r := New(Config{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { served <- struct{}{} })})
+	r.mu.Lock()
+	r.mu.conn = conn
+	r.mu.Unlock()
+	id := envoy.MessageID{GatewayID: envoy.GatewayID{1, 2, 3, 4}, RequestID: envoy.RequestID{5, 6, 7, 8}}
+	r.tunnel(ctx, envoy.ToEnvoyTunnelMessage{MessageID: id, MessageKind: envoy.ToEnvoyRequestStart{ActorID: "gone", Method: "POST", Path: "/action/increment"}})
+	var b []byte
+	select {
+	case b = <-got:
+	case <-ctx.Done():
+		t.Fatal("no answer")
+	}
+	m, err := envoy.DecodeToRivet(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm, ok := m.(envoy.ToRivetTunnelMessage)
+	if !ok || tm.MessageID.GatewayID != id.GatewayID || tm.MessageID.RequestID != id.RequestID {
+		t.Fatalf("answer %+v", m)
+	}
+	start, ok := tm.MessageKind.(envoy.ToRivetResponseStart)
+	if !ok || start.Status != http.StatusServiceUnavailable || start.Headers["x-rivet-error"] != "guard.actor_stopped_while_waiting" {
+		t.Fatalf("answer %+v, want a 503 with x-rivet-error guard.actor_stopped_while_waiting", tm.MessageKind)
+	}
+	select {
+	case <-served:
+		t.Fatal("the request was served")
+	default:
 	}
 }
