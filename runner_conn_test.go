@@ -83,10 +83,13 @@ func TestEngineRunnerActorConnects(t *testing.T) {
 	}
 	q := startRunnerOf(t, eng, defs...)
 	t.Cleanup(func() { // before the runners stop
-		if w.conn != nil {
+		w.mu.Lock()
+		conn := w.conn
+		w.mu.Unlock()
+		if conn != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			_ = w.conn.Close(ctx)
+			_ = conn.Close(ctx)
 		}
 	})
 	var a string
