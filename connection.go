@@ -8,6 +8,7 @@ import (
 
 	"github.com/rivetgo/rivet/internal/codec"
 	"github.com/rivetgo/rivet/internal/engine"
+	"github.com/rivetgo/rivet/internal/remote"
 )
 
 // maxQueuedEvents bounds the events waiting for a slow in-process
@@ -23,6 +24,9 @@ type Connection struct {
 	h  *Handle
 	id string
 	ec *engine.Conn
+	// rc, in runner mode, is the connection through the engine (see
+	// connectRemote); ec is then nil.
+	rc *remote.Conn
 
 	mu       sync.Mutex
 	handlers map[string][]*eventHandler
@@ -59,6 +63,9 @@ func (h *Handle) Connect(ctx context.Context) (*Connection, error) {
 	if err != nil {
 		return nil, err
 	}
+	if h.c.remote != nil {
+		return h.connectRemote(ctx, id)
+	}
 	c := &Connection{h: h, id: id, handlers: map[string][]*eventHandler{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	c.ec = engine.NewConn(engine.NewConnID(), h.params, nil, transport{c})
 	if err := h.c.e.Connect(ctx, id, c.ec); err != nil {
@@ -68,8 +75,33 @@ func (h *Handle) Connect(ctx context.Context) (*Connection, error) {
 	return c, nil
 }
 
-// ID is the connection's id.
-func (c *Connection) ID() string { return c.ec.ID }
+// connectRemote connects through the engine, to the actor by id
+// wherever it is placed, with the one client connection implementation
+// (internal/remote, as rivetclient): a lost socket reconnects as the
+// official client does, and calls made meanwhile wait for it. It returns
+// once the actor accepted the connection (its connect hooks ran), or with
+// the actor's refusal.
+func (h *Handle) connectRemote(ctx context.Context, id string) (*Connection, error) {
+	t := h.remoteTarget(id)
+	rc := h.c.remote.Connect(t, remote.ConnOptions{EndOnActorClose: true})
+	if err := rc.Opened(ctx); err != nil {
+		rc.Close()
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return nil, err
+		}
+		return nil, publicError(err)
+	}
+	return &Connection{h: h, id: id, rc: rc}, nil
+}
+
+// ID is the connection's id (in runner mode, the current socket's: a
+// reconnect is a new connection for the actor).
+func (c *Connection) ID() string {
+	if c.rc != nil {
+		return c.rc.ID()
+	}
+	return c.ec.ID
+}
 
 // transport adapts a Connection to engine.Transport. Its methods run on
 // the actor's loop and must not block.
@@ -192,6 +224,17 @@ func (c *Connection) Once(event string, fn func(args Args)) (unsubscribe func())
 }
 
 func (c *Connection) on(event string, fn func(Args), once bool) func() {
+	if c.rc != nil {
+		h := func(b []byte) {
+			if args, err := RawArgs(b); err == nil {
+				c.safely("event handler", func() { fn(args) })
+			}
+		}
+		if once {
+			return c.rc.Once(event, h)
+		}
+		return c.rc.On(event, h)
+	}
 	c.mu.Lock()
 	c.handlerSeq++
 	eh := &eventHandler{fn: fn, once: once, seq: c.handlerSeq}
@@ -231,6 +274,10 @@ func OnEvent[T any](c *Connection, event string, fn func(T)) (unsubscribe func()
 
 // OnClose registers fn to run when the actor closes the connection.
 func (c *Connection) OnClose(fn func(reason string)) {
+	if c.rc != nil {
+		c.rc.OnClose(func(reason string) { c.safely("OnClose handler", func() { fn(reason) }) })
+		return
+	}
 	c.mu.Lock()
 	c.onClose = append(c.onClose, fn)
 	c.mu.Unlock()
@@ -241,6 +288,20 @@ var ErrConnectionClosed = errors.New("rivet: connection closed")
 
 // Call calls an action as this connection.
 func (c *Connection) Call(ctx context.Context, action string, args ...any) (Value, error) {
+	if c.rc != nil {
+		b, err := codec.MarshalArgs(args)
+		if err != nil {
+			return Value{}, ErrInvalidArguments.With("%v", err)
+		}
+		out, err := c.rc.Call(ctx, action, b)
+		if errors.Is(err, remote.ErrClosed) {
+			return Value{}, ErrConnectionClosed
+		}
+		if err != nil {
+			return Value{}, publicError(err)
+		}
+		return Value{out}, nil
+	}
 	c.mu.Lock()
 	closed := c.closed
 	c.mu.Unlock()
@@ -261,6 +322,16 @@ func (c *Connection) Call(ctx context.Context, action string, args ...any) (Valu
 // Close closes the connection; the actor's onDisconnect runs. Events
 // already durable are still delivered before Close returns.
 func (c *Connection) Close(ctx context.Context) error {
+	if c.rc != nil {
+		done := make(chan struct{})
+		go func() { c.rc.Close(); close(done) }()
+		select {
+		case <-done:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	c.mu.Lock()
 	already := c.closed
 	c.closed = true
