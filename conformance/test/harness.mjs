@@ -340,6 +340,14 @@ export async function stopServer() {
 	if (s) await stopProcess(s);
 }
 
+/** The processes startServer started, by role (engine-cell.mjs reads their CPU time). */
+export function serverProcesses() {
+	const out = {};
+	if (server) out[TARGET === "engine" ? "engine" : "server"] = server.child.pid;
+	if (runner) out.runner = runner.child.pid;
+	return out;
+}
+
 /** The server's log so far (for diagnostics). */
 export function serverLog() {
 	return server?.log ?? "";
