@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine clients test-race lint fuzz model conformance conformance-engine conformance-engine-cell bench bench-report bench-peer bench-engine run soak fault-long
+.PHONY: help test deps engine clients test-race lint fuzz model conformance conformance-engine conformance-engine-ci conformance-engine-cell bench bench-report bench-peer bench-engine run soak fault-long
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -78,6 +78,13 @@ CONFORMANCE_ENGINE_JOBS ?= 4
 conformance-engine: engine clients ## the conformance suite through ONE rivet-engine, rivet serve as its runner (needs node, npm)
 	cd conformance && CONFORMANCE_ENGINE_JOBS=$(CONFORMANCE_ENGINE_JOBS) \
 	  RIVET_CONFORMANCE_ONLY=$(if $(filter all,$(CONFORMANCE_ENGINE_CELLS)),,$(CONFORMANCE_ENGINE_CELLS)) node engine-cell.mjs
+
+# The CI form: one cell, the first CONFORMANCE_SUBSET runnable tests of
+# every suite (conformance/README.md, "Cost").
+CONFORMANCE_SUBSET ?= 3
+conformance-engine-ci: engine clients ## a subset of the suite through the engine that covers every test file (one cell)
+	cd conformance && CONFORMANCE_ENGINE_JOBS=2 CONFORMANCE_SUBSET=$(CONFORMANCE_SUBSET) \
+	  RIVET_CONFORMANCE_ONLY=2.3.19/bare node engine-cell.mjs
 
 CONFORMANCE_ENGINE_CELL ?= 2.3.19/bare
 conformance-engine-cell: ## one cell of the suite through the engine (CONFORMANCE_ENGINE_CELL, default 2.3.19/bare)
