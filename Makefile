@@ -72,7 +72,8 @@ conformance: clients ## the official RivetKit clients against rivet serve --exam
 # (conformance/engine-cell.mjs), CONFORMANCE_ENGINE_JOBS test files side by
 # side, all six cells by default (or name them: 2.3.19/bare,2.3.11/json).
 # It prints where the time went and the CPU time the engine, the runner and
-# the tests used. Not part of `make test` (conformance/README.md, "Cost").
+# the tests used. Not part of `make test` (conformance/README.md, "Where
+# the time goes, and the cost").
 CONFORMANCE_ENGINE_CELLS ?= all
 CONFORMANCE_ENGINE_JOBS ?= 4
 conformance-engine: engine clients ## the conformance suite through ONE rivet-engine, rivet serve as its runner (needs node, npm)
@@ -80,7 +81,7 @@ conformance-engine: engine clients ## the conformance suite through ONE rivet-en
 	  RIVET_CONFORMANCE_ONLY=$(if $(filter all,$(CONFORMANCE_ENGINE_CELLS)),,$(CONFORMANCE_ENGINE_CELLS)) node engine-cell.mjs
 
 # The CI form: one cell, the first CONFORMANCE_SUBSET runnable tests of
-# every suite (conformance/README.md, "Cost").
+# every suite (conformance/README.md, "Where the time goes, and the cost").
 CONFORMANCE_SUBSET ?= 3
 conformance-engine-ci: engine clients ## a subset of the suite through the engine that covers every test file (one cell)
 	cd conformance && CONFORMANCE_ENGINE_JOBS=2 CONFORMANCE_SUBSET=$(CONFORMANCE_SUBSET) \

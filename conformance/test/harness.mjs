@@ -837,7 +837,7 @@ function resolveOpt(value, combo) {
 
 // CONFORMANCE_SUBSET=N: each matrix() suite declares only its first N tests
 // that run on this target (not todo or skip): a run that still covers every
-// test file, for when the whole suite costs too much (README.md, "Cost").
+// test file, for when the whole suite costs too much (README.md, "Where the time goes, and the cost").
 const SUBSET = process.env.CONFORMANCE_SUBSET ? Number(process.env.CONFORMANCE_SUBSET) : Infinity;
 let subsetLeft = SUBSET;
 
