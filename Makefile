@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine clients test-race lint fuzz model conformance conformance-engine conformance-engine-cell bench bench-report bench-peer bench-engine run soak fault-long
+.PHONY: help test deps engine clients test-race lint fuzz model conformance conformance-engine conformance-engine-ci conformance-engine-cell bench bench-report bench-peer bench-engine run soak fault-long
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -67,20 +67,29 @@ conformance: clients ## the official RivetKit clients against rivet serve --exam
 	cd conformance && npm test
 
 # The same suite through a real rivet-engine (file store) with
-# rivet serve --example fixtures as its runner (conformance/README.md).
-# One cell by default (rivetkit 2.3.19, bare): ~7 minutes on this 2-core
-# machine, a cell taking 1-3 s per test through the engine, so it is not
-# part of `make test` (CI's 20-minute budget); go test's engine tests
-# (TestEngineRunnerOfficialClient, the cluster tests) run in CI.
-# CONFORMANCE_ENGINE_CELLS=all runs the six, or name them: 2.3.19/bare,2.3.11/json.
-CONFORMANCE_ENGINE_CELLS ?= 2.3.19/bare
-conformance-engine: engine clients ## the conformance suite through rivet-engine, rivet serve as its runner (needs node, npm)
-	cd conformance && CONFORMANCE_TARGET=engine \
-	  RIVET_CONFORMANCE_ONLY=$(if $(filter all,$(CONFORMANCE_ENGINE_CELLS)),,$(CONFORMANCE_ENGINE_CELLS)) npm test
+# rivet serve --example fixtures as its runner (conformance/README.md):
+# ONE engine and runner shared by every test file and cell
+# (conformance/engine-cell.mjs), CONFORMANCE_ENGINE_JOBS test files side by
+# side, all six cells by default (or name them: 2.3.19/bare,2.3.11/json).
+# It prints where the time went and the CPU time the engine, the runner and
+# the tests used. Not part of `make test` (conformance/README.md, "Where
+# the time goes, and the cost").
+CONFORMANCE_ENGINE_CELLS ?= all
+CONFORMANCE_ENGINE_JOBS ?= 4
+conformance-engine: engine clients ## the conformance suite through ONE rivet-engine, rivet serve as its runner (needs node, npm)
+	cd conformance && CONFORMANCE_ENGINE_JOBS=$(CONFORMANCE_ENGINE_JOBS) \
+	  RIVET_CONFORMANCE_ONLY=$(if $(filter all,$(CONFORMANCE_ENGINE_CELLS)),,$(CONFORMANCE_ENGINE_CELLS)) node engine-cell.mjs
+
+# The CI form: one cell, the first CONFORMANCE_SUBSET runnable tests of
+# every suite (conformance/README.md, "Where the time goes, and the cost").
+CONFORMANCE_SUBSET ?= 3
+conformance-engine-ci: engine clients ## a subset of the suite through the engine that covers every test file (one cell)
+	cd conformance && CONFORMANCE_ENGINE_JOBS=2 CONFORMANCE_SUBSET=$(CONFORMANCE_SUBSET) \
+	  RIVET_CONFORMANCE_ONLY=2.3.19/bare node engine-cell.mjs
 
 CONFORMANCE_ENGINE_CELL ?= 2.3.19/bare
-conformance-engine-cell: engine clients ## one cell of the suite through ONE shared rivet-engine and runner (CONFORMANCE_ENGINE_CELL, default 2.3.19/bare)
-	cd conformance && RIVET_CONFORMANCE_ONLY=$(CONFORMANCE_ENGINE_CELL) node engine-cell.mjs
+conformance-engine-cell: ## one cell of the suite through the engine (CONFORMANCE_ENGINE_CELL, default 2.3.19/bare)
+	$(MAKE) conformance-engine CONFORMANCE_ENGINE_CELLS=$(CONFORMANCE_ENGINE_CELL)
 
 bench: ## the in-process benchmarks recorded in BENCHMARKS.md
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./ ./rivetdriver/...

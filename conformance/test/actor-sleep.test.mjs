@@ -85,6 +85,16 @@ async function connectRawWithRetry(ctx, handle, attempts = 5) {
 // sleeps and restarts between two steps of a test (startCount 2 at the
 // first read, 2026-12-03 after the sleep-intent fix) or, asleep, closes its
 // socket (1000 "actor stopped").
+// Decided (2026-12-03): these stay todo on the engine target. What the
+// upstream tests check is inside the actor: an async WebSocket handler (or
+// a waitUntil in onSleep) holds the sleep past a 100 ms sleep timeout, for
+// the 250 ms the handler runs. That is the runtime's behaviour, the same in
+// runner mode (the runtime decides when to sleep; the engine only carries
+// the intent), and the embedded target checks it. Through the engine each
+// call is two hops (guard, tunnel) and on this machine takes about 100 ms
+// or more, so the client cannot look inside a 100-250 ms window: the actor
+// sleeps between two steps. Longer fixture timeouts for this target would
+// test a different fixture than upstream's.
 const ENGINE_SHORT_SLEEP =
 	"through the engine a call takes longer than these fixtures' 100 ms sleep timeout: the actor slept and restarted between two steps (startCount 2 at the first read) or closed its socket (1000 actor stopped)";
 

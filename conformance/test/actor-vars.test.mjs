@@ -1,6 +1,6 @@
 // Port of rivetkit tests/driver/actor-vars.test.ts.
 import assert from "node:assert/strict";
-import { matrix } from "./harness.mjs";
+import { matrix, waitFor } from "./harness.mjs";
 
 matrix("Actor Vars", (t) => {
 	t.describe("Static vars", () => {
@@ -59,7 +59,12 @@ matrix("Actor Vars", (t) => {
 				{ method: "POST", headers: { "content-type": "application/json" }, body: "{}" },
 			);
 			assert.ok(res2.ok);
-			assert.equal((await static1.getVars()).nested.value, "original");
+			// Through the engine POST /actors/{id}/sleep answers before the
+			// actor has stopped: a call right after it may still reach the
+			// awake instance. Wait for the one after the sleep.
+			await waitFor(async () => {
+				assert.equal((await static1.getVars()).nested.value, "original");
+			});
 		});
 	});
 

@@ -23,6 +23,7 @@
 //   RIVET_CONFORMANCE_BIN       use this rivet binary instead of building one
 //   RIVET_CONFORMANCE_SERVER_LOG=1  copy the server's (engine's, runners') log to stderr
 //   RIVET_CONFORMANCE_ONLY=2.3.19/json,...  run only these matrix cells
+//   CONFORMANCE_SUBSET=N        only the first N runnable tests of each suite
 //   RIVET_LOG_LEVEL             rivetkit client log level (default: silent)
 //
 // When node --test runs this file itself (it lives in test/), it checks that
@@ -338,6 +339,14 @@ export async function stopServer() {
 	runner = undefined;
 	if (r) await stopProcess(r);
 	if (s) await stopProcess(s);
+}
+
+/** The processes startServer started, by role (engine-cell.mjs reads their CPU time). */
+export function serverProcesses() {
+	const out = {};
+	if (server) out[TARGET === "engine" ? "engine" : "server"] = server.child.pid;
+	if (runner) out.runner = runner.child.pid;
+	return out;
 }
 
 /** The server's log so far (for diagnostics). */
@@ -801,6 +810,7 @@ after(async () => {
  * cleanup(fn) }.
  */
 export function matrix(name, body, fileOpts = {}) {
+	subsetLeft = SUBSET;
 	describe(name, () => {
 		before(async () => {
 			await startServer();
@@ -825,7 +835,28 @@ function resolveOpt(value, combo) {
 	return typeof value === "function" ? value(combo) : value;
 }
 
+// CONFORMANCE_SUBSET=N: each matrix() suite declares only its first N tests
+// that run on this target (not todo or skip): a run that still covers every
+// test file, for when the whole suite costs too much (README.md, "Where the time goes, and the cost").
+const SUBSET = process.env.CONFORMANCE_SUBSET ? Number(process.env.CONFORMANCE_SUBSET) : Infinity;
+let subsetLeft = SUBSET;
+
 function defineMatrixTest(testName, opts, fn) {
+	if (SUBSET !== Infinity) {
+		const marked = (o) => o !== undefined;
+		const first = COMBOS[0];
+		if (
+			first &&
+			(marked(resolveOpt(opts.todo, first)) ||
+				marked(resolveOpt(opts.skip, first)) ||
+				(TARGET === "engine" &&
+					(marked(resolveOpt(opts.engineTodo, first)) || marked(resolveOpt(opts.engineSkip, first)))))
+		) {
+			return;
+		}
+		if (subsetLeft <= 0) return;
+		subsetLeft--;
+	}
 	const sequential = opts.sequential || (TARGET === "engine" && opts.engineRawKeys);
 	describe(testName, { concurrency: !sequential }, () => {
 		for (const combo of COMBOS) {
