@@ -53,6 +53,7 @@ func durability(ctx context.Context, s *server, o *options, enc string, callers,
 			})
 		}
 		mu := sync.Mutex{}
+		meter.mark()
 		t0 := time.Now()
 		var wg sync.WaitGroup
 		for range callers {
@@ -157,6 +158,7 @@ func wakeRestart(ctx context.Context, s *server, o *options, enc string, n int, 
 	}
 	client = newClient(s.endpoint, enc, o.noDelay)
 	lats := make([]time.Duration, 0, n)
+	meter.mark()
 	t0 := time.Now()
 	for i := range keys {
 		st := time.Now()

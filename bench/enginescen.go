@@ -89,6 +89,7 @@ func split(ctx context.Context, s *server, client *rivetclient.Client, ws, byID 
 	s.proxy.take()
 	var rtts, runners, engines, storage []time.Duration
 	var storageCalls, unmatched int
+	meter.mark()
 	t0 := time.Now()
 	for range n {
 		start := time.Now()
@@ -174,6 +175,7 @@ func failover(ctx context.Context, s *server, o *options, enc string, rounds int
 	}
 	var lats []time.Duration
 	var notes []string
+	meter.mark()
 	t0 := time.Now()
 	for round := range rounds {
 		if ctx.Err() != nil {

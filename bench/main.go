@@ -68,6 +68,7 @@ func summarize(r *result, lats []time.Duration, elapsed time.Duration) {
 		}
 		return float64(lats[min(len(lats)-1, int(float64(len(lats))*p))].Microseconds())
 	}
+	meter.done()
 	r.OK = len(lats)
 	r.Seconds = elapsed.Seconds()
 	r.PerSec = float64(len(lats)) / elapsed.Seconds()
@@ -100,6 +101,7 @@ func hot(ctx context.Context, c *rivetclient.Client, callers, n int, r *result) 
 	var next atomic.Int64
 	lats := make([][]time.Duration, callers)
 	var firstErr atomic.Value
+	meter.mark()
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for g := range callers {
@@ -130,6 +132,7 @@ func wsRTT(ctx context.Context, c *rivetclient.Client, n int, r *result) error {
 		return err
 	}
 	lats := make([]time.Duration, 0, n)
+	meter.mark()
 	t0 := time.Now()
 	for range n {
 		s := time.Now()
@@ -234,6 +237,7 @@ func fanout(ctx context.Context, c *rivetclient.Client, conns, n int, r *result)
 		}
 		r.Note = fmt.Sprintf("%d of %d connections never received a message in the subscribe phase; their events count as lost (%v)", int64(conns)-s, conns, why)
 	}
+	meter.mark()
 	t0 := time.Now()
 	for i := range n {
 		mu.Lock()
@@ -282,6 +286,7 @@ func spread(ctx context.Context, client *rivetclient.Client, prefix string, c, n
 	lats := make([][]time.Duration, c)
 	var firstErr atomic.Value
 	nonce := strconv.FormatInt(time.Now().UnixNano(), 36)
+	meter.mark()
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for g := range c {
@@ -329,6 +334,7 @@ func creationFailures(r *result, n int, first error) error {
 func cold(ctx context.Context, client *rivetclient.Client, n int, r *result) error {
 	lats := make([]time.Duration, 0, n)
 	var first error
+	meter.mark()
 	t0 := time.Now()
 	for i := 0; i < n && ctx.Err() == nil; i++ {
 		s := time.Now()
@@ -368,6 +374,7 @@ func wake(ctx context.Context, client *rivetclient.Client, endpoint string, n in
 		hs[i] = client.GetForID("counter", id)
 	}
 	lats := make([]time.Duration, 0, n)
+	meter.mark()
 	t0 := time.Now()
 	for _, h := range hs {
 		s := time.Now()

@@ -63,6 +63,7 @@ func overload(ctx context.Context, client *rivetclient.Client, c int, o overload
 	lats := make([][]time.Duration, c)
 	runCtx, cancel := context.WithTimeout(ctx, o.duration)
 	defer cancel()
+	meter.mark()
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for g := range c {

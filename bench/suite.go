@@ -39,6 +39,14 @@ type result struct {
 	P999us   float64 `json:"p999_us"`
 	RSSMiB   float64 `json:"rss_mib,omitempty"`
 	Seconds  float64 `json:"seconds"`
+	// CPUusPerOp is the server's CPU time (user + system) in the measured
+	// phase divided by the operations that succeeded (calls, events
+	// delivered, actors); CPUScope says whose CPU: "server" (a child
+	// target's process tree, /proc/PID/stat) or this whole process for
+	// an in-process target. Absent where the server restarts inside the
+	// measured phase.
+	CPUusPerOp float64 `json:"cpu_us_per_op,omitempty"`
+	CPUScope   string  `json:"cpu_scope,omitempty"`
 	// NoDelay false: the load generator's sockets ran with Nagle's
 	// algorithm (TCP_NODELAY off).
 	NoDelay bool `json:"nodelay"`
@@ -401,8 +409,11 @@ func runJob(target string, j job, o *options, profileDir string) result {
 	if j.readOnly {
 		loopAction, loopArgs = "getCount", nil
 	}
+	meter = newCPUMeter(s)
 	err = runScenario(ctx, s, &oo, j, &r)
 	stopProfile()
+	r.CPUusPerOp, r.CPUScope = meter.perOp(r.OK)
+	meter = nil
 	if err != nil {
 		r.Error = err.Error()
 	}
@@ -524,7 +535,11 @@ func rowText(r result) string {
 	case "failover":
 		return fmt.Sprintf("%d of %d rounds answered: kill -9 → first answer p50=%s max=%s; %s [load %s]", r.OK, r.Rounds, us(r.P50us), us(r.P999us), r.Note, r.Load)
 	}
-	return fmt.Sprintf("ok=%d lost=%d %.0f/s p50=%s p90=%s p99=%s p99.9=%s rss=%.0fMiB %.2fs", r.OK, r.Lost, r.PerSec, us(r.P50us), us(r.P90us), us(r.P99us), us(r.P999us), r.RSSMiB, r.Seconds)
+	cpu := ""
+	if r.CPUusPerOp > 0 {
+		cpu = fmt.Sprintf(" cpu=%.1fµs/op", r.CPUusPerOp)
+	}
+	return fmt.Sprintf("ok=%d lost=%d %.0f/s%s p50=%s p90=%s p99=%s p99.9=%s rss=%.0fMiB %.2fs", r.OK, r.Lost, r.PerSec, cpu, us(r.P50us), us(r.P90us), us(r.P99us), us(r.P999us), r.RSSMiB, r.Seconds)
 }
 
 // loadAvg is the first three fields of /proc/loadavg ("" elsewhere).
@@ -659,14 +674,20 @@ func metrics(scenario string) []metric {
 	rate := metric{"per s (higher is better)", func(r result) float64 { return r.PerSec }, func(v float64) string { return fmt.Sprintf("%.0f", v) }}
 	p50 := metric{"p50 (lower is better)", func(r result) float64 { return r.P50us }, us}
 	p99 := metric{"p99", func(r result) float64 { return r.P99us }, us}
+	cpu := metric{"CPU µs per op (lower is better)", func(r result) float64 { return r.CPUusPerOp }, func(v float64) string {
+		if v == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.1f", v)
+	}}
 	lost := metric{"lost", func(r result) float64 { return float64(r.Lost) }, func(v float64) string { return fmt.Sprintf("%.0f", v) }}
 	switch scenario {
 	case "hot", "spread":
-		return []metric{rate, p50, p99}
+		return []metric{rate, cpu, p50, p99}
 	case "fanout":
-		return []metric{rate, p99, lost}
+		return []metric{rate, cpu, p99, lost}
 	case "durability":
 		return []metric{lost, {"acknowledged", func(r result) float64 { return float64(r.Acked) }, func(v float64) string { return fmt.Sprintf("%.0f", v) }}}
 	}
-	return []metric{p50, p99}
+	return []metric{p50, p99, cpu}
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -68,25 +67,30 @@ func (g *Gateway) resolve(ctx context.Context, r *http.Request, t target, params
 	if err != nil {
 		return actorRef{}, err
 	}
-	if t.Create {
-		var input []byte
-		if t.Input != nil {
-			if input, err = protocol.DecodeCBORValue(t.Input); err != nil {
-				return actorRef{}, errQueryBadCBOR.With("invalid query gateway input cbor: %v", err)
-			}
+	var input []byte
+	if t.Create && t.Input != nil {
+		if input, err = protocol.DecodeCBORValue(t.Input); err != nil {
+			return actorRef{}, errQueryBadCBOR.With("invalid query gateway input cbor: %v", err)
 		}
+	}
+	if id, ok := g.keys.get(t.Namespace, t.Name, t.Key); ok && g.e.Awake(id) {
+		return actorRef{ID: id, Name: t.Name, Key: t.Key, Auth: auth}, nil
+	}
+	if t.Create {
 		// Every caller of resolve sends the actor a job next, whose
 		// result waits for the creation to be durable.
 		rec, _, err := g.e.GetOrCreateForWork(ctx, t.Namespace, t.Name, t.Key, input)
 		if err != nil {
 			return actorRef{}, err
 		}
+		g.keys.put(t.Namespace, t.Name, t.Key, rec.ID)
 		return actorRef{ID: rec.ID, Name: rec.Name, Key: rec.Key, Auth: auth}, nil
 	}
 	rec, err := g.e.Lookup(ctx, t.Namespace, t.Name, t.Key)
 	if err != nil {
 		return actorRef{}, err
 	}
+	g.keys.put(t.Namespace, t.Name, t.Key, rec.ID)
 	return actorRef{ID: rec.ID, Name: rec.Name, Key: rec.Key, Auth: auth}, nil
 }
 
@@ -192,7 +196,22 @@ var errBodyTimeout = &rivettype.Error{Group: "message", Code: "incoming_timeout"
 // when it does not arrive within BodyTimeout.
 func (g *Gateway) readBody(r *http.Request) ([]byte, error) {
 	limit := g.cfg.MaxIncoming
-	b, err := io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	var b []byte
+	var err error
+	if n := r.ContentLength; n >= 0 && n <= int64(limit) {
+		// The usual case: the length is announced, read it in one buffer
+		// (net/http fails a body shorter than announced and stops at its
+		// end).
+		b = make([]byte, n)
+		var m int
+		m, err = io.ReadFull(r.Body, b)
+		b = b[:m]
+		if err == io.EOF { // nothing arrived of n > 0 bytes
+			err = io.ErrUnexpectedEOF
+		}
+	} else {
+		b, err = io.ReadAll(io.LimitReader(r.Body, int64(limit)+1))
+	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		return nil, errBodyTimeout.With("The request body did not arrive within %s (setting body_timeout, environment RIVET_BODY_TIMEOUT).", g.cfg.BodyTimeout)
 	}
@@ -309,10 +328,17 @@ func (g *Gateway) action(w http.ResponseWriter, r *http.Request, t target, rawNa
 		g.fail(w, r, g.outgoingTooLong())
 		return
 	}
-	w.Header().Set("Content-Type", enc.ContentType())
-	w.Header().Set("X-Rivet-Actor", ref.ID)
+	h := w.Header()
+	h["Content-Type"] = contentTypes[enc]
+	h["X-Rivet-Actor"] = []string{ref.ID}
 	w.WriteHeader(http.StatusOK)
-	_, _ = io.Copy(w, bytes.NewReader(resp))
+	_, _ = w.Write(resp)
 }
 
-var _ = errors.Is
+// contentTypes are the Content-Type header values of each encoding,
+// shared by every response (header values are not modified once set).
+var contentTypes = map[protocol.Encoding][]string{
+	protocol.JSON: {protocol.JSON.ContentType()},
+	protocol.CBOR: {protocol.CBOR.ContentType()},
+	protocol.BARE: {protocol.BARE.ContentType()},
+}

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/rivetgo/rivet/internal/actorkey"
 	"github.com/rivetgo/rivet/internal/protocol"
@@ -302,4 +304,53 @@ func (g *Gateway) listActors(w http.ResponseWriter, r *http.Request, ns string, 
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"actors": out, "pagination": map[string]any{"cursor": nil}})
+}
+
+// keyCache remembers the actor id of the keys the query form resolved
+// (namespace, name, key → id), so that a request to an awake actor by key
+// costs a map lookup instead of a store lookup (the `hot` scenario's
+// requests, which the official client sends by key, each paid one). An
+// entry is used only while its actor is awake in this engine: a destroyed
+// actor leaves the engine before its destruction is acknowledged, so a
+// getOrCreate after it misses and creates a new actor, as before; an
+// asleep actor is looked up in the store. The cache holds at most
+// maxKeyCache entries and is emptied when full.
+type keyCache struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxKeyCache = 10000
+
+// appendCacheKey writes the cache key of (ns, name, key): each part
+// length-prefixed, so that no two targets share one.
+func appendCacheKey(b []byte, ns, name string, key []string) []byte {
+	b = strconv.AppendInt(b, int64(len(ns)), 10)
+	b = append(append(b, ':'), ns...)
+	b = strconv.AppendInt(b, int64(len(name)), 10)
+	b = append(append(b, ':'), name...)
+	for _, k := range key {
+		b = strconv.AppendInt(b, int64(len(k)), 10)
+		b = append(append(b, ':'), k...)
+	}
+	return b
+}
+
+func (c *keyCache) get(ns, name string, key []string) (string, bool) {
+	var buf [128]byte
+	k := appendCacheKey(buf[:0], ns, name, key)
+	c.mu.RLock()
+	id, ok := c.m[string(k)]
+	c.mu.RUnlock()
+	return id, ok
+}
+
+func (c *keyCache) put(ns, name string, key []string, id string) {
+	k := string(appendCacheKey(nil, ns, name, key))
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxKeyCache {
+		c.m = make(map[string]string)
+	}
+	c.m[k] = id
+	c.mu.Unlock()
 }

@@ -171,6 +171,7 @@ type Gateway struct {
 	e       *engine.Engine
 	log     *slog.Logger
 	metrics *metrics
+	keys    keyCache // query-form targets of awake actors
 }
 
 // New returns a gateway.
@@ -214,25 +215,40 @@ func New(cfg Config) *Gateway {
 	return &Gateway{cfg: cfg, e: cfg.Engine, log: cfg.Log, metrics: newMetrics(cfg.Engine)}
 }
 
+// Request kinds, the kind label of gateway_requests_total.
+const (
+	kindMetadata = iota
+	kindActors
+	kindOther
+	kindAction
+	kindConnect
+	kindRequest
+	kindWebSocket
+	kindGateway
+	numKinds
+)
+
+var kindNames = [numKinds]string{"metadata", "actors", "other", "action", "connect", "request", "websocket", "gateway"}
+
 // kind names a request's route for metrics.
-func kind(path string) string {
+func kind(path string) int {
 	switch {
 	case path == "/metadata":
-		return "metadata"
+		return kindMetadata
 	case path == "/actors" || strings.HasPrefix(path, "/actors/"):
-		return "actors"
+		return kindActors
 	case !strings.HasPrefix(path, "/gateway/"):
-		return "other"
+		return kindOther
 	case strings.Contains(path, "/action/"):
-		return "action"
+		return kindAction
 	case strings.HasSuffix(path, "/connect"):
-		return "connect"
+		return kindConnect
 	case strings.Contains(path, "/request"):
-		return "request"
+		return kindRequest
 	case strings.Contains(path, "/websocket"):
-		return "websocket"
+		return kindWebSocket
 	}
-	return "gateway"
+	return kindGateway
 }
 
 // A route is an entry of the gateway's routing table. paths are the
@@ -327,6 +343,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// One allocation for the request's bookkeeping: the recorder, its
+	// response controller and the body's deadline wrapper.
 	rec := &statusRecorder{ResponseWriter: w}
 	defer func() { g.metrics.observe(kind(r.URL.Path), rec.status) }()
 	if !isWebSocket(r) {
@@ -343,13 +361,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // against neither. Where the connection has no deadlines (an in-memory
 // listener), nothing is bounded.
 func (g *Gateway) deadlines(rec *statusRecorder, r *http.Request) {
-	rc := http.NewResponseController(rec.ResponseWriter)
-	rec.writeDeadline = func() { _ = rc.SetWriteDeadline(time.Now().Add(g.cfg.WriteTimeout)) }
+	rec.rc = *http.NewResponseController(rec.ResponseWriter)
+	rec.writeTimeout = g.cfg.WriteTimeout
 	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
 		return
 	}
-	if rc.SetReadDeadline(time.Now().Add(g.cfg.BodyTimeout)) == nil {
-		r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+	if rec.rc.SetReadDeadline(time.Now().Add(g.cfg.BodyTimeout)) == nil {
+		rec.body = deadlineBody{ReadCloser: r.Body, rc: &rec.rc}
+		r.Body = &rec.body
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -23,6 +25,9 @@ type metrics struct {
 	requests *prometheus.CounterVec
 	errors   *prometheus.CounterVec
 	handler  http.Handler
+	// byStatus caches the requests counter of each kind and status below
+	// 600: a request then pays one atomic load and add, no label lookup.
+	byStatus [numKinds][600]atomic.Pointer[prometheus.Counter]
 }
 
 func newMetrics(e *engine.Engine) *metrics {
@@ -62,10 +67,14 @@ func (g *Gateway) actorLog(ref actorRef) *slog.Logger {
 // stream may run for as long as its client keeps reading.
 type statusRecorder struct {
 	http.ResponseWriter
-	status        int
-	writeDeadline func()
-	armed         bool
-	streaming     bool
+	status int
+	// rc controls the connection's deadlines; writeTimeout (0: none) is
+	// set where the connection has them (deadlines).
+	rc           http.ResponseController
+	writeTimeout time.Duration
+	body         deadlineBody
+	armed        bool
+	streaming    bool
 	// exposeAll: name the response's headers in
 	// Access-Control-Expose-Headers when the head is written (cors).
 	exposeAll bool
@@ -79,8 +88,8 @@ func (s *statusRecorder) started() {
 			exposeHeaders(s.ResponseWriter.Header())
 		}
 	}
-	if s.writeDeadline != nil && (!s.armed || s.streaming) {
-		s.writeDeadline()
+	if s.writeTimeout > 0 && (!s.armed || s.streaming) {
+		_ = s.rc.SetWriteDeadline(time.Now().Add(s.writeTimeout))
 		s.armed = true
 	}
 }
@@ -116,9 +125,19 @@ func (s *statusRecorder) FlushError() error {
 // underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-func (m *metrics) observe(kind string, status int) {
+func (m *metrics) observe(kind, status int) {
 	if status == 0 {
 		status = http.StatusSwitchingProtocols
 	}
-	m.requests.WithLabelValues(kind, strconv.Itoa(status)).Inc()
+	if status < 0 || status >= len(m.byStatus[kind]) {
+		m.requests.WithLabelValues(kindNames[kind], strconv.Itoa(status)).Inc()
+		return
+	}
+	p := m.byStatus[kind][status].Load()
+	if p == nil {
+		c := m.requests.WithLabelValues(kindNames[kind], strconv.Itoa(status))
+		p = &c
+		m.byStatus[kind][status].Store(p)
+	}
+	(*p).Inc()
 }

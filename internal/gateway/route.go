@@ -152,8 +152,14 @@ func parseTarget(raw string) (t target, ok bool, err error) {
 }
 
 func segments(base string) []string {
-	var out []string
-	for _, s := range strings.Split(base, "/") {
+	n := 0
+	for s := range strings.SplitSeq(base, "/") {
+		if s != "" {
+			n++
+		}
+	}
+	out := make([]string, 0, n)
+	for s := range strings.SplitSeq(base, "/") {
 		if s != "" {
 			out = append(out, s)
 		}
@@ -162,7 +168,7 @@ func segments(base string) []string {
 }
 
 func hasRvt(query string) bool {
-	for _, part := range strings.Split(query, "&") {
+	for part := range strings.SplitSeq(query, "&") {
 		k, _, _ := strings.Cut(part, "=")
 		if strings.HasPrefix(k, "rvt-") {
 			return true
@@ -208,7 +214,7 @@ func parseQueryTarget(base string, segs []string, query string) (target, error) 
 	}
 	rvt := map[string]string{}
 	var keep []string
-	for _, part := range strings.Split(query, "&") {
+	for part := range strings.SplitSeq(query, "&") {
 		if part == "" {
 			continue
 		}
