@@ -67,7 +67,12 @@ func (g *Gate) Err() error {
 	return g.err
 }
 
-func (g *Gate) settled() bool {
+// Settled reports whether the gate is open or failed. A nil gate is
+// open.
+func (g *Gate) Settled() bool {
+	if g == nil {
+		return true
+	}
 	select {
 	case <-g.done:
 		return true
@@ -91,7 +96,7 @@ const maxInflight = 4
 // committer writes commits in batches: while one batch is being made
 // durable, new commits queue, and the next batch takes all of them. Under
 // load many turns share one fsync (group commit); idle, a commit is written
-// at once. With a driver that pipelines (rivetdriver.Pipeliner), the next
+// at once, by the goroutine that submits it when the driver pipelines. With a driver that pipelines (rivetdriver.Pipeliner), the next
 // batch is applied while earlier ones are still syncing, and gates open in
 // batch order as their fsyncs finish.
 type committer struct {
@@ -106,6 +111,12 @@ type committer struct {
 		sync.Mutex
 		queue  []*Gate
 		closed bool
+		// applying: a goroutine is handing a batch to the driver, the
+		// committer's own or a submitter writing inline (submit).
+		applying bool
+		// inflight counts the batches handed to a pipelining driver
+		// and not yet settled.
+		inflight int
 	}
 	// onAlarm reports a gate's alarm (see Gate.alarm) before the gate
 	// opens.
@@ -147,9 +158,30 @@ func (c *committer) submit(g *Gate) {
 		close(g.done)
 		return
 	}
+	c.metrics.Submitted.Add(1)
+	if c.pipe != nil && !c.mu.applying && c.mu.inflight == 0 && len(c.mu.queue) == 0 {
+		// Idle: apply the commit here instead of waking the committer
+		// (one goroutine hand-off less on the way to the fsync). The
+		// fsync is awaited by the settling goroutine as for any batch,
+		// so the caller (the actor's loop) does not wait for it.
+		c.mu.applying = true
+		c.mu.Unlock()
+		c.write([]*Gate{g})
+		c.mu.Lock()
+		c.mu.applying = false
+		more := len(c.mu.queue) > 0 || c.mu.closed
+		c.mu.Unlock()
+		if more {
+			c.wake()
+		}
+		return
+	}
 	c.mu.queue = append(c.mu.queue, g)
 	c.mu.Unlock()
-	c.metrics.Submitted.Add(1)
+	c.wake()
+}
+
+func (c *committer) wake() {
 	select {
 	case c.signal <- struct{}{}:
 	default:
@@ -168,6 +200,11 @@ func (c *committer) run() {
 				if err == nil {
 					err = b.wait()
 				}
+				// Counted out before its gates open: the commit an
+				// answered caller sends next finds the pipeline idle.
+				c.mu.Lock()
+				c.mu.inflight--
+				c.mu.Unlock()
 				c.observeBatch(b.start, len(b.gates))
 				c.settle(b.gates, err)
 			}
@@ -183,8 +220,8 @@ func (c *committer) run() {
 	var batch []*Gate
 	for {
 		c.mu.Lock()
-		for len(c.mu.queue) == 0 {
-			if c.mu.closed {
+		for len(c.mu.queue) == 0 || c.mu.applying {
+			if c.mu.closed && !c.mu.applying {
 				c.mu.Unlock()
 				return
 			}
@@ -197,8 +234,12 @@ func (c *committer) run() {
 		rest := copy(c.mu.queue, c.mu.queue[n:])
 		clear(c.mu.queue[rest:])
 		c.mu.queue = c.mu.queue[:rest]
+		c.mu.applying = true
 		c.mu.Unlock()
 		c.write(batch)
+		c.mu.Lock()
+		c.mu.applying = false
+		c.mu.Unlock()
 	}
 }
 
@@ -241,6 +282,9 @@ func (c *committer) write(batch []*Gate) {
 	// The timeout bounds applying the batch; its fsync (wait) takes no
 	// context: a disk that hangs an fsync holds the store.
 	wait, err := c.pipe.CommitAsync(ctx, commits)
+	c.mu.Lock()
+	c.mu.inflight++
+	c.mu.Unlock()
 	c.inflight <- inflightBatch{gates: live, wait: wait, err: err, start: start}
 }
 
@@ -280,9 +324,6 @@ func (c *committer) close() {
 	c.mu.Lock()
 	c.mu.closed = true
 	c.mu.Unlock()
-	select {
-	case c.signal <- struct{}{}:
-	default:
-	}
+	c.wake()
 	<-c.done
 }
