@@ -35,6 +35,44 @@ type Gate struct {
 	// alarm, when set, is the actor's earliest alarm after this commit
 	// (zero: none), reported through Engine.OnAlarm once it is durable.
 	alarm *time.Time
+	// after are the functions AfterSettle registered, run when the gate
+	// settles; open marks it settled.
+	mu     sync.Mutex
+	after  []func()
+	opened bool
+}
+
+// open settles the gate (its err set): done closes and the functions
+// AfterSettle registered run, on the settling goroutine.
+func (g *Gate) open() {
+	g.mu.Lock()
+	g.opened = true
+	close(g.done)
+	after := g.after
+	g.after = nil
+	g.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
+}
+
+// AfterSettle runs f once the gate is settled: at once on the calling
+// goroutine if it is (or the gate is nil), else on the goroutine that
+// settles it, so f must not block. A socket's writer uses it to be woken
+// once, when the frame it was handed can go, instead of waking to wait.
+func (g *Gate) AfterSettle(f func()) {
+	if g == nil {
+		f()
+		return
+	}
+	g.mu.Lock()
+	if g.opened {
+		g.mu.Unlock()
+		f()
+		return
+	}
+	g.after = append(g.after, f)
+	g.mu.Unlock()
 }
 
 // Wait blocks until the gate's commit is durable or failed. A nil gate is
@@ -155,7 +193,7 @@ func (c *committer) submit(g *Gate) {
 	if c.mu.closed {
 		c.mu.Unlock()
 		g.err = rivettype.ErrStopping
-		close(g.done)
+		g.open()
 		return
 	}
 	c.metrics.Submitted.Add(1)
@@ -251,7 +289,7 @@ func (c *committer) write(batch []*Gate) {
 	for _, g := range batch {
 		if g.inc.failed.Load() {
 			g.err = rivettype.ErrCommitFailed.With("an earlier commit of this actor failed")
-			close(g.done)
+			g.open()
 			continue
 		}
 		live = append(live, g)
@@ -315,7 +353,7 @@ func (c *committer) settle(live []*Gate, err error) {
 		if g.err == nil && g.alarm != nil && c.onAlarm != nil {
 			c.onAlarm(g.commit.ActorID, g.commit.Generation, *g.alarm)
 		}
-		close(g.done)
+		g.open()
 	}
 }
 

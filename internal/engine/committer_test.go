@@ -116,3 +116,32 @@ func TestCommitterIdleAppliesInline(t *testing.T) {
 	c.close()
 	<-done
 }
+
+// TestGateAfterSettle: AfterSettle runs at once on a settled (or nil)
+// gate, and on the settling goroutine, after done is closed, otherwise.
+func TestGateAfterSettle(t *testing.T) {
+	ran := 0
+	var nilGate *Gate
+	nilGate.AfterSettle(func() { ran++ })
+	if ran != 1 {
+		t.Fatal("AfterSettle on a nil gate did not run at once")
+	}
+	g := &Gate{done: make(chan struct{})}
+	g.AfterSettle(func() {
+		if !g.Settled() {
+			t.Error("ran before the gate settled")
+		}
+		ran++
+	})
+	if ran != 1 {
+		t.Fatal("AfterSettle ran before the gate settled")
+	}
+	g.open()
+	if ran != 2 {
+		t.Fatal("AfterSettle did not run when the gate settled")
+	}
+	g.AfterSettle(func() { ran++ })
+	if ran != 3 {
+		t.Fatal("AfterSettle on a settled gate did not run at once")
+	}
+}

@@ -103,7 +103,11 @@ func (s *sender) push(f frame) {
 	s.queue = append(s.queue, f)
 	s.bytes += f.size
 	s.mu.Unlock()
-	s.signal()
+	// Woken once, when the frame can go (its turn is durable), not
+	// now to wait for that: a broadcast to many sockets wakes each
+	// writer once, and frames whose commits share an fsync go in one
+	// write.
+	f.gate.AfterSettle(s.signal)
 }
 
 // send writes f from the calling goroutine when its gate is open and
