@@ -188,7 +188,14 @@ var errCommitterClosed = errors.New("rivet: committer closed")
 // timeout (Config.StoreTimeout).
 var errStoreTimeout = errors.New("rivet: store call timed out")
 
-func (c *committer) submit(g *Gate) {
+func (c *committer) submit(g *Gate) { c.submitFrom(g, true) }
+
+// submitFrom queues g; mayApply lets the caller apply it itself when the
+// committer is idle. An actor with more calls waiting passes false: its
+// next turns' commits then gather behind the committer's wake-up and
+// share the first fsync, where applying the first alone would give it an
+// fsync of its own (group commit under a hot actor).
+func (c *committer) submitFrom(g *Gate, mayApply bool) {
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
@@ -197,7 +204,7 @@ func (c *committer) submit(g *Gate) {
 		return
 	}
 	c.metrics.Submitted.Add(1)
-	if c.pipe != nil && !c.mu.applying && c.mu.inflight == 0 && len(c.mu.queue) == 0 {
+	if mayApply && c.pipe != nil && !c.mu.applying && c.mu.inflight == 0 && len(c.mu.queue) == 0 {
 		// Idle: apply the commit here instead of waking the committer
 		// (one goroutine hand-off less on the way to the fsync). The
 		// fsync is awaited by the settling goroutine as for any batch,

@@ -604,7 +604,7 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 			if t.initial {
 				h.held = g
 			} else {
-				h.e.committer.submit(g)
+				h.e.committer.submitFrom(g, h.mb.empty())
 			}
 			h.pending = append(h.pending, g)
 			h.last = g
