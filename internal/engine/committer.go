@@ -35,6 +35,44 @@ type Gate struct {
 	// alarm, when set, is the actor's earliest alarm after this commit
 	// (zero: none), reported through Engine.OnAlarm once it is durable.
 	alarm *time.Time
+	// after are the functions AfterSettle registered, run when the gate
+	// settles; open marks it settled.
+	mu     sync.Mutex
+	after  []func()
+	opened bool
+}
+
+// open settles the gate (its err set): done closes and the functions
+// AfterSettle registered run, on the settling goroutine.
+func (g *Gate) open() {
+	g.mu.Lock()
+	g.opened = true
+	close(g.done)
+	after := g.after
+	g.after = nil
+	g.mu.Unlock()
+	for _, f := range after {
+		f()
+	}
+}
+
+// AfterSettle runs f once the gate is settled: at once on the calling
+// goroutine if it is (or the gate is nil), else on the goroutine that
+// settles it, so f must not block. A socket's writer uses it to be woken
+// once, when the frame it was handed can go, instead of waking to wait.
+func (g *Gate) AfterSettle(f func()) {
+	if g == nil {
+		f()
+		return
+	}
+	g.mu.Lock()
+	if g.opened {
+		g.mu.Unlock()
+		f()
+		return
+	}
+	g.after = append(g.after, f)
+	g.mu.Unlock()
 }
 
 // Wait blocks until the gate's commit is durable or failed. A nil gate is
@@ -67,7 +105,12 @@ func (g *Gate) Err() error {
 	return g.err
 }
 
-func (g *Gate) settled() bool {
+// Settled reports whether the gate is open or failed. A nil gate is
+// open.
+func (g *Gate) Settled() bool {
+	if g == nil {
+		return true
+	}
 	select {
 	case <-g.done:
 		return true
@@ -91,7 +134,7 @@ const maxInflight = 4
 // committer writes commits in batches: while one batch is being made
 // durable, new commits queue, and the next batch takes all of them. Under
 // load many turns share one fsync (group commit); idle, a commit is written
-// at once. With a driver that pipelines (rivetdriver.Pipeliner), the next
+// at once, by the goroutine that submits it when the driver pipelines. With a driver that pipelines (rivetdriver.Pipeliner), the next
 // batch is applied while earlier ones are still syncing, and gates open in
 // batch order as their fsyncs finish.
 type committer struct {
@@ -106,6 +149,12 @@ type committer struct {
 		sync.Mutex
 		queue  []*Gate
 		closed bool
+		// applying: a goroutine is handing a batch to the driver, the
+		// committer's own or a submitter writing inline (submit).
+		applying bool
+		// inflight counts the batches handed to a pipelining driver
+		// and not yet settled.
+		inflight int
 	}
 	// onAlarm reports a gate's alarm (see Gate.alarm) before the gate
 	// opens.
@@ -139,17 +188,45 @@ var errCommitterClosed = errors.New("rivet: committer closed")
 // timeout (Config.StoreTimeout).
 var errStoreTimeout = errors.New("rivet: store call timed out")
 
-func (c *committer) submit(g *Gate) {
+func (c *committer) submit(g *Gate) { c.submitFrom(g, true) }
+
+// submitFrom queues g; mayApply lets the caller apply it itself when the
+// committer is idle. An actor with more calls waiting passes false: its
+// next turns' commits then gather behind the committer's wake-up and
+// share the first fsync, where applying the first alone would give it an
+// fsync of its own (group commit under a hot actor).
+func (c *committer) submitFrom(g *Gate, mayApply bool) {
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
 		g.err = rivettype.ErrStopping
-		close(g.done)
+		g.open()
+		return
+	}
+	c.metrics.Submitted.Add(1)
+	if mayApply && c.pipe != nil && !c.mu.applying && c.mu.inflight == 0 && len(c.mu.queue) == 0 {
+		// Idle: apply the commit here instead of waking the committer
+		// (one goroutine hand-off less on the way to the fsync). The
+		// fsync is awaited by the settling goroutine as for any batch,
+		// so the caller (the actor's loop) does not wait for it.
+		c.mu.applying = true
+		c.mu.Unlock()
+		c.write([]*Gate{g})
+		c.mu.Lock()
+		c.mu.applying = false
+		more := len(c.mu.queue) > 0 || c.mu.closed
+		c.mu.Unlock()
+		if more {
+			c.wake()
+		}
 		return
 	}
 	c.mu.queue = append(c.mu.queue, g)
 	c.mu.Unlock()
-	c.metrics.Submitted.Add(1)
+	c.wake()
+}
+
+func (c *committer) wake() {
 	select {
 	case c.signal <- struct{}{}:
 	default:
@@ -168,6 +245,11 @@ func (c *committer) run() {
 				if err == nil {
 					err = b.wait()
 				}
+				// Counted out before its gates open: the commit an
+				// answered caller sends next finds the pipeline idle.
+				c.mu.Lock()
+				c.mu.inflight--
+				c.mu.Unlock()
 				c.observeBatch(b.start, len(b.gates))
 				c.settle(b.gates, err)
 			}
@@ -183,8 +265,8 @@ func (c *committer) run() {
 	var batch []*Gate
 	for {
 		c.mu.Lock()
-		for len(c.mu.queue) == 0 {
-			if c.mu.closed {
+		for len(c.mu.queue) == 0 || c.mu.applying {
+			if c.mu.closed && !c.mu.applying {
 				c.mu.Unlock()
 				return
 			}
@@ -197,8 +279,12 @@ func (c *committer) run() {
 		rest := copy(c.mu.queue, c.mu.queue[n:])
 		clear(c.mu.queue[rest:])
 		c.mu.queue = c.mu.queue[:rest]
+		c.mu.applying = true
 		c.mu.Unlock()
 		c.write(batch)
+		c.mu.Lock()
+		c.mu.applying = false
+		c.mu.Unlock()
 	}
 }
 
@@ -210,7 +296,7 @@ func (c *committer) write(batch []*Gate) {
 	for _, g := range batch {
 		if g.inc.failed.Load() {
 			g.err = rivettype.ErrCommitFailed.With("an earlier commit of this actor failed")
-			close(g.done)
+			g.open()
 			continue
 		}
 		live = append(live, g)
@@ -241,6 +327,9 @@ func (c *committer) write(batch []*Gate) {
 	// The timeout bounds applying the batch; its fsync (wait) takes no
 	// context: a disk that hangs an fsync holds the store.
 	wait, err := c.pipe.CommitAsync(ctx, commits)
+	c.mu.Lock()
+	c.mu.inflight++
+	c.mu.Unlock()
 	c.inflight <- inflightBatch{gates: live, wait: wait, err: err, start: start}
 }
 
@@ -271,7 +360,7 @@ func (c *committer) settle(live []*Gate, err error) {
 		if g.err == nil && g.alarm != nil && c.onAlarm != nil {
 			c.onAlarm(g.commit.ActorID, g.commit.Generation, *g.alarm)
 		}
-		close(g.done)
+		g.open()
 	}
 }
 
@@ -280,9 +369,6 @@ func (c *committer) close() {
 	c.mu.Lock()
 	c.mu.closed = true
 	c.mu.Unlock()
-	select {
-	case c.signal <- struct{}{}:
-	default:
-	}
+	c.wake()
 	<-c.done
 }

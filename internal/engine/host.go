@@ -604,7 +604,7 @@ func (h *host) flush(t *Turn, _ []byte) (*Gate, error) {
 			if t.initial {
 				h.held = g
 			} else {
-				h.e.committer.submit(g)
+				h.e.committer.submitFrom(g, h.mb.empty())
 			}
 			h.pending = append(h.pending, g)
 			h.last = g
@@ -669,7 +669,7 @@ func (h *host) earliestAlarm() time.Time {
 // lastGate is the gate of the actor's newest commit that is not yet
 // settled, or nil.
 func (h *host) lastGate() *Gate {
-	if h.last != nil && !h.last.settled() {
+	if h.last != nil && !h.last.Settled() {
 		return h.last
 	}
 	return nil
@@ -680,7 +680,7 @@ func (h *host) lastGate() *Gate {
 func (h *host) prune() {
 	n := 0
 	for _, g := range h.pending {
-		if !g.settled() {
+		if !g.Settled() {
 			break
 		}
 		n++
@@ -706,7 +706,7 @@ func (h *host) prune() {
 			h.pending = nil
 		}
 	}
-	if h.last != nil && h.last.settled() {
+	if h.last != nil && h.last.Settled() {
 		h.last = nil
 	}
 }

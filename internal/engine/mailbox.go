@@ -128,6 +128,13 @@ func (m *mailbox) release() bool {
 	return true
 }
 
+// empty reports whether no job is waiting.
+func (m *mailbox) empty() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.items) == 0
+}
+
 // seal refuses further jobs but keeps the queued ones for close.
 func (m *mailbox) seal() {
 	m.mu.Lock()

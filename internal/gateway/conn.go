@@ -60,7 +60,9 @@ func subprotocols(r *http.Request) []string {
 }
 
 // accept completes a WebSocket upgrade, selecting subprotocol "rivet".
-func (g *Gateway) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
+// The socket's network connection is a corkConn (nil if the
+// ResponseWriter could not be hijacked through it).
+func (g *Gateway) accept(w http.ResponseWriter, r *http.Request) (*websocket.Conn, *corkConn, error) {
 	opts := &websocket.AcceptOptions{Subprotocols: []string{"rivet"}}
 	if len(g.cfg.Origins) == 0 {
 		opts.InsecureSkipVerify = true // any origin, as with CORS
@@ -73,12 +75,13 @@ func (g *Gateway) accept(w http.ResponseWriter, r *http.Request) (*websocket.Con
 			}
 		}
 	}
-	c, err := websocket.Accept(w, r, opts)
+	cw := &corkWriter{ResponseWriter: w}
+	c, err := websocket.Accept(cw, r, opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	c.SetReadLimit(-1) // enforced per message by the gateway
-	return c, nil
+	return c, cw.conn, nil
 }
 
 // rejectWebSocket completes the upgrade and closes at once with 1011
@@ -88,7 +91,7 @@ func (g *Gateway) rejectWebSocket(w http.ResponseWriter, r *http.Request, err er
 	if !quiet(err) {
 		g.log.Error("websocket rejected", "path", r.URL.Path, "err", err)
 	}
-	c, aerr := g.accept(w, r)
+	c, _, aerr := g.accept(w, r)
 	if aerr != nil {
 		return
 	}
@@ -214,7 +217,7 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 			}
 		}
 	}
-	c, err := g.accept(w, r)
+	c, cork, err := g.accept(w, r)
 	if err != nil {
 		return
 	}
@@ -238,6 +241,7 @@ func (g *Gateway) connect(w http.ResponseWriter, r *http.Request, t target) {
 	wc.calls, wc.cancelCalls = context.WithCancel(wc.ctx)
 	defer wc.cancelCalls()
 	wc.out = g.newSender(c, wc.log, func(err error) { wc.log.Error("encode message", "err", err) })
+	wc.out.cork = cork
 	wc.ec = engine.NewConn(engine.NewConnID(), params, ref.Auth, wc)
 	wc.ec.Request = r
 	// A socket the Rivet Engine holds (runner mode): its messages carry
@@ -438,7 +442,7 @@ func (wc *wsConn) dispatch(ctx context.Context, m protocol.ActionRequest, timeou
 		wc.out.push(frame{build: wc.message(protocol.Error{Group: e.Group, Code: e.Code, Message: e.Message, Metadata: metadataCBOR(e), ActionID: &id}, nil)})
 		return
 	}
-	wc.out.push(frame{size: len(out), build: wc.message(protocol.ActionResponse{ID: id, Output: out}, &id)})
+	wc.out.send(wc.ctx, frame{size: len(out), build: wc.message(protocol.ActionResponse{ID: id, Output: out}, &id)})
 }
 
 // decodeParamsProtocol decodes the value of a rivet_conn_params.*

@@ -155,7 +155,7 @@ func (g *Gateway) rawWebSocket(w http.ResponseWriter, r *http.Request, t target,
 			}
 		}
 	}
-	c, err := g.accept(w, r)
+	c, cork, err := g.accept(w, r)
 	if err != nil {
 		return
 	}
@@ -171,6 +171,7 @@ func (g *Gateway) rawWebSocket(w http.ResponseWriter, r *http.Request, t target,
 	}
 	r2 := actorRequest(ctx, r, path, rawQuery)
 	sock := &RawSocket{c: c, limit: g.cfg.MaxIncoming, tooLong: g.incomingTooLong(), out: g.newSender(c, g.actorLog(ref), nil)}
+	sock.out.cork = cork
 	go sock.out.run(ctx)
 	conn := engine.NewConn(engine.NewConnID(), params, ref.Auth, sock)
 	conn.Request = r2

@@ -42,9 +42,16 @@ type sender struct {
 	onErr  func(error) // logs a frame that could not be built
 	onFull func(queuedBytes int)
 
-	mu      sync.Mutex
-	queue   []frame
-	bytes   int // sizes of the frames queued or being written
+	// cork, when set, gathers the frames of one batch into one write
+	// to the socket (see corkConn); nil writes each frame at once.
+	cork *corkConn
+
+	mu    sync.Mutex
+	queue []frame
+	bytes int // sizes of the frames queued or being written
+	// busy: a goroutine is writing frames to the socket, run or a
+	// send writing inline; the other waits.
+	busy    bool
 	full    bool
 	aborted error
 	closing bool
@@ -96,7 +103,40 @@ func (s *sender) push(f frame) {
 	s.queue = append(s.queue, f)
 	s.bytes += f.size
 	s.mu.Unlock()
-	s.signal()
+	// Woken once, when the frame can go (its turn is durable), not
+	// now to wait for that: a broadcast to many sockets wakes each
+	// writer once, and frames whose commits share an fsync go in one
+	// write.
+	f.gate.AfterSettle(s.signal)
+}
+
+// send writes f from the calling goroutine when its gate is open and
+// nothing is queued or being written: the goroutine that learned of the
+// commit writes the answer, without a hand-off to the writer goroutine.
+// Otherwise it queues f as push does.
+func (s *sender) send(ctx context.Context, f frame) {
+	if !f.gate.Settled() {
+		s.push(f)
+		return
+	}
+	s.mu.Lock()
+	if s.busy || s.closing || len(s.queue) > 0 {
+		s.mu.Unlock()
+		s.push(f)
+		return
+	}
+	f.size += frameOverhead
+	s.busy = true
+	s.bytes += f.size
+	s.mu.Unlock()
+	s.write(ctx, []frame{f})
+	s.mu.Lock()
+	s.busy = false
+	more := len(s.queue) > 0 || s.closing
+	s.mu.Unlock()
+	if more {
+		s.signal()
+	}
 }
 
 // pushFront queues f ahead of everything else (Init).
@@ -183,6 +223,15 @@ func (s *sender) run(ctx context.Context) {
 	var batch []frame
 	for {
 		s.mu.Lock()
+		if s.busy {
+			s.mu.Unlock()
+			select {
+			case <-s.wake:
+				continue
+			case <-ctx.Done():
+				return
+			}
+		}
 		if len(s.queue) == 0 {
 			closing, aborted, code, why := s.closing, s.aborted, s.code, s.why
 			s.mu.Unlock()
@@ -202,9 +251,13 @@ func (s *sender) run(ctx context.Context) {
 		batch = append(batch[:0], s.queue...)
 		clear(s.queue)
 		s.queue = s.queue[:0]
+		s.busy = true
 		s.mu.Unlock()
 		s.write(ctx, batch)
 		clear(batch)
+		s.mu.Lock()
+		s.busy = false
+		s.mu.Unlock()
 	}
 }
 
@@ -220,13 +273,25 @@ func (s *sender) written(f frame) (aborted bool) {
 // write writes a batch of frames in order, each once its gate opens. The
 // write deadline starts at the first write, so waiting for a slow commit
 // does not eat into it. Each frame's bytes are released once it is
-// written (or dropped).
+// written (or dropped). With a cork, the frames whose gates are open go
+// to the socket in one write (one syscall, not one per frame).
 func (s *sender) write(ctx context.Context, batch []frame) {
 	var w struct {
-		ctx  context.Context
-		stop context.CancelFunc
+		ctx    context.Context
+		stop   context.CancelFunc
+		corked bool
+	}
+	uncork := func() error {
+		if !w.corked {
+			return nil
+		}
+		w.corked = false
+		return s.cork.uncork(w.ctx)
 	}
 	defer func() {
+		if err := uncork(); err != nil {
+			s.abort(err)
+		}
 		if w.stop != nil {
 			w.stop()
 		}
@@ -235,6 +300,13 @@ func (s *sender) write(ctx context.Context, batch []frame) {
 		if s.abortErr() != nil {
 			s.drop(batch[i:])
 			return
+		}
+		if !f.gate.Settled() {
+			if err := uncork(); err != nil {
+				s.abort(err)
+				s.drop(batch[i:])
+				return
+			}
 		}
 		if err := f.gate.Wait(ctx); err != nil {
 			s.written(f)
@@ -248,6 +320,10 @@ func (s *sender) write(ctx context.Context, batch []frame) {
 		}
 		if w.ctx == nil {
 			w.ctx, w.stop = context.WithTimeout(ctx, s.lim.writeTimeout)
+		}
+		if s.cork != nil && !w.corked && i+1 < len(batch) {
+			w.corked = true
+			s.cork.cork()
 		}
 		err = s.c.Write(w.ctx, typ, b)
 		s.written(f)
