@@ -22,13 +22,13 @@ const evictMinIdle = time.Second
 // sleep timeout would have done later. The bound is soft: busy actors,
 // and actors that may not sleep, are never put to sleep for it.
 type awakeSet struct {
-	max   int // 0: no bound
+	max int // 0: no bound
 	// minIdle: an actor that worked more recently stays awake
 	// (evictMinIdle; tests shorten it).
 	minIdle time.Duration
-	count atomic.Int64
-	mu    sync.Mutex
-	idle  list.List // of *host
+	count   atomic.Int64
+	mu      sync.Mutex
+	idle    list.List // of *host
 	// Evicted counts actors put to sleep early by the bound.
 	evicted atomic.Uint64
 }
