@@ -13,7 +13,7 @@ const DefaultMaxAwake = 100_000
 
 // evictMinIdle: an actor that did work more recently than this is not
 // put to sleep early; it goes back to the end of the idle list instead.
-const evictMinIdle = time.Second
+const evictMinIdle = 100 * time.Millisecond
 
 // awakeSet bounds the actors awake at once. Every activated host counts;
 // a host whose sleep timer is armed (idle, nothing keeping it awake) is
