@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -108,6 +109,14 @@ func TestManyActorsBoundedMemory(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	final := heap()
+	if path := os.Getenv("RIVET_MEASURE_HEAP_PROFILE"); path != "" {
+		// What the heap holds with every actor created (use with
+		// -test.memprofilerate=512; go tool pprof -sample_index=inuse_space).
+		if f, err := os.Create(path); err == nil {
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
+	}
 	t.Logf("%d actors in %s (%.0f/s), bound %d: awake at most %d at the samples, %d at the end (%d put to sleep early); Go heap in use %.1f MiB at start, %.1f MiB at the end; RSS peak %.0f MiB, end %.0f MiB",
 		n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), bound, maxSeen, rt.Engine().AwakeCount(), rt.Engine().Evicted(),
 		float64(base)/(1<<20), float64(final)/(1<<20), peakRSS, rss())
