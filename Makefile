@@ -4,7 +4,7 @@ GO ?= go
 # exceeded" when the deadline lands during input minimization.
 FUZZTIME ?= 100000x
 
-.PHONY: help test deps engine clients test-race lint fuzz model conformance conformance-engine conformance-engine-ci conformance-engine-cell bench bench-report bench-peer bench-engine run soak fault-long
+.PHONY: help test deps engine clients test-race lint fuzz model conformance conformance-engine conformance-engine-ci conformance-engine-cell bench bench-report bench-peer bench-engine bench-memory million run soak fault-long
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -102,6 +102,12 @@ bench-peer: ## RivetKit 2.3.19 side by side with rivet serve and the baseline (n
 
 bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners behind rivet-engine (needs `make engine`, node, npm; ~25 min)
 	bash bench/peer/run.sh -scenario engine -target engine
+
+bench-memory: ## memory per actor and connection, cold start, 10x growth rows on rivet serve (BENCHMARKS.md "Memory and growth"; ~6 min)
+	$(GO) run ./bench -scenario memory -target serve
+
+million: ## 1,000,000 actors created on the embedded store, max_awake_actors at its default, heap sampled (docs/RELIABILITY.md; ~10 min)
+	RIVET_MEASURE_ACTORS=1000000 $(GO) test -count=1 -timeout 60m -v -run TestManyActorsBoundedMemory .
 
 FAULT_SEEDS ?= 100
 fault-long: ## fault-injected storage over memory, embedded and PostgreSQL with FAULT_SEEDS seeds each (docs/RELIABILITY.md; ~FAULT_SEEDS x 3 s)

@@ -103,6 +103,15 @@ var settings = []Setting{
 	{Name: "max_connections_per_actor", Env: "RIVET_MAX_CONNECTIONS_PER_ACTOR", Field: "MaxConnectionsPerActor", Default: "0 (no bound)",
 		Help: "Connections one actor holds open; a new connection past it is refused with actor.too_many_connections. The server-wide bound is max_connections.",
 		set:  func(c *Config, v string) error { return setSize(&c.MaxConnectionsPerActor, v, false) }},
+	{Name: "max_awake_actors", Env: "RIVET_MAX_AWAKE_ACTORS", Field: "MaxAwakeActors", Default: "100000",
+		Help: "Actors awake in memory at once. Past it the actors idle the longest go to sleep before their sleep timeout (busy actors stay awake, so the bound is soft); a sleeping actor costs no memory. 0 turns the bound off.",
+		set: func(c *Config, v string) error {
+			if v == "0" {
+				c.MaxAwakeActors = -1
+				return nil
+			}
+			return setSize(&c.MaxAwakeActors, v, false)
+		}},
 	{Name: "max_queue_time", Env: "RIVET_MAX_QUEUE_TIME", Field: "MaxQueueTime", Default: "30s",
 		Help: "Longest a call may wait for the calls ahead of it on one actor. A call that would wait longer (calls waiting × the actor's recent time per call) is refused at once with actor.overloaded, one that waited longer fails the same way when its turn comes; either way it did not run. 0 turns the bound off.",
 		set: func(c *Config, v string) error {

@@ -122,6 +122,12 @@ type Config struct {
 	// new connection is refused with actor.too_many_connections.
 	// Hibernated connections of a sleeping actor count once it wakes.
 	MaxConnectionsPerActor int
+	// MaxAwakeActors bounds the actors awake in memory at once (default
+	// 100,000; negative: no bound). Past it the actors idle the longest
+	// go to sleep before their sleep timeout, as they would have later;
+	// busy actors and actors that may not sleep stay awake, so the bound
+	// is soft. A sleeping actor costs no memory.
+	MaxAwakeActors int
 	// Gateway configures the HTTP/WebSocket gateway (Runtime.Handler).
 	Gateway GatewayConfig
 	// Inspector configures the admin inspector (/ui/ and /inspector/ on
@@ -237,7 +243,7 @@ func Start(ctx context.Context, reg *Registry, cfg *Config) (*Runtime, error) {
 	}
 	e, err := engine.New(engine.Config{
 		Driver: rt.driver, Behaviors: reg.behaviors, Clock: cfg.Clock, Log: rt.log,
-		Region: cfg.Region, MailboxSize: cfg.MailboxSize, MaxQueueTime: maxQueueTime(cfg.MaxQueueTime), MaxConnectionsPerActor: cfg.MaxConnectionsPerActor, SyncTimers: sync,
+		Region: cfg.Region, MailboxSize: cfg.MailboxSize, MaxQueueTime: maxQueueTime(cfg.MaxQueueTime), MaxConnectionsPerActor: cfg.MaxConnectionsPerActor, MaxAwake: cfg.MaxAwakeActors, SyncTimers: sync,
 		Inspect: !cfg.Inspector.Disabled, StoreTimeout: cfg.StoreTimeout,
 	})
 	if err == nil {

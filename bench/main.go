@@ -29,6 +29,7 @@
 //	              after a random number (≤ -n) of acknowledgements,
 //	              restart, compare the count with what was acknowledged
 //	idle          -n awake idle actors: server RSS (then after they sleep)
+//	conns         -conns idle WebSocket connections: server memory per connection
 //	sleeping      -n actors asleep on disk (created in-process by `bench
 //	              populate`): server RSS
 //

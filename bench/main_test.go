@@ -103,6 +103,14 @@ func TestChildScenarios(t *testing.T) {
 		t.Fatalf("idle: %+v %v", r, err)
 	}
 	r = result{}
+	if err := openConns(ctx, s, newClient(s.endpoint, "json", true), 8, 50, &r); err != nil || r.OK != 50 || r.RSSMiB <= 0 || r.HeapMiB <= 0 {
+		t.Fatalf("conns: %+v %v", r, err)
+	}
+	r = result{}
+	if err := hotActors(ctx, newClient(s.endpoint, "json", true), 6, 60, 3, &r); err != nil || r.OK != 60 {
+		t.Fatalf("hot on 3 actors: %+v %v", r, err)
+	}
+	r = result{}
 	if err := sleeping(ctx, s, o, 8, 300, &r); err != nil || r.OK != 300 || r.Sleeping < 300 || r.RSSMiB <= 0 {
 		t.Fatalf("sleeping: %+v %v", r, err)
 	}

@@ -35,7 +35,7 @@ func idle(ctx context.Context, s *server, o *options, enc string, c, n int, wait
 	}
 	r.RSSMiB = s.rssMiB()
 	r.Awake, r.Sleeping = actorGauges(ctx, s.endpoint)
-	r.HeapMiB = heapInuseMiB(ctx, s.endpoint)
+	r.HeapMiB = gcHeapMiB(ctx, s)
 	// Creating n actors may outlast the sleep timeout (30 s), so the first
 	// ones can be asleep already: the cost per actor is taken over the
 	// actors the gauge reports awake.
@@ -61,9 +61,10 @@ func idle(ctx context.Context, s *server, o *options, enc string, c, n int, wait
 	// would on a server that stays up.
 	time.Sleep(5 * time.Second)
 	r.RSSAfterSleepMiB = s.rssMiB()
-	r.HeapAfterSleepMiB = heapInuseMiB(ctx, s.endpoint)
+	r.HeapAfterSleepMiB = gcHeapMiB(ctx, s)
 	awake, sleeping := actorGauges(ctx, s.endpoint)
-	r.Note += fmt.Sprintf("; after they slept (gauges: %d awake, %d sleeping): RSS %.0f MiB, Go heap in use %.0f MiB", awake, sleeping, r.RSSAfterSleepMiB, r.HeapAfterSleepMiB)
+	r.Note += fmt.Sprintf("; after they slept (gauges: %d awake, %d sleeping): RSS %.0f MiB (%.2f KiB per sleeping actor over the start), Go heap in use %.0f MiB",
+		awake, sleeping, r.RSSAfterSleepMiB, (r.RSSAfterSleepMiB-r.RSSBeforeMiB)*1024/float64(max(n, 1)), r.HeapAfterSleepMiB)
 	return nil
 }
 

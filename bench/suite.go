@@ -73,6 +73,12 @@ type result struct {
 	HeapMiB           float64 `json:"heap_inuse_mib,omitempty"`
 	HeapAfterSleepMiB float64 `json:"heap_inuse_after_sleep_mib,omitempty"`
 	KiBPerActor       float64 `json:"kib_per_actor,omitempty"`
+	// conns: the server's Go heap before (after a GC), RSS and heap per
+	// open connection; hot: the actors the callers are spread over.
+	HeapBeforeMiB  float64 `json:"heap_inuse_before_mib,omitempty"`
+	KiBPerConn     float64 `json:"kib_per_conn,omitempty"`
+	HeapKiBPerConn float64 `json:"heap_kib_per_conn,omitempty"`
+	Actors         int     `json:"actors,omitempty"`
 	// split, split-ws: the runner's share of each call (seen at a proxy
 	// on the runner's socket to the engine), the rest (the engine's), and
 	// the runner's waits on the engine's storage inside its share.
@@ -101,6 +107,7 @@ type job struct {
 	c, n      int
 	conns     int
 	rounds    int
+	actors    int // hot: callers spread over this many actors (0, 1: one)
 	waitSleep bool
 	nagle     bool // TCP_NODELAY off on the load generator's sockets
 	guardND   bool // RivetKit's engine with RIVET__GUARD__TCP_NODELAY=true
@@ -120,21 +127,24 @@ type job struct {
 func (j job) args(target string) []string {
 	a := []string{"-scenario", j.scenario, "-target", target, "-encoding", j.enc}
 	switch j.scenario {
-	case "hot", "spread", "durability", "idle", "sleeping", "split-hot", "overload":
+	case "hot", "spread", "durability", "idle", "sleeping", "split-hot", "overload", "conns":
 		a = append(a, "-c", strconv.Itoa(j.c))
+	}
+	if j.actors > 1 {
+		a = append(a, "-actors", strconv.Itoa(j.actors))
 	}
 	if j.scenario == "overload" {
 		a = append(a, "-duration", j.ov.duration.String(), "-client-timeout", j.ov.clientTimeout.String(), "-work", j.ov.work.String(), "-backoff", j.ov.backoff.String())
 		if j.maxQueueTime != "" {
 			a = append(a, "-max-queue-time", j.maxQueueTime)
 		}
-	} else if j.scenario != "failover" {
+	} else if j.scenario != "failover" && j.scenario != "conns" {
 		a = append(a, "-n", strconv.Itoa(j.n))
 	}
 	if j.engineLost > 0 {
 		a = append(a, "-engine-lost", j.engineLost.String())
 	}
-	if j.scenario == "fanout" {
+	if j.scenario == "fanout" || j.scenario == "conns" {
 		a = append(a, "-conns", strconv.Itoa(j.conns))
 	}
 	if j.scenario == "durability" || j.scenario == "failover" {
@@ -167,7 +177,7 @@ func supports(target, scenario string) bool {
 		return target == "rivet" || target == "serve"
 	case "wake-restart", "durability":
 		return target == "serve" || target == "peer"
-	case "idle":
+	case "idle", "conns":
 		return target == "serve" || target == "rivet"
 	case "sleeping":
 		return target == "serve"
@@ -177,7 +187,7 @@ func supports(target, scenario string) bool {
 	return false
 }
 
-var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping", "split", "split-id", "split-ws", "split-hot", "failover", "overload"}
+var allScenarios = []string{"hot", "ws-rtt", "fanout", "spread", "cold", "wake", "wake-restart", "durability", "idle", "sleeping", "split", "split-id", "split-ws", "split-hot", "failover", "overload", "conns"}
 
 // suite is the report run (-scenario all) for one target. The full
 // parameters run on every target but RivetKit; withPeer adds the capped
@@ -218,6 +228,7 @@ func suite(target string, withPeer, cappedOnly bool) []job {
 	add(job{scenario: "wake-restart", enc: "json", n: 1000})
 	add(job{scenario: "durability", enc: "json", c: 16, n: 4000, rounds: 3})
 	add(job{scenario: "idle", enc: "json", c: 64, n: 100000, waitSleep: true, timeout: 4 * time.Minute})
+	add(job{scenario: "conns", enc: "json", c: 64, conns: 10000, timeout: 3 * time.Minute})
 	add(job{scenario: "sleeping", enc: "json", c: 256, n: 1000000, timeout: 8 * time.Minute})
 
 	// Capped parameters, the same on every target.
@@ -252,12 +263,13 @@ func main() {
 		}
 		return
 	}
-	scenario := flag.String("scenario", "hot", "comma-separated: "+strings.Join(allScenarios, ", ")+"; or all (the report run), or capped (only the rows with RivetKit's capped parameters), or engine (the engine plan: use with -target engine)")
+	scenario := flag.String("scenario", "hot", "comma-separated: "+strings.Join(allScenarios, ", ")+"; or all (the report run), or capped (only the rows with RivetKit's capped parameters), or engine (the engine plan: use with -target engine), or memory (memory per actor and connection, cold start, 10x growth: memSuite)")
 	target := flag.String("target", "serve", "comma-separated: baseline (its own process), baseline-inproc, rivet (in this process), serve (rivet serve child process), peer (RivetKit, needs -peer-dir), serve-engine and peer-engine (rivet serve's or RivetKit's runner behind a fresh rivet-engine), an http:// endpoint; both = serve,peer; all = baseline,serve,peer; engine = serve,serve-engine,peer-engine")
 	enc := flag.String("encoding", "json", "comma-separated: json, cbor, bare")
 	c := flag.Int("c", 64, "concurrent callers (hot, spread, durability, idle, sleeping, overload)")
 	n := flag.Int("n", 20000, "operations (actors for spread, cold, wake, wake-restart, idle, sleeping; acknowledged increments per round, at most, for durability)")
-	conns := flag.Int("conns", 100, "connections (fanout)")
+	conns := flag.Int("conns", 100, "connections (fanout, conns)")
+	actors := flag.Int("actors", 1, "hot: spread the callers over this many counters")
 	rounds := flag.Int("rounds", 3, "kill -9 rounds (durability)")
 	waitSleep := flag.Bool("wait-sleep", true, "idle: also measure RSS once the actors have gone to sleep")
 	noDelay := flag.Bool("nodelay", true, "TCP_NODELAY on the load generator's sockets")
@@ -286,6 +298,8 @@ func main() {
 		switch {
 		case *scenario == "engine":
 			jobs = engineSuite(t)
+		case *scenario == "memory":
+			jobs = memSuite(t)
 		case *scenario == "all" || *scenario == "capped":
 			jobs = suite(t, withPeer, *scenario == "capped")
 		default:
@@ -295,7 +309,7 @@ func main() {
 					encs = encs[:1]
 				}
 				for _, e := range encs {
-					jobs = append(jobs, job{scenario: s, enc: e, c: *c, n: *n, conns: *conns, rounds: *rounds, waitSleep: *waitSleep, nagle: !*noDelay, guardND: *guardND, readOnly: *readOnly, timeout: *timeout, engineLost: *engineLost,
+					jobs = append(jobs, job{scenario: s, enc: e, c: *c, n: *n, conns: *conns, actors: *actors, rounds: *rounds, waitSleep: *waitSleep, nagle: !*noDelay, guardND: *guardND, readOnly: *readOnly, timeout: *timeout, engineLost: *engineLost,
 						ov: overloadOpts{duration: *ovDuration, clientTimeout: *ovClientTimeout, work: *ovWork, backoff: *ovBackoff}, maxQueueTime: *maxQueueTime})
 				}
 			}
@@ -378,6 +392,8 @@ func runJob(target string, j job, o *options, profileDir string) result {
 	case "fanout":
 		r.Conns = j.conns
 		r.Messages = j.n
+	case "conns":
+		r.C, r.Conns, r.N = j.c, j.conns, j.conns
 	case "failover":
 		r.Rounds = j.rounds
 	}
@@ -391,6 +407,7 @@ func runJob(target string, j job, o *options, profileDir string) result {
 	oo.withProxy = strings.HasPrefix(j.scenario, "split")
 	oo.engineLost = j.engineLost
 	oo.maxQueueTime = j.maxQueueTime
+	oo.pprof = memoryRow(j.scenario)
 	s, err := startServer(ctx, target, &oo)
 	if err != nil {
 		r.Error = err.Error()
@@ -428,7 +445,13 @@ func runScenario(ctx context.Context, s *server, o *options, j job, r *result) e
 	switch j.scenario {
 	case "hot":
 		r.C = j.c
+		if j.actors > 1 {
+			r.Actors = j.actors
+			return hotActors(ctx, client, j.c, j.n, j.actors, r)
+		}
 		return hot(ctx, client, j.c, j.n, r)
+	case "conns":
+		return openConns(ctx, s, client, j.c, j.conns, r)
 	case "ws-rtt":
 		return wsRTT(ctx, client, j.n, r)
 	case "fanout":
@@ -516,6 +539,8 @@ func rowText(r result) string {
 		return fmt.Sprintf("%d rounds: acknowledged %d, observed %d, lost acknowledged %d, applied unacknowledged %d (≤ %d in flight)", r.Rounds, r.Acked, r.Observed, r.Lost, r.Unacked, r.InFlight)
 	case "idle":
 		return fmt.Sprintf("%d actors awake: RSS %.0f → %.0f MiB (%.1f KiB/actor), Go heap %.0f MiB; after sleep RSS %.0f MiB, heap %.0f MiB; created %.0f/s", r.OK, r.RSSBeforeMiB, r.RSSMiB, r.KiBPerActor, r.HeapMiB, r.RSSAfterSleepMiB, r.HeapAfterSleepMiB, r.PerSec)
+	case "conns":
+		return fmt.Sprintf("%d connections: RSS %.0f → %.0f MiB (%.1f KiB/conn), Go heap %.1f → %.1f MiB (%.1f KiB/conn); open p50=%s p99=%s [load %s]", r.OK, r.RSSBeforeMiB, r.RSSMiB, r.KiBPerConn, r.HeapBeforeMiB, r.HeapMiB, r.HeapKiBPerConn, us(r.P50us), us(r.P99us), r.Load)
 	case "sleeping":
 		return fmt.Sprintf("%d actors asleep: server RSS %.0f MiB, Go heap %.0f MiB", r.OK, r.RSSMiB, r.HeapMiB)
 	case "split-hot":
@@ -572,6 +597,9 @@ func params(r result) string {
 	}
 	if r.Conns > 0 {
 		p = append(p, fmt.Sprintf("conns=%d", r.Conns))
+	}
+	if r.Actors > 1 {
+		p = append(p, fmt.Sprintf("actors=%d", r.Actors))
 	}
 	n := r.N
 	if r.Scenario == "fanout" {

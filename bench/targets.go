@@ -80,6 +80,9 @@ type options struct {
 	// maxQueueTime is the in-process runtime's max_queue_time ("" = its
 	// default).
 	maxQueueTime string
+	// pprof runs rivet serve with --pprof (memory rows force a GC through
+	// it before reading the heap).
+	pprof bool
 }
 
 // startServer brings a target up on loopback.
@@ -207,8 +210,9 @@ type child struct {
 	bin  string
 	opts *options
 	port int // the listener (engine: guard)
-	// engine: the api_peer and metrics ports.
-	peerPort, metricsPort int
+	// engine: the api_peer and metrics ports; serve: the --pprof port
+	// (0: none).
+	peerPort, metricsPort, pprofPort int
 	// runners: client is the engine's guard (where clients call), connect
 	// the URL the runner dials (the guard, or a proxy in front of it); key
 	// is rivet serve's runner key. noReadyCall skips the readiness action
@@ -283,6 +287,16 @@ func (c *child) start(ctx context.Context) error {
 		cmd = exec.Command(self, "baseline-serve", "-listen", fmt.Sprintf("127.0.0.1:%d", c.port))
 	case "serve":
 		cmd = exec.Command(c.bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", c.port), "--data", c.dir)
+		if c.opts.pprof {
+			if c.pprofPort == 0 {
+				p, err := freePort()
+				if err != nil {
+					return err
+				}
+				c.pprofPort = p
+			}
+			cmd.Args = append(cmd.Args, "--pprof", fmt.Sprintf("127.0.0.1:%d", c.pprofPort))
+		}
 	case "peer":
 		if c.opts.peerDir == "" {
 			return errors.New("-target peer needs -peer-dir (a directory with server.mjs and rivetkit installed: bench/peer/run.sh sets it up)")

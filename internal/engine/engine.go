@@ -40,6 +40,11 @@ type Config struct {
 	// holds (0: no bound); past it Connect fails with
 	// actor.too_many_connections.
 	MaxConnectionsPerActor int
+	// MaxAwake bounds the actors awake at once (0: DefaultMaxAwake;
+	// negative: no bound). Past it the actors idle the longest go to
+	// sleep before their sleep timeout; busy actors and actors that may
+	// not sleep stay awake, so the bound is soft.
+	MaxAwake int
 	// SyncTimers makes timer callbacks (alarms, sleep) wait for the work
 	// they trigger. The test kit sets it with its fake clock so that
 	// advancing time is deterministic.
@@ -96,6 +101,7 @@ type Engine struct {
 	maxWait    time.Duration
 	maxConns   int
 	syncTimers bool
+	awake      awakeSet
 	metrics    *Metrics
 	prom       *promMetrics
 	insp       *inspectState // nil unless Config.Inspect
@@ -165,6 +171,10 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if e.mailboxMax == 0 {
 		e.mailboxMax = 10_000
+	}
+	e.awake.max, e.awake.minIdle = cfg.MaxAwake, evictMinIdle
+	if e.awake.max == 0 {
+		e.awake.max = DefaultMaxAwake
 	}
 	for _, b := range cfg.Behaviors {
 		if _, dup := e.behaviors[b.Name()]; dup {

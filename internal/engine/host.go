@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -80,6 +81,9 @@ type host struct {
 	infoLog      atomic.Pointer[slog.Logger]
 	preLog       *slog.Logger
 	awakeCounted bool
+	// idleElem is the host's place on the engine's idle list (awake.go),
+	// guarded by the awake set's mutex.
+	idleElem *list.Element
 }
 
 // log is the actor's logger: every line carries actor (name), key and
@@ -192,6 +196,7 @@ func (h *host) exit(err error) {
 	if h.awakeCounted {
 		h.awakeCounted = false
 		h.nm.awake.Add(-1)
+		h.e.awakeRemoved(h)
 	}
 	h.e.removeHost(h)
 	for _, j := range h.mb.close() {
@@ -335,11 +340,12 @@ func (h *host) activate() error {
 	for _, c := range stale {
 		h.disconnect(c, "")
 	}
+	h.lastWork = e.clock.Now()
 	if !h.awakeCounted && h.nm != nil {
 		h.awakeCounted = true
 		h.nm.awake.Add(1)
+		e.awakeAdded()
 	}
-	h.lastWork = e.clock.Now()
 	e.metrics.Activations.Add(1)
 	if e.insp.watching() {
 		e.insp.notify(h.id, Notice{Kind: NoticeLifecycle, Lifecycle: "awake"})
@@ -795,6 +801,7 @@ func (h *host) armSleep() {
 	h.sleepT = h.e.clock.AfterFunc(max(d, 0), func() {
 		h.e.pushSync(id, h, job{run: func(h *host) { h.sleepT = nil; h.trySleep(false) }, fail: func(error) {}, idle: true, notWork: true})
 	})
+	h.e.idleAdd(h)
 }
 
 // trySleep puts the actor to sleep if it is (still) idle, or at once when
