@@ -95,8 +95,9 @@ bench-engine: ## rivet serve embedded, rivetgo's and RivetKit 2.3.19's runners b
 	bash bench/peer/run.sh -scenario engine -target engine
 
 FAULT_SEEDS ?= 100
-fault-long: ## fault-injected storage over memory, embedded and PostgreSQL with FAULT_SEEDS seeds each (docs/RELIABILITY.md; ~FAULT_SEEDS x 3 s)
-	RIVET_FAULT_SEEDS=$(FAULT_SEEDS) bash -o pipefail -c "$(GO) test -race -count=1 -timeout 0 -v -run 'TestFaults|TestEmbedded' ./rivetdriver/rivetfault/ | grep -E '^(---|ok|FAIL|PASS)|FAULTS|_test.go: '"
+FAULT_ENGINE_SEEDS ?= 2
+fault-long: ## fault-injected storage over memory, embedded and PostgreSQL with FAULT_SEEDS seeds each, and the engine's KV in runner mode with FAULT_ENGINE_SEEDS (an engine each) (docs/RELIABILITY.md; ~FAULT_SEEDS x 3 s + FAULT_ENGINE_SEEDS x 40 s)
+	RIVET_FAULT_SEEDS=$(FAULT_SEEDS) RIVET_FAULT_ENGINE=$(FAULT_ENGINE_SEEDS) bash -o pipefail -c "$(GO) test -race -count=1 -timeout 0 -v -run 'TestFaults|TestEmbedded' ./rivetdriver/rivetfault/ | grep -E '^(---|ok|FAIL|PASS)|FAULTS|_test.go: '"
 
 # The crash soak's long form (docs/RELIABILITY.md, "Crash soak"): mixed
 # load against a server process killed with SIGKILL and restarted
