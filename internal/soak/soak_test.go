@@ -158,6 +158,12 @@ func TestCrashSoak(t *testing.T) {
 			"envoy_lost_threshold":       3000,
 			"actor_start_threshold":      5000,
 			"envoy_eligible_threshold":   2500,
+			// An actor lost again and again (its runner killed, or
+			// starved past the 3 s threshold on this loaded machine)
+			// waits a backoff of 2 s × 2^n before the engine starts it
+			// again: up to 8.5 minutes by default, longer than the soak
+			// lets an actor take to answer. Capped at 16 s.
+			"reschedule_backoff_max_exponent": 3,
 		}})
 		o := options(t, n)
 		o.Actors = 4 // the engine stalls creating more than a handful of actors
