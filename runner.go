@@ -41,9 +41,12 @@ type EngineConfig struct {
 	// Token authenticates the runner, when the engine wants one.
 	Token string
 	// WrapKV, when set, wraps the engine KV through which the runner
-	// stores its actors' data: a test's seam for storage faults
-	// (rivetfault.Driver.WrapEngineKV).
-	WrapKV func(rivetengine.KV) rivetengine.KV
+	// stores its actors' data: a test's seam for storage faults (a
+	// *rivetfault.Driver). An interface, so that EngineConfig stays
+	// comparable.
+	WrapKV interface {
+		WrapEngineKV(rivetengine.KV) rivetengine.KV
+	}
 }
 
 // EngineRunner is a runtime serving as a runner of a Rivet Engine.
@@ -88,7 +91,7 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 	var kv runnerKV
 	var store rivetengine.KV = &kv
 	if ec.WrapKV != nil {
-		store = ec.WrapKV(store)
+		store = ec.WrapKV.WrapEngineKV(store)
 	}
 	er.drv = rivetengine.New(store)
 	c.Driver = er.drv

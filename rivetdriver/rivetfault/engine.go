@@ -11,8 +11,9 @@ import (
 // WrapEngineKV returns kv (the Rivet Engine's KV as runner mode reaches
 // it) with d's rules applied to each engine KV request: a get matches
 // OpKVGet, a list OpKVList, and a put, delete, delete-range or drop
-// OpCommit. Set it as rivet.EngineConfig.WrapKV to inject faults under a
-// runner's actors; d's own wrapped driver is not used (New(nil, seed)).
+// OpCommit. To inject faults under a runner's actors set d as
+// rivet.EngineConfig.WrapKV, which calls this; d's own wrapped driver is
+// not used (New(nil, seed)).
 //
 // On the engine's KV, KindError, KindCorrupt, KindSlow and KindHang act
 // as on a driver; KindLostAck applies a write request and then reports

@@ -76,7 +76,7 @@ func startRunner(t *testing.T, eng *enginetest.Engine, fd *rivetfault.Driver, lo
 	}
 	ec := rivet.EngineConfig{URL: eng.GuardURL()}
 	if fd != nil {
-		ec.WrapKV = fd.WrapEngineKV
+		ec.WrapKV = fd
 	}
 	er, err := rivet.StartEngineRunner(context.Background(), reg, &rivet.Config{Engine: ec, Logger: log, StoreTimeout: storeTimeout})
 	if err != nil {

@@ -19,7 +19,7 @@
 // takes its plain commit path. In runner mode the runner drives the Rivet
 // Engine's driver directly; faults go one level down instead, into the
 // engine KV requests that driver sends (Driver.WrapEngineKV, set as
-// rivet.EngineConfig.WrapKV).
+// set the Driver as rivet.EngineConfig.WrapKV).
 package rivetfault
 
 import (
