@@ -40,6 +40,13 @@ type EngineConfig struct {
 	RunnerKey string
 	// Token authenticates the runner, when the engine wants one.
 	Token string
+	// WrapKV, when set, wraps the engine KV through which the runner
+	// stores its actors' data: a test's seam for storage faults (a
+	// *rivetfault.Driver). An interface, so that EngineConfig stays
+	// comparable.
+	WrapKV interface {
+		WrapEngineKV(rivetengine.KV) rivetengine.KV
+	}
 }
 
 // EngineRunner is a runtime serving as a runner of a Rivet Engine.
@@ -82,7 +89,11 @@ func StartEngineRunner(ctx context.Context, reg *Registry, cfg *Config) (*Engine
 	}
 	er := &EngineRunner{ns: ec.Namespace, url: ec.URL, stopping: map[string]bool{}}
 	var kv runnerKV
-	er.drv = rivetengine.New(&kv)
+	var store rivetengine.KV = &kv
+	if ec.WrapKV != nil {
+		store = ec.WrapKV.WrapEngineKV(store)
+	}
+	er.drv = rivetengine.New(store)
 	c.Driver = er.drv
 	rt, err := Start(ctx, reg, &c)
 	if err != nil {

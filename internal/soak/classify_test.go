@@ -22,15 +22,16 @@ func TestClassify(t *testing.T) {
 		add(10, opSend, stFailed) // received (acknowledged) but its record is gone: lost
 		add(11, opConn, stFailed) // its event arrived, its record is gone: lost
 		add(12, opConn, stAcked)  // applied once: fine
-		s.took[8], s.took[10] = 1, 1
+		add(13, opSend, stAcked)  // sent twice (re-sent or doubled), each copy received once
+		s.took[8], s.took[10], s.took[13] = 1, 1, 2
 		s.event[11], s.event[12], s.event[100] = 1, 1, 1     // 100: never sent: phantom
 		apply := map[int]int{1: 1, 3: 2, 4: 1, 12: 1, 99: 1} // 99: never sent: phantom
-		rec := [][numKinds]map[int]int{{opApply: apply, opConn: apply, opArm: {6: 2}, opSend: {8: 1}}}
+		rec := [][numKinds]map[int]int{{opApply: apply, opConn: apply, opArm: {6: 2}, opSend: {8: 1, 13: 2}}}
 		s.classify(rec)
 		r := s.rep
-		doubled, resent := 1, 0
+		doubled, resent := 3, 0 // 3 applied twice; 13 queued twice and received twice
 		if resends {
-			doubled, resent = 0, 1
+			doubled, resent = 0, 2
 		}
 		want := Report{Lost: 4, Doubled: doubled, Resent: resent, AlarmsNeverFire: 1, AlarmRepeats: 1, AnswerLost: 1, Phantom: 2}
 		got := Report{Lost: r.Lost, Doubled: r.Doubled, Resent: r.Resent, AlarmsNeverFire: r.AlarmsNeverFire, AlarmRepeats: r.AlarmRepeats, AnswerLost: r.AnswerLost, Phantom: r.Phantom}

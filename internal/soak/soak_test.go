@@ -142,19 +142,35 @@ func TestCrashSoak(t *testing.T) {
 		if v := os.Getenv("SOAK_ENGINE_KILLS"); v != "" {
 			n, _ = strconv.Atoi(v)
 		}
-		// Short runner thresholds: a dead runner's actors move in seconds,
-		// and an actor whose runner died while starting it is given up
-		// after 10 s rather than the default 30 s.
+		// Short runner thresholds (docs/engine-runner.md §10): a dead
+		// runner's actors move after 3 s; an actor whose runner died
+		// while starting it (the soak's actors sleep after 1.5 s idle and
+		// wake often) is given up after 5 s rather than the default 30 s;
+		// a runner 2.5 s without a ping gets no new actors (default 10 s:
+		// the engine could place a restarted actor on the dead runner).
+		// Each runner gets a key of its own: one restarted with its
+		// predecessor's key finds that predecessor's actors stuck (the
+		// engine keeps them placed on the key; observed, 4 minutes and
+		// counting), so "newer runner wins" does not speed a kill up.
 		eng := enginetest.Start(t, enginetest.Options{Pegboard: map[string]any{
 			"envoy_update_ping_interval": 1000,
 			"envoy_ping_timeout":         3000,
 			"envoy_lost_threshold":       3000,
-			"actor_start_threshold":      10000,
+			"actor_start_threshold":      5000,
+			"envoy_eligible_threshold":   2500,
+			// An actor lost again and again (its runner killed, or
+			// starved past the 3 s threshold on this loaded machine)
+			// waits a backoff of 2 s × 2^n before the engine starts it
+			// again: up to 8.5 minutes by default, longer than the soak
+			// lets an actor take to answer. Capped at 16 s.
+			"reschedule_backoff_max_exponent": 3,
 		}})
 		o := options(t, n)
 		o.Actors = 4 // the engine stalls creating more than a handful of actors
 		if o.MaxAcks == 0 {
-			o.MaxAcks = 60
+			// Kills are what the engine soak is short of: a round's
+			// load is short, its restart is not.
+			o.MaxAcks = 20
 		}
 		r, err := soak.Run(context.Background(), soak.Backend{Name: "engine", Mode: "engine", EngineURL: eng.GuardURL(), Resends: true, Timeout: 2 * time.Minute}, o)
 		check(t, r, err)

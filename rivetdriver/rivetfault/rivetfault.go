@@ -16,8 +16,10 @@
 //
 // The wrapper hides the optional capabilities of the driver it wraps
 // (pipelined commits, a KV key limit) except where noted, so the runtime
-// takes its plain commit path. The Rivet Engine's driver cannot be
-// wrapped: the runner drives it directly.
+// takes its plain commit path. In runner mode the runner drives the Rivet
+// Engine's driver directly; faults go one level down instead, into the
+// engine KV requests that driver sends (Driver.WrapEngineKV, set as
+// set the Driver as rivet.EngineConfig.WrapKV).
 package rivetfault
 
 import (
@@ -236,6 +238,16 @@ type decision struct {
 
 // draw picks the fault, if any, for a call of op about actors.
 func (d *Driver) draw(op Op, actors []string, batch int) *decision {
+	return d.pick(op, actors, batch, false)
+}
+
+// drawEngine picks the fault, if any, for an engine KV request
+// (WrapEngineKV).
+func (d *Driver) drawEngine(op Op, actors []string) *decision {
+	return d.pick(op, actors, 0, true)
+}
+
+func (d *Driver) pick(op Op, actors []string, batch int, engine bool) *decision {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.mu.stats.Calls++
@@ -243,7 +255,7 @@ func (d *Driver) draw(op Op, actors []string, batch int) *decision {
 		if r.Ops&op == 0 || (r.Limit > 0 && r.fired >= r.Limit) {
 			continue
 		}
-		if !applies(r.Kind, op) {
+		if !applies(r.Kind, op) || (engine && (r.Kind == KindTorn || r.Kind == KindBitFlip)) {
 			continue
 		}
 		if r.Actor != "" && !contains(actors, r.Actor) {
