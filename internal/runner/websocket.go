@@ -204,6 +204,44 @@ func (s *tunnelSocket) advanceLocked() {
 	}
 }
 
+// fromRecordLocked sets the socket's client indexes from its connection
+// record: every message up to ClientIndex and those in Handled are
+// finished, and the next one the engine sends is not checked for a gap
+// (it replays from what it saw acknowledged).
+func (s *tunnelSocket) fromRecordLocked(t *engine.TunnelMeta) {
+	s.w, s.acked = t.ClientIndex, t.ClientIndex
+	clear(s.finished)
+	clear(s.turned)
+	clear(s.pending)
+	s.fifo = nil
+	s.seen = false
+	for _, i := range t.Handled {
+		if after(i, s.w) {
+			s.finished[i], s.turned[i] = true, true
+		}
+	}
+	s.advanceLocked()
+}
+
+// catchUp brings a socket kept on this runner while its actor slept up to
+// date with the actor's record, when the actor ran on another runner in
+// between and finished messages there: without it, the next message
+// looked like a gap (1008 ws.message_index_skip) or an earlier one like
+// a new message. A record not ahead of the socket changes nothing (the
+// socket may be ahead: a message that caused no commit is acknowledged
+// without one).
+func (s *tunnelSocket) catchUp(t *engine.TunnelMeta) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ahead := after(t.ClientIndex, s.w)
+	for _, i := range t.Handled {
+		ahead = ahead || (after(i, s.w) && !s.finished[i])
+	}
+	if ahead {
+		s.fromRecordLocked(t)
+	}
+}
+
 // verdict is what becomes of a client message.
 type verdict int
 
@@ -579,9 +617,6 @@ func (r *Runner) Restore(ctx context.Context, actorID string, reqs []envoy.Hiber
 		r.mu.Lock()
 		s := r.mu.sockets[k]
 		r.mu.Unlock()
-		if s != nil && s.actorID == actorID {
-			continue
-		}
 		var rec *engine.ConnRecord
 		for i := range recs {
 			t := recs[i].Tunnel
@@ -590,6 +625,15 @@ func (r *Runner) Restore(ctx context.Context, actorID string, reqs []envoy.Hiber
 				break
 			}
 		}
+		if s != nil && s.actorID == actorID {
+			// Kept here since the actor slept on this runner; if it ran
+			// on another runner since, the record is ahead of the
+			// socket's indexes.
+			if rec != nil {
+				s.catchUp(rec.Tunnel)
+			}
+			continue
+		}
 		if rec == nil {
 			missing = append(missing, hr)
 			continue
@@ -597,11 +641,7 @@ func (r *Runner) Restore(ctx context.Context, actorID string, reqs []envoy.Hiber
 		s = r.newSocket(envoy.MessageID{GatewayID: hr.GatewayID, RequestID: hr.RequestID}, actorID, rec.Tunnel.Path, rec.Tunnel.Headers)
 		s.restore = rec
 		s.waiting = true
-		s.w, s.acked = rec.Tunnel.ClientIndex, rec.Tunnel.ClientIndex
-		for _, i := range rec.Tunnel.Handled {
-			s.finished[i], s.turned[i] = true, true
-		}
-		s.advanceLocked()
+		s.fromRecordLocked(rec.Tunnel)
 		r.startSocket(ctx, s, false)
 		select {
 		case err := <-s.opened:

@@ -92,6 +92,37 @@ func TestSocketRestoredIndexes(t *testing.T) {
 	}
 }
 
+// A socket kept on this runner while its actor slept, when the actor
+// then ran on another runner that finished messages 3 and 4: the record
+// brings the socket up to date, so message 5 is not a gap and 4 is a
+// duplicate. A record behind the socket changes nothing.
+func TestSocketKeptCatchesUp(t *testing.T) {
+	r := New(Config{})
+	s := testSocket(r)
+	for _, n := range []uint16{1, 2} {
+		s.admit(n)
+		s.Received()
+		s.Turn(n)
+		s.Done(n)
+	}
+	s.catchUp(&engine.TunnelMeta{ClientIndex: 1})
+	if s.w != 2 || s.acked != 2 {
+		t.Fatalf("a record behind the socket moved it to %d (acked %d), want 2", s.w, s.acked)
+	}
+	s.catchUp(&engine.TunnelMeta{ClientIndex: 4})
+	if v := s.admit(4); v != duplicate {
+		t.Fatalf("admit 4 (finished on the other runner) = %v, want duplicate", v)
+	}
+	if v := s.admit(5); v != accept {
+		t.Fatalf("admit 5 after the other runner finished 4 = %v, want accept", v)
+	}
+	s.Received()
+	s.Done(5)
+	if s.acked != 5 {
+		t.Fatalf("acked %d, want 5", s.acked)
+	}
+}
+
 // Indexes wrap at 2^16.
 func TestSocketIndexWrap(t *testing.T) {
 	r := New(Config{})
