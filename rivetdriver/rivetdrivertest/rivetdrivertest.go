@@ -74,7 +74,7 @@ func (h *h) activate(id string) rivetdriver.ActorRecord {
 // actor sleeps. It must change nothing a later call returns.
 func (h *h) release(id string, generation uint64) {
 	if r, ok := h.d.(rivetdriver.Releaser); ok {
-		r.Release(id, generation)
+		r.ReleaseActor(id, generation)
 	}
 }
 

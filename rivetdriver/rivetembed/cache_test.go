@@ -53,11 +53,11 @@ func TestReleaseKeepsFencing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Release("a", old.Generation) // stale: the current entry stays
+	d.ReleaseActor("a", old.Generation) // stale: the current entry stays
 	if n := d.CachedActors(); n != 1 {
 		t.Fatalf("after a stale Release the cache holds %d entries, want 1", n)
 	}
-	d.Release("a", cur.Generation) // the new incarnation sleeps
+	d.ReleaseActor("a", cur.Generation) // the new incarnation sleeps
 	if n := d.CachedActors(); n != 0 {
 		t.Fatalf("after Release the cache holds %d entries, want 0", n)
 	}
@@ -65,7 +65,7 @@ func TestReleaseKeepsFencing(t *testing.T) {
 	if !errors.Is(err, rivetdriver.ErrFenced) {
 		t.Fatalf("stale commit after Release: %v, want ErrFenced", err)
 	}
-	d.Release("a", cur.Generation)
+	d.ReleaseActor("a", cur.Generation)
 	err = commit1(t, d, &rivetdriver.Commit{ActorID: "a", Generation: old.Generation, Destroy: true})
 	if !errors.Is(err, rivetdriver.ErrFenced) {
 		t.Fatalf("stale destroy after Release: %v, want ErrFenced", err)
@@ -109,7 +109,7 @@ func TestCacheBoundedByAwake(t *testing.T) {
 		if len(order) > awake { // the oldest awake actor sleeps
 			old := order[0]
 			order = order[1:]
-			d.Release(old, gens[old])
+			d.ReleaseActor(old, gens[old])
 			delete(gens, old)
 		}
 		if c := d.CachedActors(); c > awake+1 {
@@ -157,7 +157,7 @@ func TestReleaseRace(t *testing.T) {
 	wg.Go(func() {
 		for i := uint64(0); !done.Load(); i++ {
 			g := gen.Load()
-			d.Release("a", g-i%2) // the current incarnation, or a stale one
+			d.ReleaseActor("a", g-i%2) // the current incarnation, or a stale one
 		}
 	})
 	for range 2 {

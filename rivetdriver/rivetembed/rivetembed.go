@@ -48,7 +48,7 @@
 // commit initializes or destroys the actor. The cache is an exact copy of
 // what the records say (every write to a record updates its entry under
 // the same lock), so an entry can be dropped at any time it is not being
-// changed: Release drops it when the runtime's incarnation leaves, and the
+// changed: ReleaseActor drops it when the runtime's incarnation leaves, and the
 // next Activate or commit reloads it from the record. The cache therefore
 // holds about one entry per awake actor, not one per actor used since
 // Open; a commit from an incarnation that lost its actor is refused
@@ -735,9 +735,9 @@ func (d *Driver) Activate(_ context.Context, id string) (rivetdriver.ActorRecord
 	return rec, state, nil
 }
 
-// Release implements rivetdriver.Releaser: it drops the actor's fencing
+// ReleaseActor implements rivetdriver.Releaser: it drops the actor's fencing
 // entry unless a newer incarnation holds it or an Activate is writing it.
-func (d *Driver) Release(id string, generation uint64) {
+func (d *Driver) ReleaseActor(id string, generation uint64) {
 	d.mu.Lock()
 	if m := d.actors[id]; m != nil && m.generation == generation {
 		d.dropLocked(id, m)
