@@ -73,6 +73,13 @@ func TestReleaseKeepsFencing(t *testing.T) {
 	if st, err := d.ReadState(ctx, "a"); err != nil || string(st) != "1" {
 		t.Fatalf("state %q, %v; want the last good one", st, err)
 	}
+	d.ReleaseActor("a", cur.Generation)
+	if err := d.CreateActor(ctx, rivetdriver.ActorRecord{ID: "a", Name: "x", Key: []string{"other"}}); !errors.Is(err, rivetdriver.ErrDuplicateID) {
+		t.Fatalf("create with a taken id: %v, want ErrDuplicateID", err)
+	}
+	if n := d.CachedActors(); n != 0 {
+		t.Fatalf("a refused create left %d cache entries, want 0", n)
+	}
 	next, _, err := d.Activate(ctx, "a")
 	if err != nil || next.Generation != cur.Generation+1 || !next.Initialized {
 		t.Fatalf("Activate after Release: %+v, %v", next, err)

@@ -432,12 +432,18 @@ func (d *Driver) CreateActor(_ context.Context, rec rivetdriver.ActorRecord) err
 	for d.reserved[string(rk)] || d.reserved[string(ik)] {
 		d.cond.Wait()
 	}
-	m, err := d.metaLocked(rec.ID)
-	if err != nil {
-		d.mu.Unlock()
-		return err
+	// A record read without caching its entry: a refused create must not
+	// leave one behind for an actor nobody woke.
+	taken := d.actors[rec.ID] != nil
+	if !taken {
+		r, err := d.readRecord(rec.ID)
+		if err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		taken = r != nil
 	}
-	if m != nil {
+	if taken {
 		d.mu.Unlock()
 		return fmt.Errorf("rivetembed: create actor %q: %w", rec.ID, rivetdriver.ErrDuplicateID)
 	}
