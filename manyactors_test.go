@@ -138,6 +138,18 @@ func TestManyActorsBoundedMemory(t *testing.T) {
 	if limit := 2*bound + 2*callers; maxSeen > limit {
 		t.Fatalf("%d actors awake at a sample, want ≤ %d (max_awake_actors %d)", maxSeen, limit, bound)
 	}
+	// The embedded driver keeps a fencing entry per actor in use; the
+	// runtime releases it when the actor sleeps, so it follows the awake
+	// actors too (it once kept ~110 B per actor ever used).
+	if c, ok := rt.Engine().Driver().(interface{ CachedActors() int }); ok {
+		n, limit := c.CachedActors(), 2*bound+2*callers
+		t.Logf("embedded driver's fencing cache: %d entries", n)
+		if n > limit {
+			t.Fatalf("the embedded driver caches %d actors with %d awake, want ≤ %d", n, rt.Engine().AwakeCount(), limit)
+		}
+	} else {
+		t.Fatalf("the embedded driver no longer reports its cache size (CachedActors)")
+	}
 	// Spot-check that early sleep lost nothing.
 	for _, i := range []int{1, n / 2, n} {
 		v, err := rivet.Call[int](ctx, rt.Client().GetOrCreate("many", rivet.Key{strconv.Itoa(i)}), "inc")

@@ -190,6 +190,21 @@ type Pipeliner interface {
 	CommitAsync(ctx context.Context, batch []*Commit) (wait func() error, err error)
 }
 
+// Releaser is implemented by drivers that keep per-actor state in memory
+// while an actor is in use (the embedded driver's fencing cache). The
+// runtime calls ReleaseActor when an incarnation has left (slept,
+// stopped, was destroyed or failed to start), so that the driver's
+// memory grows with the awake actors, not with every actor ever used.
+// It is a hint: it changes no later call's result, and a commit with a
+// stale generation is still refused with ErrFenced. A driver ignores a
+// call whose generation is not the actor's current one (a newer
+// incarnation is using the actor). (rivetengine.Driver.Release is not
+// this: the runner calls it when the Rivet Engine stops the actor, and
+// it refuses the incarnation's later commits.)
+type Releaser interface {
+	ReleaseActor(id string, generation uint64)
+}
+
 // KVKeyLimiter is implemented by drivers that store shorter KV keys than
 // the runtime allows (the engine driver: the Rivet Engine's key limit
 // less the driver's prefix). The runtime then refuses a longer key at

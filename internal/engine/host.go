@@ -199,6 +199,11 @@ func (h *host) exit(err error) {
 		h.e.awakeRemoved(h)
 	}
 	h.e.removeHost(h)
+	if r, ok := h.e.driver.(rivetdriver.Releaser); ok && h.inc != nil {
+		// The driver may forget what it keeps for the actor (its memory
+		// then grows with the awake actors, not with all of them).
+		r.ReleaseActor(h.id, h.inc.generation)
+	}
 	for _, j := range h.mb.close() {
 		j.fail(err)
 	}

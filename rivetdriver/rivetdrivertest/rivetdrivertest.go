@@ -69,6 +69,15 @@ func (h *h) activate(id string) rivetdriver.ActorRecord {
 	return rec
 }
 
+// release tells a driver that keeps per-actor memory (rivetdriver.Releaser)
+// that the incarnation at generation left, as the runtime does when an
+// actor sleeps. It must change nothing a later call returns.
+func (h *h) release(id string, generation uint64) {
+	if r, ok := h.d.(rivetdriver.Releaser); ok {
+		r.ReleaseActor(id, generation)
+	}
+}
+
 func (h *h) state(id string) []byte {
 	h.t.Helper()
 	_, s, err := h.d.Activate(h.ctx, id)
@@ -739,6 +748,9 @@ func testCommitFenced(h *h) {
 	h.ok(&rivetdriver.Commit{ActorID: a.ID, Generation: a.Generation, State: []byte("s1"),
 		KVPut: []rivetdriver.KV{kv("k", "v1")}, AlarmPut: []rivetdriver.Alarm{alarm("al", time.Second)}})
 	cur := h.activate(a.ID) // fences a.Generation
+	// The new incarnation sleeps: a driver may forget the actor, but the
+	// stale incarnation's commits must still be refused.
+	h.release(a.ID, cur.Generation)
 	stale := &rivetdriver.Commit{ActorID: a.ID, Generation: a.Generation, Initialize: true, State: []byte("stale"),
 		KVClear: true, KVPut: []rivetdriver.KV{kv("k", "stale"), kv("k2", "stale")},
 		AlarmDelete: []string{"al"}, AlarmPut: []rivetdriver.Alarm{alarm("stale", 0)}}
@@ -1253,6 +1265,9 @@ func testConcurrentActivateAndCommit(h *h) {
 				if rec.Generation != uint64(j+1) {
 					h.t.Errorf("actor %s generation %d, want %d", id, rec.Generation, j+1)
 				}
+				if j%2 == 1 {
+					h.release(id, last) // a stale release: the driver must keep the current entry
+				}
 				if last != 0 {
 					stale := &rivetdriver.Commit{ActorID: id, Generation: last, State: []byte("stale")}
 					if err := h.d.Commit(h.ctx, []*rivetdriver.Commit{stale}); err != nil || !errors.Is(stale.Err, rivetdriver.ErrFenced) {
@@ -1264,6 +1279,9 @@ func testConcurrentActivateAndCommit(h *h) {
 					h.t.Errorf("commit: %v / %v", err, c.Err)
 				}
 				last = rec.Generation
+				if j%3 == 0 {
+					h.release(id, last) // the incarnation sleeps
+				}
 			}
 		})
 	}

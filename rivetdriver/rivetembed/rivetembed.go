@@ -45,8 +45,15 @@
 // on it), so it keeps each actor's generation, initialized and destroyed
 // flags in memory, loaded lazily from the record, and checks a commit's
 // generation without reading the disk. The full record is read only when a
-// commit initializes or destroys the actor. The cache holds one small entry
-// per actor used since Open.
+// commit initializes or destroys the actor. The cache is an exact copy of
+// what the records say (every write to a record updates its entry under
+// the same lock), so an entry can be dropped at any time it is not being
+// changed: ReleaseActor drops it when the runtime's incarnation leaves, and the
+// next Activate or commit reloads it from the record. The cache therefore
+// holds about one entry per awake actor, not one per actor used since
+// Open; a commit from an incarnation that lost its actor is refused
+// whether or not the entry was dropped meanwhile, since the record holds
+// the newer generation.
 package rivetembed
 
 import (
@@ -158,6 +165,7 @@ type meta struct {
 var (
 	_ rivetdriver.Driver    = (*Driver)(nil)
 	_ rivetdriver.Pipeliner = (*Driver)(nil)
+	_ rivetdriver.Releaser  = (*Driver)(nil)
 )
 
 // Open opens the store in dir, creating the directory and an empty store if
@@ -424,12 +432,18 @@ func (d *Driver) CreateActor(_ context.Context, rec rivetdriver.ActorRecord) err
 	for d.reserved[string(rk)] || d.reserved[string(ik)] {
 		d.cond.Wait()
 	}
-	m, err := d.metaLocked(rec.ID)
-	if err != nil {
-		d.mu.Unlock()
-		return err
+	// A record read without caching its entry: a refused create must not
+	// leave one behind for an actor nobody woke.
+	taken := d.actors[rec.ID] != nil
+	if !taken {
+		r, err := d.readRecord(rec.ID)
+		if err != nil {
+			d.mu.Unlock()
+			return err
+		}
+		taken = r != nil
 	}
-	if m != nil {
+	if taken {
 		d.mu.Unlock()
 		return fmt.Errorf("rivetembed: create actor %q: %w", rec.ID, rivetdriver.ErrDuplicateID)
 	}
@@ -688,19 +702,25 @@ func (d *Driver) Activate(_ context.Context, id string) (rivetdriver.ActorRecord
 	}
 	defer d.leave()
 	d.mu.Lock()
-	m, err := d.metaLocked(id)
-	if err != nil {
-		d.mu.Unlock()
-		return rivetdriver.ActorRecord{}, nil, err
-	}
-	if m == nil {
-		d.mu.Unlock()
-		return rivetdriver.ActorRecord{}, nil, fmt.Errorf("rivetembed: activate actor %q: %w", id, rivetdriver.ErrNotFound)
-	}
-	for m.activating {
+	var m *meta
+	for {
+		var err error
+		if m, err = d.metaLocked(id); err != nil {
+			d.mu.Unlock()
+			return rivetdriver.ActorRecord{}, nil, err
+		}
+		if m == nil {
+			d.mu.Unlock()
+			return rivetdriver.ActorRecord{}, nil, fmt.Errorf("rivetembed: activate actor %q: %w", id, rivetdriver.ErrNotFound)
+		}
+		if !m.activating {
+			break
+		}
+		// The entry may be released while we wait: look it up again.
 		d.cond.Wait()
 	}
 	if m.destroyed {
+		d.dropLocked(id, m) // no incarnation will ever use it
 		d.mu.Unlock()
 		return rivetdriver.ActorRecord{}, nil, fmt.Errorf("rivetembed: activate actor %q: %w", id, rivetdriver.ErrDestroyed)
 	}
@@ -710,8 +730,8 @@ func (d *Driver) Activate(_ context.Context, id string) (rivetdriver.ActorRecord
 	rec, state, err := d.activate(id)
 	d.mu.Lock()
 	m.activating = false
-	if err == nil {
-		m.generation = rec.Generation
+	if rec.Generation > m.generation {
+		m.generation = rec.Generation // written, even if the state read then failed
 	}
 	d.cond.Broadcast()
 	d.mu.Unlock()
@@ -719,6 +739,34 @@ func (d *Driver) Activate(_ context.Context, id string) (rivetdriver.ActorRecord
 		return rivetdriver.ActorRecord{}, nil, err
 	}
 	return rec, state, nil
+}
+
+// ReleaseActor implements rivetdriver.Releaser: it drops the actor's fencing
+// entry unless a newer incarnation holds it or an Activate is writing it.
+func (d *Driver) ReleaseActor(id string, generation uint64) {
+	d.mu.Lock()
+	if m := d.actors[id]; m != nil && m.generation == generation {
+		d.dropLocked(id, m)
+	}
+	d.mu.Unlock()
+}
+
+// dropLocked removes m, the entry of actor id, from the cache unless an
+// Activate is writing it or it still marks a create that no sync has
+// covered (ensureDurable looks for that mark). Callers hold d.mu.
+func (d *Driver) dropLocked(id string, m *meta) {
+	if m.activating || (m.createSeq != 0 && m.createSeq > d.durable.Load()) {
+		return
+	}
+	delete(d.actors, id)
+}
+
+// CachedActors returns the number of entries in the fencing cache (for
+// tests and the memory bound's check).
+func (d *Driver) CachedActors() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.actors)
 }
 
 // activate writes the next generation and reads the state. The caller has
@@ -741,7 +789,8 @@ func (d *Driver) activate(id string) (rivetdriver.ActorRecord, []byte, error) {
 	}
 	state, err := d.get(stateKey(id))
 	if err != nil {
-		return rivetdriver.ActorRecord{}, nil, err
+		// The new generation is written: the caller's entry must hold it.
+		return *r, nil, err
 	}
 	return *r, state, nil
 }
@@ -789,28 +838,26 @@ func (d *Driver) CommitAsync(_ context.Context, batch []*rivetdriver.Commit) (fu
 		d.leave()
 		return nil, d.broken
 	}
-	metas := make(map[string]*meta, len(batch))
-	for _, c := range batch {
-		if _, ok := metas[c.ActorID]; ok {
-			continue
-		}
-		m, err := d.metaLocked(c.ActorID)
-		if err != nil {
-			d.mu.Unlock()
-			d.leave()
-			return nil, err
-		}
-		metas[c.ActorID] = m
-	}
 	// Wait out activations of these actors: a commit either lands before
-	// the new generation is written or is fenced by it.
+	// the new generation is written or is fenced by it. The entries are
+	// looked up again after each wait, since one may be released and
+	// reloaded meanwhile; from here to the apply mu is held, so none is.
+	metas := make(map[string]*meta, len(batch))
 	for {
+		clear(metas)
 		busy := false
-		for _, m := range metas {
-			if m != nil && m.activating {
-				busy = true
-				break
+		for _, c := range batch {
+			if _, ok := metas[c.ActorID]; ok {
+				continue
 			}
+			m, err := d.metaLocked(c.ActorID)
+			if err != nil {
+				d.mu.Unlock()
+				d.leave()
+				return nil, err
+			}
+			metas[c.ActorID] = m
+			busy = busy || (m != nil && m.activating)
 		}
 		if !busy {
 			break
