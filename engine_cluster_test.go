@@ -242,6 +242,9 @@ func (c *cluster) sigtermRunner(t *testing.T) {
 	// increment made after the runner exited, or of later ones.
 	after := time.Now()
 	n := callInt(t, c.client(0), watched, "increment", 1)
+	// An increment like the load's: check must count it (left out, it
+	// showed as one increment applied twice on the watched actor).
+	l.count(watched, n)
 	waitCluster(t, "an event after the actor moved", 60*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -264,11 +267,10 @@ func (c *cluster) sigtermRunner(t *testing.T) {
 	// Replays are possible here too: during a drain the engine sometimes
 	// stops an actor as lost (CommandStopActor{Lost}, seen on 2.3.19 with
 	// the shortened thresholds) and re-sends its open requests elsewhere.
-	// Still open: in one run here (2026-12-03 19:33 UTC) the SIGTERM
-	// handover applied 1 of 196 increments twice with no call failed,
-	// on an actor with 24 increments (so not a reused record) and no
-	// "answered from its record" line (docs/engine-runner.md). Counted
-	// and logged, not failed, until explained.
+	// The one double reported here (2026-12-03 19:33 UTC, 196 attempted,
+	// 196 acknowledged, none failed) was the increment above, which the
+	// check did not count then (docs/engine-runner.md). Still logged, not
+	// failed, until reruns confirm.
 	l.doublesKnown = true
 	l.check(t, c.client(0))
 	if reconnects > 1 {
@@ -453,6 +455,15 @@ func startLoad(t *testing.T, clients []*rivetclient.Client, keys []string) *load
 	}
 	t.Cleanup(l.stop)
 	return l
+}
+
+// count adds an increment made outside the load's workers, acknowledged
+// with value n, to what check expects.
+func (l *load) count(key string, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tried[key]++
+	l.acks[key] = append(l.acks[key], ack{n, time.Now()})
 }
 
 // stop ends the load and waits for the calls in flight.
