@@ -184,3 +184,47 @@ func TestRequestForActorNotHeld(t *testing.T) {
 	default:
 	}
 }
+
+// TestRequestForPredecessorsActorReportsItStopped: a runner process
+// restarted with its predecessor's key gets requests for actors the
+// engine placed on that key before (it resends only unacknowledged
+// commands): the runner reports such a generation stopped with an error,
+// once, with an index above the predecessor's, so that the engine starts
+// the actor again; a generation it was sent a command for, or a request
+// without a generation, reports nothing.
+func TestRequestForPredecessorsActorReportsItStopped(t *testing.T) {
+	r := New(Config{})
+	ctx := context.Background()
+	r.handle(ctx, envoy.ToEnvoyInit{Metadata: envoy.ProtocolMetadata{EnvoyLostThreshold: 15000}})
+	r.mu.Lock()
+	r.mu.lastCmd[genKey{"known", 2}] = 1 // started, then stopped here
+	r.mu.Unlock()
+	request := func(actor string, gen *uint32, rid byte) {
+		r.handle(ctx, envoy.ToEnvoyTunnelMessage{
+			MessageID:   envoy.MessageID{RequestID: envoy.RequestID{rid}},
+			MessageKind: envoy.ToEnvoyRequestStart{ActorID: actor, ActorGeneration: gen, Method: "POST", Path: "/action/increment"},
+		})
+	}
+	g2, g5 := uint32(2), uint32(5)
+	request("known", &g2, 1)
+	request("nogen", nil, 2)
+	request("theirs", &g5, 3)
+	request("theirs", &g5, 4)
+	r.mu.Lock()
+	events := append([]envoy.EventWrapper(nil), r.mu.unacked...)
+	r.mu.Unlock()
+	if len(events) != 1 {
+		t.Fatalf("%d events, want 1 (Stopped of theirs/5): %+v", len(events), events)
+	}
+	cp := events[0].Checkpoint
+	if cp.ActorID != "theirs" || cp.Generation != 5 || cp.Index != disownIndex {
+		t.Fatalf("event checkpoint %+v, want theirs/5 at index %d", cp, disownIndex)
+	}
+	up, ok := events[0].Inner.(envoy.EventActorStateUpdate)
+	if !ok {
+		t.Fatalf("event %T, want a state update", events[0].Inner)
+	}
+	if st, ok := up.State.(envoy.ActorStateStopped); !ok || st.Code != envoy.StopCodeError {
+		t.Fatalf("state %+v, want Stopped with an error (Stopped OK would destroy the actor)", up.State)
+	}
+}
