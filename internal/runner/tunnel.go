@@ -112,9 +112,6 @@ func (r *Runner) serve(ctx context.Context, id envoy.MessageID, start envoy.ToEn
 		// guard resolve the route again and re-send the request, which
 		// did not run here.
 		r.log.Debug("request for an actor not held here sent back to the engine", "actor_id", start.ActorID)
-		if start.ActorGeneration != nil {
-			r.disown(ctx, start.ActorID, *start.ActorGeneration)
-		}
 		r.respond(ctx, id, http.StatusServiceUnavailable, notHeldHeader(), notHeldBody)
 		return
 	}
@@ -151,36 +148,6 @@ func (r *Runner) serve(ctx context.Context, id envoy.MessageID, start envoy.ToEn
 		}
 		r.newTunnelResponse(context.WithoutCancel(ctx), id, start.ResponseStream).serve(r.cfg.Handler, req, r.log)
 	}()
-}
-
-// disownIndex is the event index of the Stopped that disown reports: above
-// any index a predecessor process can have used for the generation (the
-// engine ignores an event whose index is not above the last it took).
-const disownIndex = int64(1) << 48
-
-// disown reports an actor generation this process never received a
-// command for as stopped (with an error), once. The engine routes a
-// request to it only because it placed the actor on this runner key
-// under a predecessor process (restarted after kill -9 with the same
-// RIVET_RUNNER_KEY): on a reconnect with a known key the engine resends
-// only the commands not yet acknowledged and keeps the actors it placed
-// there, so without this they stay unanswered. Stopped with an error
-// makes the engine put the actor to sleep (a Stopped OK of a running
-// actor would destroy it), and the request's retry wakes it on a runner.
-func (r *Runner) disown(ctx context.Context, actorID string, gen uint32) {
-	k := genKey{actorID, gen}
-	r.mu.Lock()
-	_, known := r.mu.lastCmd[k]
-	if known || r.mu.nextEvent[k] >= disownIndex {
-		r.mu.Unlock()
-		return
-	}
-	r.mu.nextEvent[k] = disownIndex
-	r.mu.Unlock()
-	r.log.Warn("the engine routes to an actor this process never started (a predecessor with this runner key held it): reporting it stopped so the engine starts it again",
-		"actor_id", actorID, "generation", gen)
-	msg := "not held by this runner process: its predecessor with the same runner key had it"
-	r.event(ctx, actorID, gen, envoy.EventActorStateUpdate{State: envoy.ActorStateStopped{Code: envoy.StopCodeError, Message: &msg}})
 }
 
 // notHeldCode is the answer to a request for an actor this runner does
