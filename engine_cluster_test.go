@@ -242,6 +242,9 @@ func (c *cluster) sigtermRunner(t *testing.T) {
 	// increment made after the runner exited, or of later ones.
 	after := time.Now()
 	n := callInt(t, c.client(0), watched, "increment", 1)
+	// An increment like the load's: check must count it (left out, it
+	// showed as one increment applied twice on the watched actor).
+	l.count(watched, n)
 	waitCluster(t, "an event after the actor moved", 60*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -263,13 +266,9 @@ func (c *cluster) sigtermRunner(t *testing.T) {
 	}
 	// Replays are possible here too: during a drain the engine sometimes
 	// stops an actor as lost (CommandStopActor{Lost}, seen on 2.3.19 with
-	// the shortened thresholds) and re-sends its open requests elsewhere.
-	// Still open: in one run here (2026-12-03 19:33 UTC) the SIGTERM
-	// handover applied 1 of 196 increments twice with no call failed,
-	// on an actor with 24 increments (so not a reused record) and no
-	// "answered from its record" line (docs/engine-runner.md). Counted
-	// and logged, not failed, until explained.
-	l.doublesKnown = true
+	// the shortened thresholds) and re-sends its open requests elsewhere;
+	// they are answered from their records. (The one "double" once seen
+	// here was the increment above, not counted then.)
 	l.check(t, c.client(0))
 	if reconnects > 1 {
 		t.Errorf("the connection reconnected %d times, want at most once (statuses %v)", reconnects, statuses)
@@ -392,9 +391,6 @@ type load struct {
 	errs   []string
 	nfail  int
 	slow   []callTime
-	// doublesKnown: an increment applied twice is logged (MEASURED), not
-	// failed (the graceful handover's open case).
-	doublesKnown bool
 }
 
 type ack struct {
@@ -453,6 +449,15 @@ func startLoad(t *testing.T, clients []*rivetclient.Client, keys []string) *load
 	}
 	t.Cleanup(l.stop)
 	return l
+}
+
+// count adds an increment made outside the load's workers, acknowledged
+// with value n, to what check expects.
+func (l *load) count(key string, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.tried[key]++
+	l.acks[key] = append(l.acks[key], ack{n, time.Now()})
 }
 
 // stop ends the load and waits for the calls in flight.
@@ -558,11 +563,7 @@ func (l *load) check(t *testing.T, cl *rivetclient.Client) {
 			t.Errorf("%s: %d increments applied < %d acknowledged", k, final, n)
 		}
 		if final > n+l.fails[k] {
-			if l.doublesKnown {
-				t.Logf("MEASURED KNOWN GAP %s: %d increments applied > %d acknowledged + %d failed calls: an increment was applied twice", k, final, n, l.fails[k])
-			} else {
-				t.Errorf("%s: %d increments applied > %d acknowledged + %d failed calls: an increment was applied twice", k, final, n, l.fails[k])
-			}
+			t.Errorf("%s: %d increments applied > %d acknowledged + %d failed calls: an increment was applied twice", k, final, n, l.fails[k])
 		}
 		acked += n
 		tried += l.tried[k]
@@ -699,6 +700,44 @@ func (r *runnerProc) actors() map[string]bool {
 		}
 	}
 	return held
+}
+
+// TestEngineRunnerSameKeyRestart: a runner dies without a word (its
+// engine connection cut and every reconnect refused, as after kill -9)
+// and a new process connects with the same runner key before the engine
+// gives that key up. Every actor should answer, with its state. It does
+// not yet (docs/engine-runner.md §3, "A restart under the same key"):
+// the engine keeps the actors placed on the key and resends no start
+// command for them, and the new runner cannot report them stopped (the
+// engine's requests name no generation). Run by hand, it reproduces
+// that in ~20 s (guard.retry_attempts_exceeded):
+//
+//	RIVET_TEST_SAME_KEY=1 go test -run 'TestEngineRunnerSameKeyRestart$' .
+func TestEngineRunnerSameKeyRestart(t *testing.T) {
+	if os.Getenv("RIVET_TEST_SAME_KEY") == "" {
+		t.Skip("known gap, run by hand with RIVET_TEST_SAME_KEY=1: a runner restarted with its predecessor's key does not get its actors back")
+	}
+	eng := enginetest.Start(t, enginetest.Options{Pegboard: clusterPegboard})
+	proxy := enginetest.StartProxy(t, eng.GuardURL())
+	startEngineRunnerURL(t, proxy.URL(), "runner-a")
+	hc := &http.Client{Transport: &http.Transport{}}
+	t.Cleanup(hc.CloseIdleConnections)
+	cl := rivetclient.New(eng.GuardURL(), rivetclient.WithHTTPClient(hc), rivetclient.WithEncoding("json"))
+	keys := keysN("samekey", 3)
+	want := map[string]int{}
+	for _, k := range keys {
+		want[k] = callInt(t, cl, k, "increment", 1)
+	}
+	proxy.Refuse(true)
+	proxy.Cut()
+	restarted := time.Now()
+	startEngineRunnerURL(t, eng.GuardURL(), "runner-a")
+	for _, k := range keys {
+		if n := callInt(t, cl, k, "getCount"); n != want[k] {
+			t.Errorf("%s: count %d after the restart, want %d", k, n, want[k])
+		}
+	}
+	t.Logf("MEASURED restart under the same key: every actor answered %v after the new runner started connecting", time.Since(restarted).Round(time.Millisecond))
 }
 
 // TestEngineRunnerConnectionFaults puts a TCP proxy between a runner and
