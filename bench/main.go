@@ -94,36 +94,9 @@ func warmUp(ctx context.Context, call func(context.Context) error) error {
 	return fmt.Errorf("first call (3 attempts): %w", err)
 }
 
+// hot is hotActors on one counter (key ["hot"]).
 func hot(ctx context.Context, c *rivetclient.Client, callers, n int, r *result) error {
-	h := c.GetOrCreate("counter", rivet.Key{"hot"})
-	if err := warmUp(ctx, func(ctx context.Context) error { _, err := h.Call(ctx, "increment", 1); return err }); err != nil {
-		return err
-	}
-	var next atomic.Int64
-	lats := make([][]time.Duration, callers)
-	var firstErr atomic.Value
-	meter.mark()
-	t0 := time.Now()
-	var wg sync.WaitGroup
-	for g := range callers {
-		wg.Go(func() {
-			for int(next.Add(1)) <= n && ctx.Err() == nil {
-				s := time.Now()
-				if _, err := h.Call(ctx, loopAction, loopArgs...); err != nil {
-					firstErr.CompareAndSwap(nil, err)
-					continue
-				}
-				lats[g] = append(lats[g], time.Since(s))
-			}
-		})
-	}
-	wg.Wait()
-	summarize(r, slices.Concat(lats...), time.Since(t0))
-	r.Lost = n - r.OK
-	if err, _ := firstErr.Load().(error); err != nil {
-		return fmt.Errorf("%d of %d calls failed: %w", r.Lost, n, err)
-	}
-	return nil
+	return hotActors(ctx, c, callers, n, 1, r)
 }
 
 func wsRTT(ctx context.Context, c *rivetclient.Client, n int, r *result) error {

@@ -43,13 +43,17 @@ func memSuite(target string) []job {
 	return out
 }
 
-// hotActors is hot with the callers spread over actors counters (caller
-// g calls counter["hot", g mod actors]): how the rate grows with the
-// actors in use.
+// hotActors: callers calling increment on actors counters (caller g
+// calls counter["hot", g mod actors]; one actor is counter["hot"]), n
+// calls in all: how the rate grows with the actors in use.
 func hotActors(ctx context.Context, c *rivetclient.Client, callers, n, actors int, r *result) error {
 	hs := make([]*rivetclient.Handle, actors)
 	for i := range hs {
-		hs[i] = c.GetOrCreate("counter", rivet.Key{"hot", strconv.Itoa(i)})
+		key := rivet.Key{"hot"}
+		if actors > 1 {
+			key = rivet.Key{"hot", strconv.Itoa(i)}
+		}
+		hs[i] = c.GetOrCreate("counter", key)
 		if err := warmUp(ctx, func(ctx context.Context) error { _, err := hs[i].Call(ctx, "increment", 1); return err }); err != nil {
 			return err
 		}
@@ -57,6 +61,7 @@ func hotActors(ctx context.Context, c *rivetclient.Client, callers, n, actors in
 	var next atomic.Int64
 	lats := make([][]time.Duration, callers)
 	var firstErr atomic.Value
+	meter.mark()
 	t0 := time.Now()
 	var wg sync.WaitGroup
 	for g := range callers {

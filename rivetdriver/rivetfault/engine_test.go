@@ -211,15 +211,6 @@ func runEngineLedger(t *testing.T, seed uint64, actors, rounds, callsPerRound in
 			tl.violate("actor %d: check after the faults: %v", i, err)
 			continue
 		}
-		if got.Bad != "" {
-			tl.violate("actor %d: torn or corrupt data: %s", i, got.Bad)
-		}
-		if n := len(a.acks); n > 0 && got.Count < a.acks[n-1] {
-			tl.violate("actor %d: final count %d < last acknowledged %d: acknowledged write lost", i, got.Count, a.acks[n-1])
-		}
-		if got.Count < len(a.acks) {
-			tl.violate("actor %d: final count %d < %d acknowledged increments: acknowledged write lost", i, got.Count, len(a.acks))
-		}
 		id, err := h.ID(ctx)
 		if err != nil {
 			tl.violate("actor %d: %v", i, err)
@@ -228,9 +219,7 @@ func runEngineLedger(t *testing.T, seed uint64, actors, rounds, callsPerRound in
 		mu.Lock()
 		doubt := inDoubt[id]
 		mu.Unlock()
-		if got.Count > len(a.acks)+doubt {
-			tl.violate("actor %d: final count %d > %d acknowledged + %d write requests reported applied: an unacknowledged write is visible", i, got.Count, len(a.acks), doubt)
-		}
+		tl.audit(i, a.acks, got, doubt)
 	}
 	if len(tl.violations) > 0 {
 		logs.mu.Lock()

@@ -121,6 +121,24 @@ type tally struct {
 	violations []string
 }
 
+// audit checks actor i's final ledger against what its callers saw: acks
+// are the acknowledged increments' results in order, doubt the writes
+// whose failure said they may have been applied.
+func (tl *tally) audit(i int, acks []int, got ledgerCheck, doubt int) {
+	if got.Bad != "" {
+		tl.violate("actor %d: torn or corrupt data: %s", i, got.Bad)
+	}
+	if n := len(acks); n > 0 && got.Count < acks[n-1] {
+		tl.violate("actor %d: final count %d < last acknowledged %d: acknowledged write lost", i, got.Count, acks[n-1])
+	}
+	if got.Count < len(acks) {
+		tl.violate("actor %d: final count %d < %d acknowledged increments: acknowledged write lost", i, got.Count, len(acks))
+	}
+	if got.Count > len(acks)+doubt {
+		tl.violate("actor %d: final count %d > %d acknowledged + %d reported applied: an unacknowledged write is visible", i, got.Count, len(acks), doubt)
+	}
+}
+
 func (tl *tally) violate(format string, args ...any) {
 	tl.violations = append(tl.violations, fmt.Sprintf(format, args...))
 }
@@ -229,15 +247,6 @@ func runLedger(t *testing.T, st store, seed uint64, rules []rivetfault.Rule, act
 			tl.violate("actor %d: check after the faults: %v", i, err)
 			continue
 		}
-		if got.Bad != "" {
-			tl.violate("actor %d: torn or corrupt data: %s", i, got.Bad)
-		}
-		if n := len(a.acks); n > 0 && got.Count < a.acks[n-1] {
-			tl.violate("actor %d: final count %d < last acknowledged %d: acknowledged write lost", i, got.Count, a.acks[n-1])
-		}
-		if got.Count < len(a.acks) {
-			tl.violate("actor %d: final count %d < %d acknowledged increments: acknowledged write lost", i, got.Count, len(a.acks))
-		}
 		id, err := h.ID(ctx)
 		if err != nil {
 			tl.violate("actor %d: %v", i, err)
@@ -246,9 +255,7 @@ func runLedger(t *testing.T, st store, seed uint64, rules []rivetfault.Rule, act
 		mu.Lock()
 		doubt := inDoubt[id]
 		mu.Unlock()
-		if got.Count > len(a.acks)+doubt {
-			tl.violate("actor %d: final count %d > %d acknowledged + %d reported applied: an unacknowledged write is visible", i, got.Count, len(a.acks), doubt)
-		}
+		tl.audit(i, a.acks, got, doubt)
 	}
 	if len(tl.violations) > 0 {
 		logs.mu.Lock()
