@@ -2,7 +2,6 @@ package rivetfault_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -242,54 +241,10 @@ func TestFaultsEngineHungKV(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	er := startRunner(t, eng, fd, slog.New(slog.DiscardHandler), timeout)
 	defer stopRunner(er)
-	cl := er.Runtime().Client()
-	stuck := cl.GetOrCreate("ledger", rivet.Key{"stuck"})
-	other := cl.GetOrCreate("ledger", rivet.Key{"other"})
-	for _, h := range []*rivet.Handle{stuck, other} {
-		if _, err := rivet.Call[int](ctx, h, "inc"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	id, err := stuck.ID(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fd.Add(rivetfault.Rule{Ops: rivetfault.OpCommit, Actor: id, Kind: rivetfault.KindHang})
-
-	hung := make(chan error, 1)
-	go func() {
-		_, err := rivet.Call[int](ctx, stuck, "inc")
-		hung <- err
-	}()
-	// While the stuck actor's writes hang, the other one's land (one
-	// batched with a hung write may fail with it, as on the drivers).
-	landed := 0
-	for i := range 10 {
-		_, err := rivet.Call[int](ctx, other, "inc")
-		if err != nil && !errors.Is(err, rivet.ErrCommitFailed) {
-			t.Fatalf("other actor's write %d during the hang: %v", i, err)
-		}
-		if err == nil {
-			landed++
-		}
-	}
-	if landed == 0 {
-		t.Fatal("no write of another actor landed while one actor's store hung")
-	}
-	select {
-	case err = <-hung:
-	case <-ctx.Done():
-		t.Fatal("the call whose write hung never returned: the store timeout did not fire")
-	}
-	if !errors.Is(err, rivet.ErrCommitFailed) {
-		t.Fatalf("call whose write hung: %v, want actor.commit_failed", err)
-	}
-	if n := fd.Stats().Faults[rivetfault.KindHang]; n == 0 {
-		t.Fatal("no write hung: the test proves nothing")
-	}
-	fd.Clear()
+	stuck, other, landed := hangOneActor(t, ctx, er.Runtime().Client(), fd, 10)
 	// The failed write is not visible; the actor serves again.
 	var got ledgerCheck
+	var err error
 	for try := 0; ; try++ {
 		got, err = rivet.Call[ledgerCheck](ctx, stuck, "check")
 		if err == nil || try == 5 {

@@ -39,8 +39,32 @@ func hungCommit(t *testing.T, st store) {
 		t.Fatal(err)
 	}
 	defer func() { _ = rt.Stop(context.Background()) }()
-	stuck := rt.Client().GetOrCreate("ledger", rivet.Key{"stuck"})
-	other := rt.Client().GetOrCreate("ledger", rivet.Key{"other"})
+	stuck, other, _ := hangOneActor(t, ctx, rt.Client(), fd, 20)
+	// After the fault: both actors serve; the failed write is not
+	// visible.
+	if got, err := rivet.Call[int](ctx, stuck, "get"); err != nil || got != 1 {
+		t.Fatalf("stuck actor after the hang: get = %d, %v; want 1 (its failed write invisible)", got, err)
+	}
+	before, err := rivet.Call[int](ctx, other, "get")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rivet.Call[int](ctx, other, "inc"); err != nil || got != before+1 {
+		t.Fatalf("other actor after the hang: inc = %d, %v; want %d", got, err, before+1)
+	}
+}
+
+// hangOneActor makes every commit of one actor ("stuck") hang while
+// another ("other") takes writes writes, each after one write of its own
+// that landed first. The stuck actor's call must end with
+// actor.commit_failed once the store timeout passes, and the other's
+// writes must keep landing (one batched with the hung write may fail
+// with it). It clears the faults and returns both handles and how many
+// of the other's writes were acknowledged during the hang.
+func hangOneActor(t *testing.T, ctx context.Context, cl *rivet.Client, fd *rivetfault.Driver, writes int) (stuck, other *rivet.Handle, landed int) {
+	t.Helper()
+	stuck = cl.GetOrCreate("ledger", rivet.Key{"stuck"})
+	other = cl.GetOrCreate("ledger", rivet.Key{"other"})
 	for _, h := range []*rivet.Handle{stuck, other} {
 		if _, err := rivet.Call[int](ctx, h, "inc"); err != nil {
 			t.Fatal(err)
@@ -58,40 +82,34 @@ func hungCommit(t *testing.T, st store) {
 		hung <- err
 	}()
 	// While the stuck actor's writes hang (each attempt until the
-	// timeout), the other actor's writes keep being acknowledged: 20
-	// writes take far longer than one timeout, so the stuck commit is
-	// in flight for part of them.
-	for i := range 20 {
-		v, err := rivet.Call[int](ctx, other, "inc")
+	// timeout), the other actor's writes keep being acknowledged: the
+	// writes take far longer than one timeout, so the stuck commit is in
+	// flight for part of them.
+	for i := range writes {
+		_, err := rivet.Call[int](ctx, other, "inc")
 		if err != nil && !errors.Is(err, rivet.ErrCommitFailed) {
 			t.Fatalf("other actor's write %d during the hang: %v", i, err)
 		}
-		_ = v
+		if err == nil {
+			landed++
+		}
+	}
+	if landed == 0 {
+		t.Fatal("no write of another actor landed while one actor's store hung")
 	}
 	select {
-	case err := <-hung:
-		if !errors.Is(err, rivet.ErrCommitFailed) {
-			t.Fatalf("call whose commit hung: %v, want actor.commit_failed", err)
-		}
+	case err = <-hung:
 	case <-ctx.Done():
-		t.Fatal("the call whose commit hung never returned: the commit timeout did not fire")
+		t.Fatal("the call whose write hung never returned: the store timeout did not fire")
+	}
+	if !errors.Is(err, rivet.ErrCommitFailed) {
+		t.Fatalf("call whose write hung: %v, want actor.commit_failed", err)
 	}
 	if fd.Stats().Faults[rivetfault.KindHang] == 0 {
-		t.Fatal("no hang was injected")
+		t.Fatal("no write hung: the test proves nothing")
 	}
 	fd.Clear()
-	// After the fault: both actors serve; the failed write is not
-	// visible.
-	if got, err := rivet.Call[int](ctx, stuck, "get"); err != nil || got != 1 {
-		t.Fatalf("stuck actor after the hang: get = %d, %v; want 1 (its failed write invisible)", got, err)
-	}
-	before, err := rivet.Call[int](ctx, other, "get")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, err := rivet.Call[int](ctx, other, "inc"); err != nil || got != before+1 {
-		t.Fatalf("other actor after the hang: inc = %d, %v; want %d", got, err, before+1)
-	}
+	return stuck, other, landed
 }
 
 // TestStoreReadFailureIsStructured: when the store fails the read that
