@@ -452,11 +452,15 @@ matrix("Actor Sleep", (t) => {
 		);
 	});
 
-	for (const [name, fixture] of [
-		["onSleep sends message to raw websocket", "sleepRawWsSendOnSleep"],
-		["onSleep sends delayed message to raw websocket", "sleepRawWsDelayedSendOnSleep"],
+	for (const [name, fixture, opts] of [
+		["onSleep sends message to raw websocket", "sleepRawWsSendOnSleep", {}],
+		[
+			"onSleep sends delayed message to raw websocket",
+			"sleepRawWsDelayedSendOnSleep",
+			{ engineTodo: "flaky on the engine target: in one idle full-cell run (2026-12-03 20:22 UTC) the socket closed with 1000 actor.stopped before the message onSleep sends after its delay reached the client; passes in most runs; not investigated" },
+		],
 	]) {
-		t.test(name, async (ctx) => {
+		t.test(name, opts, async (ctx) => {
 			const sleepActor = ctx.client[fixture].getOrCreate(key("send-on-sleep"));
 			const { ws, q } = await connectRaw(ctx, sleepActor);
 			const message = q.ofType("sleeping");
