@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -28,29 +27,7 @@ func engineFaults(t *testing.T) {
 // engineSeeds returns the engine runs' seeds: RIVET_FAULT_ENGINE (a count,
 // default 1) from RIVET_FAULT_SEED (default 1). Each seed starts an engine
 // of its own, so the count is apart from RIVET_FAULT_SEEDS.
-func engineSeeds(t *testing.T) []uint64 {
-	n := 1
-	if v := os.Getenv("RIVET_FAULT_ENGINE"); v != "" {
-		c, err := strconv.Atoi(v)
-		if err != nil || c <= 0 {
-			t.Fatalf("RIVET_FAULT_ENGINE=%q: want a positive count", v)
-		}
-		n = c
-	}
-	base := uint64(1)
-	if v := os.Getenv("RIVET_FAULT_SEED"); v != "" {
-		b, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("RIVET_FAULT_SEED=%q: %v", v, err)
-		}
-		base = b
-	}
-	out := make([]uint64, n)
-	for i := range out {
-		out[i] = base + uint64(i)
-	}
-	return out
-}
+func engineSeeds(t *testing.T) []uint64 { return seedsFrom(t, "RIVET_FAULT_ENGINE", 1) }
 
 // engineRules is the fault mix on the engine's KV: the kinds that apply
 // there (see WrapEngineKV), at the rates of the driver runs.

@@ -296,11 +296,15 @@ func mixedRules() []rivetfault.Rule {
 
 // seeds returns the seeds to run: RIVET_FAULT_SEEDS (a count) for the long
 // form, else n.
-func seeds(t *testing.T, n int) []uint64 {
-	if v := os.Getenv("RIVET_FAULT_SEEDS"); v != "" {
+func seeds(t *testing.T, n int) []uint64 { return seedsFrom(t, "RIVET_FAULT_SEEDS", n) }
+
+// seedsFrom returns count seeds from RIVET_FAULT_SEED (default 1), the
+// count taken from the environment variable env when it is set, else n.
+func seedsFrom(t *testing.T, env string, n int) []uint64 {
+	if v := os.Getenv(env); v != "" {
 		c, err := strconv.Atoi(v)
 		if err != nil || c <= 0 {
-			t.Fatalf("RIVET_FAULT_SEEDS=%q: want a positive count", v)
+			t.Fatalf("%s=%q: want a positive count", env, v)
 		}
 		n = c
 	}
